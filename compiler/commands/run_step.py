@@ -1,0 +1,26 @@
+"""`padocc run-step BUILD_DIR DATASET SLOT`: the job wrapper Snakemake calls."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from compiler.core.statusfile import StatusWriteError
+from compiler.runtime.wrapper import SlotRequest, run_slot
+
+
+@dataclass(frozen=True)
+class RunStepOptions:
+    build_dir: str
+    dataset: str
+    slot: int
+    attempt: int = 1
+
+
+def run(opts: RunStepOptions) -> int:
+    try:
+        return run_slot(SlotRequest(opts.build_dir, opts.dataset, opts.slot, opts.attempt))
+    except StatusWriteError as e:
+        # The record could not be kept: fail loudly rather than pass without it.
+        print(f"padocc: {e}", file=sys.stderr)
+        return 3

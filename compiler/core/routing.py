@@ -1,0 +1,60 @@
+"""Routing at run time: where a dataset goes next, from its history and the routing table.
+
+The table is the resolved graph as the manifest stores it:
+position "sub/Step:State" -> routing key ("" = default) -> action dict.
+The compiler's plan and the job wrapper both decide through `decide`, so they agree.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Mapping
+
+from compiler.core.statusfile import FINAL, QUARANTINED, Position
+
+
+def route(table: Mapping[str, Mapping[str, dict]], position: str, key: str) -> dict:
+    acts = table.get(position)
+    if acts is None:
+        return {"kind": "stuck", "reason": f"no route from '{position}'"}
+    return acts.get(key) or acts[""]
+
+
+def decide(pos: Position, key: str, graph: Mapping, max_visits: int) -> dict:
+    """The next action for a dataset: run / final / stuck, or done / quarantined / blocked."""
+    if pos.blocked:
+        return {"kind": "blocked"}
+    if pos.step is None:
+        return route(graph["table"], graph["entry"], key)
+    if pos.state == QUARANTINED:
+        return {"kind": "quarantined"}
+    if pos.step == graph["root"] and pos.sub == graph["root"] and pos.state in FINAL:
+        return {"kind": "done", "state": pos.state}
+    act = route(graph["table"], pos.key, key)
+    if act["kind"] == "run":
+        n = pos.visits.get((act["sub"], act["step"]), 0)
+        if n >= max_visits:
+            return {"kind": "stuck", "reason": f"visit limit: {act['step']} already ran {n} times",
+                    "sub": act["sub"], "step": act["step"]}
+    return act
+
+
+def engagement_alive(stat_params: Mapping[str, str], running_slurm_jobs: frozenset[str] | None) -> bool:
+    """Is an open Engaged still running? A SLURM job id is checked against the queue;
+    a local one by host and pid. Anything else is taken as a crash and rolled back."""
+    jobid = stat_params.get("slurm_jobid")
+    if jobid:
+        return running_slurm_jobs is not None and jobid in running_slurm_jobs
+    if stat_params.get("host") != socket.gethostname():
+        return False
+    try:
+        pid = int(stat_params.get("pid", "0"))
+        if pid <= 0:
+            return False
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True

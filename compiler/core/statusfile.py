@@ -1,0 +1,256 @@
+"""The per-dataset append-only status file, kept compatible with E3SM datasm.
+
+    DATASETID=<id>
+    STAT:<YYYYmmdd_HHMMSS_ffffff>:<workflow>:<sub-workflow>:<Step>:<State>:<k=v,...>
+
+Any other line is a comment. In parameter values ':' is written '^' as datasm
+does; '%', ',', '=', '^' and line breaks are %-escaped so every value round-trips.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Mapping
+
+HEADER = "DATASETID="
+TS_FORMAT = "%Y%m%d_%H%M%S_%f"
+
+# States that never move a dataset: datasm's Blocked/Unblocked, our per-attempt
+# Retry record, and Cancelled, which closes an engagement without an outcome.
+NON_BINDING = frozenset({"Blocked", "Unblocked", "Retry", "Cancelled"})
+ENGAGED = "Engaged"
+READY = "Ready"
+FINAL = frozenset({"Pass", "Fail"})
+QUARANTINED = "Quarantined"
+
+_ESC = {"%": "%25", ",": "%2C", "=": "%3D", "^": "%5E", "\n": "%0A", "\r": "%0D"}
+
+
+def escape_value(value: object) -> str:
+    s = str(value)
+    for ch, rep in _ESC.items():  # '%' first, so escapes are not escaped again
+        s = s.replace(ch, rep)
+    return s.replace(":", "^")
+
+
+def unescape_value(s: str) -> str:
+    s = s.replace("^", ":")
+    for ch, rep in reversed(list(_ESC.items())):
+        s = s.replace(rep, ch)
+    return s
+
+
+def format_params(params: Mapping[str, object]) -> str:
+    return ",".join(f"{escape_value(k)}={escape_value(v)}" for k, v in params.items())
+
+
+def parse_params(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        if not part:
+            continue
+        k, _, v = part.partition("=")
+        out[unescape_value(k)] = unescape_value(v)
+    return out
+
+
+def utc_stamp(now: datetime | None = None) -> str:
+    return (now or datetime.now(timezone.utc)).strftime(TS_FORMAT)
+
+
+def parse_stamp(ts: str) -> datetime:
+    return datetime.strptime(ts, TS_FORMAT).replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Stat:
+    ts: str
+    workflow: str
+    sub: str
+    step: str
+    state: str
+    params: Mapping[str, str]
+
+    @property
+    def binding(self) -> bool:
+        return self.state not in NON_BINDING
+
+
+def format_stat(stat: Stat) -> str:
+    fields = (stat.workflow, stat.sub, stat.step, stat.state)
+    for f in fields:
+        if not f or any(c in f for c in ":\n\r"):
+            raise ValueError(f"status field {f!r} is empty or holds ':' or a line break")
+    return f"STAT:{stat.ts}:{':'.join(fields)}:{format_params(stat.params)}"
+
+
+def parse_stat(line: str) -> Stat | None:
+    """One STAT line, or None if it is not a well-formed STAT line."""
+    if not line.startswith("STAT:"):
+        return None
+    parts = line.rstrip("\r\n").split(":", 6)
+    if len(parts) < 6:
+        return None
+    ts, wf, sub, step, state = parts[1:6]
+    if not (ts and wf and sub and step and state):
+        return None
+    try:
+        parse_stamp(ts)
+    except ValueError:
+        return None
+    return Stat(ts, wf, sub, step, state, parse_params(parts[6]) if len(parts) > 6 else {})
+
+
+@dataclass
+class History:
+    """What one status file says, read tolerantly: problems become warnings."""
+
+    path: str
+    dataset_id: str | None
+    stats: list[Stat] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def parse_history(data: bytes, path: str) -> History:
+    h = History(path, None)
+    text = data.decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    torn = lines[-1] != ""
+    if not torn:
+        lines.pop()
+    for n, line in enumerate(lines, start=1):
+        if torn and n == len(lines):
+            h.warnings.append(f"{path}:{n}: torn last line ignored")
+            break
+        if n == 1:
+            if line.startswith(HEADER):
+                h.dataset_id = line[len(HEADER):].strip()
+                continue
+            h.warnings.append(f"{path}:1: missing DATASETID header")
+        if line.startswith("STAT"):
+            st = parse_stat(line)
+            if st is None:
+                h.warnings.append(f"{path}:{n}: malformed STAT line ignored")
+            else:
+                h.stats.append(st)
+    if not data:
+        h.warnings.append(f"{path}: empty status file")
+    return h
+
+
+def read_history(path: Path) -> History:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return History(str(path), None)
+    except OSError as e:
+        h = History(str(path), None)
+        h.warnings.append(f"{path}: unreadable status file: {e.strerror}")
+        return h
+    return parse_history(data, str(path))
+
+
+class StatusWriteError(OSError):
+    pass
+
+
+def append_stats(path: Path, dataset_id: str, stats: Iterable[Stat]) -> None:
+    """Append STAT lines atomically: one write under an exclusive lock, then fsync.
+
+    A torn last line left by a crash is closed with a newline first, so the new
+    record never fuses with it. Any failure raises: a record is never dropped quietly.
+    """
+    payload = "".join(format_stat(s) + "\n" for s in stats)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise StatusWriteError(e.errno or errno.EIO, f"cannot open status file {path}: {e.strerror}")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        prefix = ""
+        if size == 0:
+            prefix = f"{HEADER}{dataset_id}\n"
+        else:
+            with open(path, "rb") as r:
+                r.seek(size - 1)
+                if r.read(1) != b"\n":
+                    prefix = "\n"
+        data = (prefix + payload).encode("utf-8")
+        written = os.write(fd, data)
+        if written != len(data):
+            raise OSError(errno.ENOSPC, "short write")
+        os.fsync(fd)
+    except OSError as e:
+        raise StatusWriteError(e.errno or errno.EIO, f"cannot append to status file {path}: {e.strerror or e}")
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a dataset stands: the last binding (sub, step, state), or None if new."""
+
+    sub: str | None
+    step: str | None
+    state: str | None
+    open_engagement: Stat | None  # an Engaged with no end yet: running, or crashed
+    visits: Mapping[tuple[str, str], int]  # finished runs per (sub, step) since requeue
+    fails_in_row: Mapping[tuple[str, str], int]
+    blocked: bool
+    last: Stat | None
+
+    @property
+    def key(self) -> str | None:
+        return f"{self.sub}/{self.step}:{self.state}" if self.step else None
+
+
+def position_of(stats: Iterable[Stat]) -> Position:
+    """Fold a history into a position. An open Engaged does not move the dataset:
+    if it was a crash the step simply runs again."""
+    cur: Stat | None = None
+    engaged: Stat | None = None
+    visits: dict[tuple[str, str], int] = {}
+    fails: dict[tuple[str, str], int] = {}
+    blocked = False
+    for st in stats:
+        if st.state == "Blocked":
+            blocked = True
+            continue
+        if st.state == "Unblocked":
+            blocked = False
+            continue
+        if st.state == "Cancelled":
+            if engaged and engaged.step == st.step:
+                engaged = None
+            continue
+        if not st.binding:
+            continue
+        if st.state == ENGAGED:
+            engaged = st
+            continue
+        if engaged is not None and (engaged.sub, engaged.step) == (st.sub, st.step):
+            k = (st.sub, st.step)
+            visits[k] = visits.get(k, 0) + 1
+            fails[k] = fails.get(k, 0) + 1 if st.state == "Fail" else 0
+        elif st.params.get("requeue") == "1":
+            visits.clear()
+            fails.clear()
+        engaged = None
+        cur = st
+    return Position(
+        cur.sub if cur else None,
+        cur.step if cur else None,
+        cur.state if cur else None,
+        engaged,
+        visits,
+        fails,
+        blocked,
+        cur,
+    )

@@ -1,0 +1,206 @@
+"""The input schema, declared once and checked before any work starts.
+
+Each `Record` lists the keys a YAML mapping may hold. `check` rejects unknown keys
+(with a suggested spelling), missing required keys and values of the wrong kind,
+always at the user's line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from compiler.core.diagnostics import Loc, fail, suggest
+from compiler.load.yamlpos import YList, YMap
+
+# Kinds a value may have; names are what the error message shows.
+STR, INT, NUM, BOOL, MAP, LIST = "string", "integer", "number", "boolean", "mapping", "list"
+
+
+def kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return BOOL
+    if isinstance(value, int):
+        return INT
+    if isinstance(value, float):
+        return NUM
+    if isinstance(value, str):
+        return STR
+    if isinstance(value, dict):
+        return MAP
+    if isinstance(value, list):
+        return LIST
+    return "null" if value is None else type(value).__name__
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    kinds: tuple[str, ...]
+    required: bool = False
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Record:
+    what: str  # e.g. "step", shown in messages
+    keys: tuple[Key, ...]
+    open_keys: bool = False  # a mapping of user-chosen names (e.g. steps), not fixed keys
+    by_name: dict = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_name", {k.name: k for k in self.keys})
+
+
+def check_kind(value: Any, kinds: tuple[str, ...], loc: Loc, what: str) -> None:
+    k = kind_of(value)
+    if k in kinds or (k == INT and NUM in kinds):
+        return
+    raise fail(loc, f"{what} must be a {' or '.join(kinds)}, not {k}")
+
+
+def check(value: Any, record: Record, loc: Loc) -> YMap:
+    """Validate one mapping against its record; returns it typed as YMap."""
+    check_kind(value, (MAP,), loc, record.what)
+    assert isinstance(value, YMap)
+    for key in value:
+        spec = record.by_name.get(key)
+        if spec is None:
+            raise fail(
+                value.key_loc(key),
+                f"unknown key '{key}' in {record.what}{suggest(key, record.by_name)}",
+            )
+        check_kind(value[key], spec.kinds, value.val_loc(key), f"'{key}'")
+    for spec in record.keys:
+        if spec.required and spec.name not in value:
+            raise fail(value.loc, f"{record.what} is missing required key '{spec.name}'")
+    return value
+
+
+def str_list(value: Any, loc: Loc, what: str) -> list[tuple[str, Loc]]:
+    """A list of strings (a lone string counts as a list of one), with positions."""
+    if isinstance(value, str):
+        return [(value, loc)]
+    check_kind(value, (LIST,), loc, what)
+    out = []
+    for i, item in enumerate(value):
+        iloc = value.item_loc(i) if isinstance(value, YList) else loc
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            raise fail(iloc, f"{what} entries must be strings, not {kind_of(item)}")
+        out.append((str(item), iloc))
+    return out
+
+
+def K(name: str, *kinds: str, required: bool = False, doc: str = "") -> Key:
+    return Key(name, tuple(kinds), required, doc)
+
+
+RESOURCES = Record(
+    "resources",
+    (
+        K("runtime", INT, STR, doc="minutes, or a duration like '2h', '90m'"),
+        K("mem_mb", INT, STR, doc="megabytes, or a size like '16G', '500M'"),
+        K("mem", INT, STR, doc="alias of mem_mb accepting sizes like '16G'"),
+        K("cpus_per_task", INT),
+        K("slurm_partition", STR),
+        K("slurm_account", STR),
+    ),
+)
+
+RETRY_GROWTH = Record(
+    "retry_growth",
+    (
+        K("mem_factor", NUM, doc="memory multiplier per retry (default 2)"),
+        K("mem_max", INT, STR, doc="memory cap, e.g. '64G'"),
+        K("runtime_factor", NUM, doc="time-limit multiplier per retry (default 1.5)"),
+        K("runtime_max", INT, STR, doc="time-limit cap, e.g. '24h'"),
+    ),
+)
+
+STEP = Record(
+    "step",
+    (
+        K("command", STR, required=True, doc="shell command template"),
+        K("resources", MAP),
+        K("retries", INT),
+        K("retry_growth", MAP),
+        K("states", LIST, doc="extra states the command may name, e.g. [Warning]"),
+        K("doc", STR),
+    ),
+)
+
+LEVEL = Record(
+    "walk level",
+    (
+        K("facet", STR, doc="facet this level names; omit to iterate without naming"),
+        K("from", STR, doc="key (or /absolute/path) holding the values; default: the node itself"),
+        K("descend", BOOL, doc="move into the chosen value (default true)"),
+        K("skip", LIST, STR, doc="facet values to drop"),
+        K("attrs", LIST, STR, doc="keys of the node copied into facets"),
+        K("split", MAP, doc="{sep: '.', into: [a, b]} splits the value into more facets"),
+    ),
+)
+
+SPLIT = Record("split", (K("sep", STR, required=True), K("into", LIST, required=True)))
+
+WALK = Record(
+    "walk",
+    (
+        K("name", STR, required=True),
+        K("root", STR, doc="slash path to the subtree walked, e.g. project/E3SM"),
+        K("levels", LIST, required=True),
+        K("id", STR, required=True, doc="id template over facets"),
+        K("except_key", STR, doc="key whose list drops facet values below it (default 'except')"),
+    ),
+)
+
+LIST_SOURCE = Record(
+    "dataset list",
+    (K("file", STR, required=True), K("pattern", STR, doc="id template to read facets back")),
+)
+
+DATASETS = Record(
+    "datasets",
+    (
+        K("spec", STR, doc="facet-tree file, datasm dataset_spec.yaml style"),
+        K("walks", LIST),
+        K("lists", LIST, doc="plain id list files, one id per line"),
+        K("facet_maps", MAP, doc="facet -> value -> extra facets"),
+    ),
+)
+
+ROUTE_CASE = Record(
+    "routing key case",
+    (K("when", MAP, doc="facet: value (or list of values)"), K("key", STR, required=True)),
+)
+
+GRAPH = Record(
+    "graph",
+    (
+        K("file", STR, required=True),
+        K("entry", STR, doc="Step:State where datasets start (default: the file's first key)"),
+    ),
+)
+
+WORKFLOW = Record(
+    "workflow",
+    (
+        K("name", STR, required=True, doc="workflow name written in STAT lines"),
+        K("datasets", MAP, required=True),
+        K("graph", MAP, STR, required=True),
+        K("steps", MAP, required=True),
+        K("routing_key", STR, LIST),
+        K("max_visits", INT, doc="times one step may run for one dataset (default 3)"),
+        K("max_steps_per_cycle", INT, doc="cap on steps one dataset runs in one cycle"),
+        K("status_dir", STR, doc="where per-dataset status files live (default status)"),
+        K("work_dir", STR, doc="where step commands run and write (default work)"),
+        K("defaults", MAP, doc="default resources / retries / retry_growth for every step"),
+        K("gates", STR, doc="gates file (see docs)"),
+        K("doc", STR),
+    ),
+)
+
+DEFAULTS = Record(
+    "defaults",
+    (K("resources", MAP), K("retries", INT), K("retry_growth", MAP)),
+)

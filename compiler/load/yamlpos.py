@@ -1,0 +1,122 @@
+"""YAML loading that keeps source positions from the first line.
+
+`load_yaml` returns plain Python values, except that mappings are `YMap` and
+sequences are `YList`, which remember where each key and item came from. Every
+later error can then point at the user's line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from compiler.core.diagnostics import Loc, fail
+
+
+class YMap(dict):
+    """A mapping that remembers its own position and those of its keys and values."""
+
+    loc: Loc
+    key_locs: dict
+    val_locs: dict
+
+    def key_loc(self, key: str) -> Loc:
+        return self.key_locs.get(key, self.loc)
+
+    def val_loc(self, key: str) -> Loc:
+        return self.val_locs.get(key, self.loc)
+
+
+class YList(list):
+    loc: Loc
+    item_locs: list
+
+    def item_loc(self, i: int) -> Loc:
+        return self.item_locs[i] if i < len(self.item_locs) else self.loc
+
+
+def _loc(path: str, node: yaml.Node) -> Loc:
+    m = node.start_mark
+    return Loc(path, m.line + 1, m.column + 1)
+
+
+def _convert(path: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        out = YMap()
+        out.loc, out.key_locs, out.val_locs = _loc(path, node), {}, {}
+        for knode, vnode in node.value:
+            if knode.tag == "tag:yaml.org,2002:merge":
+                raise fail(_loc(path, knode), "YAML merge keys ('<<') are not supported")
+            key = _convert(path, knode)
+            if isinstance(key, (YMap, YList)):
+                raise fail(_loc(path, knode), "a mapping key must be a plain value")
+            key = str(key) if not isinstance(key, str) else key
+            if key in out:
+                first = out.key_locs[key]
+                raise fail(
+                    _loc(path, knode), f"duplicate key '{key}' (first defined at line {first.line})"
+                )
+            out[key] = _convert(path, vnode)
+            out.key_locs[key] = _loc(path, knode)
+            out.val_locs[key] = _loc(path, vnode)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        lst = YList(_convert(path, n) for n in node.value)
+        lst.loc = _loc(path, node)
+        lst.item_locs = [_loc(path, n) for n in node.value]
+        return lst
+    # Scalars: let SafeLoader's resolver decide int/bool/null/str as usual.
+    return yaml.SafeLoader.construct_object(_SCALAR_LOADER, node, deep=True)
+
+
+class _ScalarLoader(yaml.SafeLoader):
+    def __init__(self) -> None:  # no stream: only its constructors are used
+        yaml.SafeLoader.__init__(self, "")
+
+
+_SCALAR_LOADER = _ScalarLoader()
+
+
+def load_yaml_text(text: str, path: str) -> Any:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        what = e.problem or e.context or "invalid YAML"
+        raise fail(Loc(path, line, col), f"invalid YAML: {what}") from None
+    except yaml.YAMLError as e:
+        raise fail(Loc(path), f"invalid YAML: {e}") from None
+    if node is None:
+        return None
+    try:
+        return _convert(path, node)
+    except yaml.constructor.ConstructorError as e:
+        mark = e.problem_mark
+        raise fail(
+            Loc(path, mark.line + 1, mark.column + 1) if mark else Loc(path),
+            f"invalid YAML value: {e.problem}",
+        ) from None
+
+
+def read_text(path: Path, shown: str) -> str:
+    """Read a UTF-8 input file, turning OS and decoding errors into diagnostics."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise fail(Loc(shown), "file not found") from None
+    except IsADirectoryError:
+        raise fail(Loc(shown), "is a directory, expected a file") from None
+    except OSError as e:
+        raise fail(Loc(shown), f"cannot read: {e.strerror}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise fail(Loc(shown, line, 1), "not valid UTF-8 text") from None
+
+
+def load_yaml(path: Path, shown: str) -> Any:
+    return load_yaml_text(read_text(path, shown), shown)

@@ -1,0 +1,55 @@
+"""Raw workflow -> the frozen resolved model, built once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compiler.core.diagnostics import CompileError, Loc, fail
+from compiler.load.workflow import RawWorkflow, load_workflow
+from compiler.model.datasets import expand_datasets
+from compiler.model.graph import resolve_graph
+from compiler.model.steps import resolve_steps
+from compiler.model.types import Workflow
+
+
+def _inside(wf_dir: Path, rel: str, loc: Loc, what: str) -> str:
+    p = (wf_dir / rel).resolve()
+    if Path(rel).is_absolute() or not (p == wf_dir.resolve() or wf_dir.resolve() in p.parents):
+        raise fail(loc, f"{what} must stay inside the workflow directory, not '{rel}'")
+    return str(p)
+
+
+def resolve(raw: RawWorkflow) -> Workflow:
+    datasets, facets = expand_datasets(raw)
+    steps = resolve_steps(raw.steps, raw.defaults, facets)
+    doc = raw.doc
+    keys = {d.routing_key for d in datasets if d.routing_key}
+    graph = resolve_graph(
+        raw.graph, raw.entry, {s.name: s.states for s in steps}, keys, {s.name: s.loc for s in steps}
+    )
+    errors = [d for d in graph.findings if d.severity == "error"]
+    if errors:
+        raise CompileError(errors)
+    max_visits = doc.get("max_visits", 3)
+    if not 1 <= max_visits <= 100:
+        raise fail(doc.val_loc("max_visits"), "max_visits must be between 1 and 100")
+    max_steps = doc.get("max_steps_per_cycle", 50)
+    if not 1 <= max_steps <= 1000:
+        raise fail(doc.val_loc("max_steps_per_cycle"), "max_steps_per_cycle must be between 1 and 1000")
+    return Workflow(
+        name=raw.name,
+        dir=str(raw.dir.resolve()),
+        source_file=raw.file,
+        datasets=datasets,
+        steps=steps,
+        graph=graph,
+        max_visits=max_visits,
+        max_steps_per_cycle=max_steps,
+        status_dir=_inside(raw.dir, doc.get("status_dir", "status"), doc.val_loc("status_dir"), "status_dir"),
+        work_dir=_inside(raw.dir, doc.get("work_dir", "work"), doc.val_loc("work_dir"), "work_dir"),
+        inputs=(),
+    )
+
+
+def build_model(wf_dir: Path, shown_dir: str) -> Workflow:
+    return resolve(load_workflow(wf_dir, shown_dir))

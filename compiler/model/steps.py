@@ -1,0 +1,181 @@
+"""Steps: command templates, SLURM resources, retries and how resources grow."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from compiler.core.diagnostics import Loc, fail
+from compiler.load import schema as S
+from compiler.load.workflow import RawStep
+from compiler.load.yamlpos import YMap
+from compiler.model.templates import parse_template
+from compiler.model.types import Growth, Resources, Step
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(?:I?B)?\s*\Z", re.IGNORECASE)
+_MB = {"": 1, "K": 1 / 1024, "M": 1, "G": 1024, "T": 1024**2, "P": 1024**3}
+_DUR = re.compile(r"(\d+(?:\.\d+)?)\s*([dhms])", re.IGNORECASE)
+_MIN = {"d": 1440, "h": 60, "m": 1, "s": 1 / 60}
+
+STEP_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+STATE_NAME = STEP_NAME
+BUILTIN_PLACEHOLDERS = ("dataset", "workdir", "attempt", "step", "python", "workflow_dir")
+
+
+def parse_mem_mb(value: Any, loc: Loc) -> int:
+    """'16G' is 16384 MB, not 1 (SHEPARD parsed only the first character). Bare numbers are MB."""
+    if isinstance(value, bool):
+        raise fail(loc, "memory must be a number of MB or a size like '16G'")
+    if isinstance(value, (int, float)):
+        mb = float(value)
+    else:
+        m = _SIZE.match(str(value))
+        if not m:
+            raise fail(loc, f"cannot read memory size '{value}': use MB or a size like '16G', '500M'")
+        mb = float(m.group(1)) * _MB[m.group(2).upper()]
+    if mb <= 0:
+        raise fail(loc, f"memory must be positive, not '{value}'")
+    return max(1, math.ceil(mb))
+
+
+def parse_minutes(value: Any, loc: Loc) -> int:
+    """Minutes from 90, '90m', '2h', '1h30m', '1d' or 'HH:MM:SS'."""
+    if isinstance(value, bool):
+        raise fail(loc, "runtime must be minutes or a duration like '2h'")
+    if isinstance(value, (int, float)):
+        minutes = float(value)
+    else:
+        s = str(value).strip()
+        if re.fullmatch(r"\d+:\d{1,2}(:\d{1,2})?", s):
+            parts = [int(p) for p in s.split(":")]
+            h, m, sec = (parts + [0])[:3] if len(parts) == 2 else parts
+            minutes = h * 60 + m + sec / 60
+        elif re.fullmatch(r"(\s*\d+(?:\.\d+)?\s*[dhms])+\s*", s, re.IGNORECASE):
+            minutes = sum(float(n) * _MIN[u.lower()] for n, u in _DUR.findall(s))
+        elif re.fullmatch(r"\d+", s):
+            minutes = float(s)
+        else:
+            raise fail(loc, f"cannot read duration '{value}': use minutes or e.g. '2h', '90m', '1:30:00'")
+    if minutes <= 0:
+        raise fail(loc, f"runtime must be positive, not '{value}'")
+    return max(1, math.ceil(minutes))
+
+
+DEFAULT_RES = dict(runtime=60, mem_mb=1000, cpus_per_task=1, slurm_partition="", slurm_account="")
+
+
+def _resources(m: YMap | None, base: dict) -> dict:
+    out = dict(base)
+    if not m:
+        return out
+    m = S.check(m, S.RESOURCES, m.loc)
+    if "mem" in m and "mem_mb" in m:
+        raise fail(m.key_loc("mem"), "give 'mem' or 'mem_mb', not both")
+    for key in ("mem", "mem_mb"):
+        if key in m:
+            out["mem_mb"] = parse_mem_mb(m[key], m.val_loc(key))
+    if "runtime" in m:
+        out["runtime"] = parse_minutes(m["runtime"], m.val_loc("runtime"))
+    if "cpus_per_task" in m:
+        if m["cpus_per_task"] < 1:
+            raise fail(m.val_loc("cpus_per_task"), "cpus_per_task must be at least 1")
+        out["cpus_per_task"] = m["cpus_per_task"]
+    for key in ("slurm_partition", "slurm_account"):
+        if key in m:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]*", m[key]):
+                raise fail(m.val_loc(key), f"{key} '{m[key]}' holds characters SLURM does not accept")
+            out[key] = m[key]
+    return out
+
+
+def _growth(m: YMap | None, base: dict) -> dict:
+    out = dict(base)
+    if not m:
+        return out
+    m = S.check(m, S.RETRY_GROWTH, m.loc)
+    for key in ("mem_factor", "runtime_factor"):
+        if key in m:
+            if not 1 <= float(m[key]) <= 100:
+                raise fail(m.val_loc(key), f"{key} must be between 1 and 100")
+            out[key] = float(m[key])
+    if "mem_max" in m:
+        out["mem_max"] = parse_mem_mb(m["mem_max"], m.val_loc("mem_max"))
+    if "runtime_max" in m:
+        out["runtime_max"] = parse_minutes(m["runtime_max"], m.val_loc("runtime_max"))
+    return out
+
+
+def _retries(m: YMap, key: str, default: int) -> int:
+    if key not in m:
+        return default
+    if not 0 <= m[key] <= 20:
+        raise fail(m.val_loc(key), f"{key} must be between 0 and 20")
+    return m[key]
+
+
+def resolve_steps(raw: list[RawStep], defaults: YMap | None, facets: set[str], gate_names=()) -> tuple[Step, ...]:
+    base_res = _resources(defaults.get("resources") if defaults else None, DEFAULT_RES)
+    base_growth = _growth(defaults.get("retry_growth") if defaults else None,
+                          dict(mem_factor=2.0, mem_max=0, runtime_factor=1.5, runtime_max=0))
+    base_retries = _retries(defaults, "retries", 0) if defaults else 0
+    known = set(facets) | set(BUILTIN_PLACEHOLDERS)
+    steps = []
+    for rs in raw:
+        if not STEP_NAME.match(rs.name):
+            raise fail(rs.loc, f"step name '{rs.name}' must be a letter then letters, digits or _")
+        b = rs.body
+        parse_template(b["command"], b.val_loc("command"), known, f"command of step '{rs.name}'")
+        res = _resources(b.get("resources"), base_res)
+        g = _growth(b.get("retry_growth"), base_growth)
+        # Caps default to 8x memory and 4x time of the first attempt.
+        mem_max = g["mem_max"] or res["mem_mb"] * 8
+        rt_max = g["runtime_max"] or res["runtime"] * 4
+        if mem_max < res["mem_mb"]:
+            raise fail(b.loc, f"step '{rs.name}': mem_max is below the memory of the first attempt")
+        if rt_max < res["runtime"]:
+            raise fail(b.loc, f"step '{rs.name}': runtime_max is below the runtime of the first attempt")
+        states = S.str_list(b.get("states", []), b.val_loc("states"), "'states'")
+        for st, sloc in states:
+            if not STATE_NAME.match(st) or st in ("Ready", "Engaged", "Pass", "Fail", "Retry", "Cancelled",
+                                                  "Blocked", "Unblocked", "Quarantined"):
+                raise fail(sloc, f"'{st}' cannot be a custom state: it must be a new name of letters and digits")
+        steps.append(
+            Step(
+                name=rs.name,
+                loc=rs.loc,
+                command=b["command"],
+                resources=Resources(**res),
+                retries=_retries(b, "retries", base_retries),
+                growth=Growth(g["mem_factor"], mem_max, g["runtime_factor"], rt_max),
+                states=tuple(s for s, _ in states),
+            )
+        )
+    return tuple(steps)
+
+
+def grown(step: Step, attempt: int) -> dict:
+    """Resources for a given attempt (1-based), grown and capped."""
+    n = max(0, attempt - 1)
+    r, g = step.resources, step.growth
+    return {
+        "mem_mb": min(g.mem_max, math.ceil(r.mem_mb * g.mem_factor**n)),
+        "runtime": min(g.runtime_max, math.ceil(r.runtime * g.runtime_factor**n)),
+        "cpus_per_task": r.cpus_per_task,
+        "slurm_partition": r.slurm_partition,
+        "slurm_account": r.slurm_account,
+    }
+
+
+def grown_from_json(step: dict, attempt: int) -> dict:
+    """`grown` for a step as the manifest stores it."""
+    s = Step(
+        name="",
+        loc=None,  # type: ignore[arg-type]
+        command="",
+        resources=Resources(**step["resources"]),
+        retries=step["retries"],
+        growth=Growth(**step["growth"]),
+        states=(),
+    )
+    return grown(s, attempt)

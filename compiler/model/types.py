@@ -1,0 +1,97 @@
+"""The resolved model: frozen dataclasses, built once by `resolve`, never mutated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compiler.core.diagnostics import Diagnostic, Loc
+
+
+@dataclass(frozen=True)
+class Dataset:
+    id: str
+    facets: tuple[tuple[str, str], ...]
+    routing_key: str
+    source: str  # walk name or list file
+
+    def facet_dict(self) -> dict[str, str]:
+        return dict(self.facets)
+
+
+@dataclass(frozen=True)
+class Resources:
+    runtime: int  # minutes
+    mem_mb: int
+    cpus_per_task: int
+    slurm_partition: str
+    slurm_account: str
+
+
+@dataclass(frozen=True)
+class Growth:
+    """How resources grow on each retry, with caps (SHEPARD doubles memory)."""
+
+    mem_factor: float
+    mem_max: int
+    runtime_factor: float
+    runtime_max: int
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    loc: Loc
+    command: str
+    resources: Resources
+    retries: int
+    growth: Growth
+    states: tuple[str, ...]  # outcomes beyond Pass/Fail the command may name
+
+
+@dataclass(frozen=True)
+class Action:
+    """What routing from a position leads to: run a step, finish, or stop stuck."""
+
+    kind: str  # "run" | "final" | "stuck"
+    sub: str = ""
+    step: str = ""
+    state: str = ""  # final state, for "final"
+    reason: str = ""  # for "stuck"
+
+    def as_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+
+@dataclass(frozen=True)
+class SubGraph:
+    name: str
+    file: str
+    parent: str | None
+
+
+@dataclass(frozen=True)
+class Graph:
+    root: str
+    entry: str  # position key "sub/Step:State"
+    subs: tuple[SubGraph, ...]
+    # position key -> routing key ("" = default) -> action
+    table: tuple[tuple[str, tuple[tuple[str, Action], ...]], ...]
+    findings: tuple[Diagnostic, ...]
+
+    def routes(self) -> dict[str, dict[str, Action]]:
+        return {pos: dict(acts) for pos, acts in self.table}
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str
+    dir: str
+    source_file: str
+    datasets: tuple[Dataset, ...]
+    steps: tuple[Step, ...]
+    graph: Graph
+    max_visits: int
+    max_steps_per_cycle: int
+    status_dir: str  # absolute
+    work_dir: str  # absolute
+    inputs: tuple[str, ...]  # every file the model was built from (for change detection)

@@ -1,0 +1,67 @@
+"""The versioned resolved-model JSON written beside the generated Snakefile.
+
+Ops commands and jobs read this, never the YAML again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from compiler import MANIFEST_VERSION, __version__
+from compiler.model.types import Workflow
+
+
+def manifest_of(model: Workflow, build_id: str, created: str) -> dict:
+    g = model.graph
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "padocc_version": __version__,
+        "build": build_id,
+        "created": created,
+        "python": sys.executable,
+        "workflow": {
+            "name": model.name,
+            "dir": model.dir,
+            "source_file": model.source_file,
+            "status_dir": model.status_dir,
+            "work_dir": model.work_dir,
+            "max_visits": model.max_visits,
+            "max_steps_per_cycle": model.max_steps_per_cycle,
+        },
+        "graph": {
+            "root": g.root,
+            "entry": g.entry,
+            "subs": [{"name": s.name, "file": s.file, "parent": s.parent} for s in g.subs],
+            "table": {pos: {k: a.as_json() for k, a in acts} for pos, acts in g.table},
+            "warnings": [str(d) for d in g.findings if d.severity == "warning"],
+        },
+        "steps": {
+            s.name: {
+                "command": s.command,
+                "source": str(s.loc),
+                "resources": s.resources.__dict__,
+                "retries": s.retries,
+                "growth": s.growth.__dict__,
+                "states": list(s.states),
+            }
+            for s in model.steps
+        },
+        "datasets": {"file": "datasets.tsv", "count": len(model.datasets)},
+    }
+
+
+def datasets_tsv(model: Workflow) -> str:
+    """Every dataset: id, routing key, facets as JSON. Data, not Snakefile lines."""
+    return "".join(
+        f"{d.id}\t{d.routing_key}\t{json.dumps(dict(d.facets), separators=(',', ':'))}\n"
+        for d in model.datasets
+    )
+
+
+def load_manifest(path: str) -> dict:
+    with open(path, encoding="utf-8") as f:
+        m = json.load(f)
+    if m.get("manifest_version") != MANIFEST_VERSION:
+        raise ValueError(f"{path}: manifest version {m.get('manifest_version')} is not {MANIFEST_VERSION}")
+    return m

@@ -1,0 +1,52 @@
+"""Read one build's artifacts (manifest, pending list) at run time, cached per process."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.render.manifest import load_manifest
+
+BUILDS = Path(".padocc") / "builds"
+RUN = Path(".padocc") / "run"
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    key: str
+    slots: int
+    first: str
+
+
+@functools.lru_cache(maxsize=8)
+def manifest(build_dir: str) -> dict:
+    return load_manifest(os.path.join(build_dir, "manifest.json"))
+
+
+@functools.lru_cache(maxsize=8)
+def pending(build_dir: str) -> dict[str, PendingRow]:
+    rows = {}
+    with open(os.path.join(build_dir, "pending.tsv"), encoding="utf-8") as f:
+        for line in f:
+            ds, key, slots, first = line.rstrip("\n").split("\t")
+            rows[ds] = PendingRow(key, int(slots), first)
+    return rows
+
+
+def dataset_row(build_dir: str, ds_id: str) -> tuple[str, dict]:
+    """(routing key, facets) of one dataset, scanning the build's datasets.tsv."""
+    import json
+
+    prefix = ds_id + "\t"
+    with open(os.path.join(build_dir, "datasets.tsv"), encoding="utf-8") as f:
+        for line in f:
+            if line.startswith(prefix):
+                _, key, facets = line.rstrip("\n").split("\t", 2)
+                return key, json.loads(facets)
+    raise KeyError(f"dataset {ds_id} is not in build {build_dir}")
+
+
+def slot_path(workflow_dir: str, build: str, ds_id: str, slot: int) -> str:
+    return os.path.join(workflow_dir, RUN, build, ds_id, f"{slot}.json")

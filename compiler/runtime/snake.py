@@ -1,0 +1,80 @@
+"""What a generated Snakefile calls. Kept small: the Snakefile stays readable and
+all per-build data is read from that build's directory, chosen by the `build`
+wildcard, so a job of an older build never sees a newer compile's data."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+
+from compiler.model.steps import grown_from_json
+from compiler.runtime.build import BUILDS, RUN, manifest, pending
+
+NOOP = {"runtime": 5, "mem_mb": 256, "cpus_per_task": 1}
+
+
+class Build:
+    def __init__(self, workflow_dir: str, build: str):
+        self.dir = workflow_dir
+        self.build = build
+        self._lock_fd: int | None = None
+
+    def build_dir(self, build: str) -> str:
+        return os.path.join(self.dir, BUILDS, build)
+
+    def targets(self) -> list[str]:
+        rows = pending(self.build_dir(self.build))
+        return [str(RUN / self.build / ds / f"{r.slots}.json") for ds, r in rows.items()]
+
+    def previous_slot(self, wildcards) -> list[str]:
+        slot = int(wildcards.slot)
+        if slot <= 1:
+            return []
+        return [str(RUN / wildcards.build / wildcards.dataset / f"{slot - 1}.json")]
+
+    def _next_step(self, wildcards, input) -> str:
+        if int(wildcards.slot) <= 1:
+            return pending(self.build_dir(wildcards.build))[wildcards.dataset].first
+        # Raises FileNotFoundError before the slot before has run; Snakemake then
+        # marks the resource "to be determined" and asks again at submission.
+        with open(input[0], encoding="utf-8") as f:
+            nxt = json.load(f).get("next", {})
+        return nxt.get("step", "") if nxt.get("kind") == "run" else ""
+
+    def resource(self, name: str):
+        def value(wildcards, input, attempt):
+            m = manifest(self.build_dir(wildcards.build))
+            step = self._next_step(wildcards, input)
+            if name == "attempt":
+                return attempt
+            if not step:
+                first = next(iter(m["steps"].values()))["resources"]
+                return NOOP.get(name, first.get(name, ""))
+            return grown_from_json(m["steps"][step], attempt)[name]
+
+        value.__name__ = f"padocc_{name}"
+        return value
+
+    def take_run_lock(self) -> None:
+        """Hold the workflow's run lock for this Snakemake process's lifetime.
+
+        Two runs of different builds share no output files, so Snakemake's own lock
+        would let both submit the same dataset; this lock does not.
+        """
+        path = os.path.join(self.dir, ".padocc", "run.lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another run"
+            print(f"padocc: workflow is already running ({holder}); nothing submitted", file=sys.stderr)
+            sys.stderr.flush()
+            os._exit(0)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                      f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}, build {self.build}\n".encode(), 0)
+        self._lock_fd = fd

@@ -1,0 +1,170 @@
+"""The job wrapper: runs one slot of one dataset and keeps its status file whole.
+
+Order matters for crash safety: the STAT line is appended (and fsynced) before the
+slot output Snakemake looks at is written. A crash between the two means the slot
+runs again and finds the step already recorded, never a lost record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.core.routing import decide
+from compiler.core.statusfile import (
+    ENGAGED,
+    QUARANTINED,
+    Stat,
+    append_stats,
+    position_of,
+    read_history,
+    utc_stamp,
+)
+from compiler.model.templates import parse_template
+from compiler.core.diagnostics import Loc
+from compiler.runtime.build import dataset_row, manifest, slot_path
+
+STATE_FILE_ENV = "PADOCC_STATE_FILE"
+PARAMS_FILE_ENV = "PADOCC_PARAMS_FILE"
+
+
+@dataclass(frozen=True)
+class SlotRequest:
+    build_dir: str
+    dataset: str
+    slot: int
+    attempt: int
+
+
+def _write_json_atomic(path: str, data: dict) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _stat(m: dict, sub: str, step: str, state: str, **params) -> Stat:
+    return Stat(utc_stamp(), m["workflow"]["name"], sub, step, state, {k: v for k, v in params.items() if v != ""})
+
+
+def _read_outcome_files(state_file: str, params_file: str, allowed: set[str]) -> tuple[str | None, dict, str]:
+    state, params, problem = None, {}, ""
+    try:
+        text = Path(state_file).read_text(encoding="utf-8").strip()
+        if text:
+            if text in allowed:
+                state = text
+            else:
+                problem = f"command named unknown state {text[:40]!r}"
+    except FileNotFoundError:
+        pass
+    try:
+        for line in Path(params_file).read_text(encoding="utf-8", errors="replace").splitlines():
+            k, sep, v = line.partition("=")
+            if sep and k.strip():
+                params[k.strip()[:64]] = v.strip()[:1024]
+    except FileNotFoundError:
+        pass
+    return state, params, problem
+
+
+def run_slot(req: SlotRequest) -> int:
+    m = manifest(req.build_dir)
+    wf = m["workflow"]
+    build = m["build"]
+    status = Path(wf["status_dir"]) / f"{req.dataset}.status"
+    key, facets = dataset_row(req.build_dir, req.dataset)
+    out_path = slot_path(wf["dir"], build, req.dataset, req.slot)
+
+    pos = position_of(read_history(status).stats)
+    act = decide(pos, key, m["graph"], wf["max_visits"])
+    root = m["graph"]["root"]
+    kind = act["kind"]
+    if kind in ("done", "quarantined", "blocked"):
+        _write_json_atomic(out_path, {"next": act})
+        return 0
+    if kind == "final":
+        append_stats(status, req.dataset, [_stat(m, root, root, act["state"], build=build)])
+        _write_json_atomic(out_path, {"next": {"kind": "done", "state": act["state"]}})
+        return 0
+    if kind == "stuck":
+        append_stats(status, req.dataset, [
+            _stat(m, act.get("sub", root), act.get("step", root), QUARANTINED, reason=act["reason"], build=build)
+        ])
+        _write_json_atomic(out_path, {"next": {"kind": "quarantined"}})
+        return 0
+
+    sub, step_name = act["sub"], act["step"]
+    step = m["steps"][step_name]
+    workdir = Path(wf["work_dir"]) / req.dataset
+    workdir.mkdir(parents=True, exist_ok=True)
+    values = {**facets, "dataset": req.dataset, "workdir": str(workdir), "attempt": str(req.attempt),
+              "step": step_name, "python": m["python"], "workflow_dir": wf["dir"]}
+    # Every value from data is shell-quoted before it reaches the shell.
+    command = parse_template(step["command"], Loc(step["source"]), values, "command").fill(values, shlex.quote)
+
+    jobid = os.environ.get("SLURM_JOB_ID", "")
+    append_stats(status, req.dataset, [
+        _stat(m, sub, step_name, ENGAGED, host=socket.gethostname(), pid=os.getpid(), attempt=req.attempt,
+              slurm_jobid=jobid, slot=req.slot, build=build)
+    ])
+    with tempfile.TemporaryDirectory(prefix="padocc-") as tmp:
+        state_file, params_file = os.path.join(tmp, "state"), os.path.join(tmp, "params")
+        env = {**os.environ, STATE_FILE_ENV: state_file, PARAMS_FILE_ENV: params_file,
+               "PADOCC_DATASET": req.dataset, "PADOCC_STEP": step_name, "PADOCC_WORKDIR": str(workdir)}
+        t0 = time.monotonic()
+        proc = subprocess.Popen(["bash", "-c", command], cwd=workdir, env=env, start_new_session=True)
+        try:
+            rc = proc.wait()
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        wall = time.monotonic() - t0
+        maxrss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        allowed = {"Pass", "Fail", *step["states"]}
+        named, extra, problem = _read_outcome_files(state_file, params_file, allowed)
+
+    if rc != 0 and named is None and req.attempt <= step["retries"]:
+        # Not the last attempt: a non-binding record, then let Snakemake resubmit
+        # with grown resources.
+        append_stats(status, req.dataset, [
+            _stat(m, sub, step_name, "Retry", exit=rc, attempt=req.attempt, wall=f"{wall:.1f}",
+                  maxrss_mb=f"{maxrss_mb:.0f}", slurm_jobid=jobid)
+        ])
+        print(f"padocc: {step_name} failed with exit {rc} on attempt {req.attempt}; retrying", file=sys.stderr)
+        return 1
+    # A state the command names wins over its exit code; one it may not name is a Fail.
+    state = "Fail" if problem else (named or ("Pass" if rc == 0 else "Fail"))
+    params = dict(extra)
+    params.update(exit=rc, wall=f"{wall:.1f}", maxrss_mb=f"{maxrss_mb:.0f}", attempt=req.attempt,
+                  slurm_jobid=jobid)
+    if problem:
+        params["problem"] = problem
+    append_stats(status, req.dataset, [_stat(m, sub, step_name, state, **params)])
+
+    # Route on the outcome now, so the next slot knows its step and resources.
+    pos = position_of(read_history(status).stats)
+    nxt = decide(pos, key, m["graph"], wf["max_visits"])
+    if nxt["kind"] == "final":
+        append_stats(status, req.dataset, [_stat(m, root, root, nxt["state"], build=build)])
+        nxt = {"kind": "done", "state": nxt["state"]}
+    elif nxt["kind"] == "stuck":
+        append_stats(status, req.dataset, [
+            _stat(m, nxt.get("sub", root), nxt.get("step", root), QUARANTINED, reason=nxt["reason"], build=build)
+        ])
+        nxt = {"kind": "quarantined"}
+    _write_json_atomic(out_path, {"ran": step_name, "state": state, "next": nxt})
+    return 0
