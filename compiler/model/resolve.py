@@ -27,9 +27,8 @@ def resolve(raw: RawWorkflow) -> Workflow:
     graph = resolve_graph(
         raw.graph, raw.entry, {s.name: s.states for s in steps}, keys, {s.name: s.loc for s in steps}
     )
-    errors = [d for d in graph.findings if d.severity == "error"]
-    if errors:
-        raise CompileError(errors)
+    if any(d.severity == "error" for d in graph.findings):
+        raise CompileError(graph.findings)  # errors first, then the warnings
     max_visits = doc.get("max_visits", 3)
     if not 1 <= max_visits <= 100:
         raise fail(doc.val_loc("max_visits"), "max_visits must be between 1 and 100")

@@ -1,0 +1,129 @@
+"""The demo workflow, compiled and run by real Snakemake on the local executor."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import (
+    PROFILES,
+    compile_wf,
+    cycle_until_done,
+    final_states,
+    pending_count,
+    snakemake,
+    stat_lines,
+    steps_run,
+)
+
+REALMS = {"atmos": ["tas", "pr", "psl"], "ocean": ["tos", "so", "zos"]}
+
+
+def expected_final() -> dict[str, str]:
+    out = {}
+    for realm, variables in REALMS.items():
+        for v in variables:
+            for exp in ("hist", "ssp"):
+                for ens in ("r1", "r2", "r3"):
+                    ds = f"DEMO.{realm}.{exp}.{ens}.{v}"
+                    if v == "pr" and exp == "hist" and ens == "r3":
+                        out[ds] = "DEMO:Fail"  # FixTime cannot repair it
+                    elif v == "so" and exp == "ssp" and ens == "r2":
+                        out[ds] = "CheckTime:Quarantined"  # loops until the visit limit
+                    else:
+                        out[ds] = "DEMO:Pass"
+    return out
+
+
+def expected_runs(ds: str) -> dict[str, int]:
+    _, realm, exp, ens, v = ds.split(".")
+    if v == "pr" and exp == "hist":
+        runs = {"generate": 1, "checktime": 1, "fixtime": 1}
+        if ens == "r3":
+            return runs
+        runs["checktime"] = 2
+    elif v == "so" and exp == "ssp" and ens == "r2":
+        return {"generate": 1, "checktime": 3, "fixtime": 3}
+    else:
+        runs = {"generate": 1, "checktime": 1}
+    runs["checkmeta"] = 1
+    if realm == "atmos":
+        runs["regrid"] = 1
+    runs["publish"] = 1
+    return runs
+
+
+def test_demo_end_to_end(demo: Path):
+    cycles = cycle_until_done(demo)
+    assert final_states(demo) == expected_final()
+    # Every step ran exactly as often as its route says, no more.
+    for ds in expected_final():
+        assert dict(steps_run(demo, ds)) == expected_runs(ds), ds
+    # Most datasets finish in one cycle; only the looping one needs a second.
+    assert cycles == 2
+
+    # The branch on a routing key: ocean skips Regrid; the loop; the custom Warning.
+    assert not any(":Regrid:" in ln for ln in stat_lines(demo, "DEMO.ocean.hist.r1.tos"))
+    assert any(":Regrid:Pass:" in ln for ln in stat_lines(demo, "DEMO.atmos.hist.r1.psl"))
+    loop = [ln.split(":")[4:6] for ln in stat_lines(demo, "DEMO.atmos.hist.r1.pr") if ":Engaged:" not in ln]
+    assert loop[:4] == [["Generate", "Pass"], ["CheckTime", "Fail"], ["FixTime", "Pass"], ["CheckTime", "Pass"]]
+    assert any(":CheckMeta:Warning:" in ln for ln in stat_lines(demo, "DEMO.atmos.ssp.r2.tas"))
+    assert not any(":CheckMeta:Warning:" in ln for ln in stat_lines(demo, "DEMO.atmos.ssp.r2.psl"))
+
+    # The record: header, Engaged before every outcome, with host, attempt, wall time, peak memory.
+    text = (demo / "status" / "DEMO.atmos.hist.r1.tas.status").read_text()
+    assert text.startswith("DATASETID=DEMO.atmos.hist.r1.tas\n")
+    lines = stat_lines(demo, "DEMO.atmos.hist.r1.tas")
+    assert ":Generate:Engaged:" in lines[0] and "host=" in lines[0] and "attempt=1" in lines[0]
+    assert ":Generate:Pass:" in lines[1] and "exit=0" in lines[1] and "wall=" in lines[1] and "maxrss_mb=" in lines[1]
+    assert lines[-1].split(":")[2:6] == ["DEMO", "DEMO", "DEMO", "Pass"]
+
+    # A second run does nothing: nothing pending, Snakemake runs no step, no line added.
+    before = {ds: stat_lines(demo, ds) for ds in expected_final()}
+    compile_wf(demo)
+    assert pending_count(demo) == 0
+    r = snakemake(demo)
+    assert "advance" not in r.stdout + r.stderr
+    assert {ds: stat_lines(demo, ds) for ds in expected_final()} == before
+
+
+def test_generated_snakefile_is_small_and_readable(demo: Path):
+    compile_wf(demo)
+    text = (demo / "Snakefile").read_text()
+    assert "/workflow.yaml:29:3)" in text and "rule advance:" in text
+    assert "DEMO.atmos" not in text  # the dataset list lives in data files, not the Snakefile
+    assert len(text.splitlines()) < 150
+
+
+def test_kill_9_then_rerun_loses_nothing(demo: Path):
+    compile_wf(demo)
+    cmd = ["timeout", "-k", "10", "300", sys.executable, "-m", "snakemake", "--profile",
+           str(PROFILES / "local"), "-s", str(demo / "Snakefile"), "-d", str(demo)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    # Kill it mid-run, once some steps have finished.
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        done = sum(p.read_text().count(":Pass:") for p in (demo / "status").glob("*.status")) \
+            if (demo / "status").is_dir() else 0
+        if done >= 20:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert any(final_states(demo)[ds] != "DEMO:Pass" for ds in final_states(demo))
+
+    cycle_until_done(demo)
+    assert final_states(demo) == expected_final()
+    for ds in expected_final():
+        runs = steps_run(demo, ds)
+        want = expected_runs(ds)
+        # Finished steps never ran again; only a step killed mid-run may have run twice.
+        extra = {s: runs[s] - want.get(s, 0) for s in runs if runs[s] != want.get(s, 0)}
+        assert all(v == 1 for v in extra.values()) and len(extra) <= 1, (ds, dict(runs), want)
+        # Every STAT line is whole.
+        for ln in stat_lines(demo, ds):
+            assert len(ln.split(":")) >= 7, ln
