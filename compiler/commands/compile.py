@@ -33,8 +33,10 @@ def run(opts: CompileOptions) -> int:
     try:
         model = build_model(wf_dir, opts.workflow_dir.rstrip("/") or ".")
     except CompileError as e:
+        # Errors only, unless asked to --check: each is one line at the user's file:line.
         for d in e.diagnostics:
-            print(d, file=sys.stderr)
+            if d.severity == "error" or opts.check_only:
+                print(d, file=sys.stderr)
         return 2
     if not opts.quiet:
         for d in model.graph.findings:

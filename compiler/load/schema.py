@@ -56,7 +56,8 @@ def check_kind(value: Any, kinds: tuple[str, ...], loc: Loc, what: str) -> None:
     k = kind_of(value)
     if k in kinds or (k == INT and NUM in kinds):
         return
-    raise fail(loc, f"{what} must be a {' or '.join(kinds)}, not {k}")
+    article = "an" if kinds[0][0] in "aeiou" else "a"
+    raise fail(loc, f"{what} must be {article} {' or '.join(kinds)}, not {k}")
 
 
 def check(value: Any, record: Record, loc: Loc) -> YMap:

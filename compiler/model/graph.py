@@ -96,7 +96,7 @@ class _Checker:
                 if key in FINAL and all(t == key for ts in targets.values() for t, _ in ts):
                     continue  # datasm's `Pass: {default: [Pass]}` declarations
                 raise fail(kloc, f"key '{key}' is not of the form Step:State")
-            step, state = self._split(key, kloc)
+            step, state = self._split(key, kloc, strict=True)
             if (step, state) in f.entries:
                 raise fail(kloc, f"'{key}' is defined twice")
             f.entries[(step, state)] = (kloc, targets, {r: routes.key_loc(r) for r in routes})
