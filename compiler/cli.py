@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from compiler import __version__
 
@@ -24,6 +24,10 @@ def _parser() -> argparse.ArgumentParser:
     m = sub.add_parser("demo", help="copy the demo workflow and run it to the end locally")
     m.add_argument("--dir", default="demo-run", help="where to copy it (default: demo-run)")
     m.add_argument("--profile", default="local", help="Snakemake profile: local, slurm or a path")
+
+    x = sub.add_parser("cancel", help="cancel in-flight jobs of a workflow or of some datasets")
+    x.add_argument("workflow_dir", nargs="?", default=".")
+    x.add_argument("--dataset", action="append", default=[], help="only this dataset (repeatable)")
 
     r = sub.add_parser("run-step", help="job wrapper (called by generated Snakefiles)")
     r.add_argument("build_dir")
@@ -51,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from compiler.commands import demo
 
         return demo.run(demo.DemoOptions(args.dir, args.profile))
+    if args.command == "cancel":
+        from compiler.commands import cancel
+
+        return cancel.run(cancel.CancelOptions(args.workflow_dir, tuple(args.dataset)))
     if args.command == "run-step":
         from compiler.commands import run_step
 

@@ -18,9 +18,17 @@ PROFILES = REPO / "profiles"
 BIN = Path(sys.executable).parent
 
 
-def padocc(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "compiler", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+def padocc(
+    *args: str, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "compiler", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def compile_wf(wf: Path) -> subprocess.CompletedProcess:
@@ -29,12 +37,31 @@ def compile_wf(wf: Path) -> subprocess.CompletedProcess:
     return r
 
 
-def snakemake(wf: Path, profile: str = "local", extra: tuple[str, ...] = (), timeout: int = 600,
-              check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(
+    wf: Path,
+    profile: str = "local",
+    extra: tuple[str, ...] = (),
+    timeout: int = 600,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
     # Snakemake ignores SIGTERM while it waits on jobs: always a hard timeout.
-    cmd = ["timeout", "-k", "10", str(timeout), sys.executable, "-m", "snakemake", "--profile",
-           str(PROFILES / profile), "-s", str(wf / "Snakefile"), "-d", str(wf), *extra]
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = [
+        "timeout",
+        "-k",
+        "10",
+        str(timeout),
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        str(PROFILES / profile),
+        "-s",
+        str(wf / "Snakefile"),
+        "-d",
+        str(wf),
+        *extra,
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if check:
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return r
@@ -67,7 +94,11 @@ def final_states(wf: Path) -> dict[str, str]:
 
 
 def stat_lines(wf: Path, ds: str) -> list[str]:
-    return [ln for ln in (wf / "status" / f"{ds}.status").read_text().splitlines() if ln.startswith("STAT:")]
+    return [
+        ln
+        for ln in (wf / "status" / f"{ds}.status").read_text().splitlines()
+        if ln.startswith("STAT:")
+    ]
 
 
 def steps_run(wf: Path, ds: str) -> Counter:
@@ -79,13 +110,18 @@ def steps_run(wf: Path, ds: str) -> Counter:
 @pytest.fixture
 def demo(tmp_path: Path) -> Path:
     dst = tmp_path / "demo"
-    shutil.copytree(WORKFLOWS / "demo", dst, ignore=shutil.ignore_patterns(".padocc", "status", "work",
-                                                                            "Snakefile", ".snakemake"))
+    shutil.copytree(
+        WORKFLOWS / "demo",
+        dst,
+        ignore=shutil.ignore_patterns(".padocc", "status", "work", "Snakefile", ".snakemake"),
+    )
     return dst
 
 
 def tree_snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")

@@ -4,10 +4,8 @@ and the checker finds the real defects in datasm's transition graphs."""
 from __future__ import annotations
 
 import filecmp
-from pathlib import Path
 
 import pytest
-
 from conftest import REFERENCE, WORKFLOWS, padocc
 
 DATASM = WORKFLOWS / "datasm"
@@ -40,17 +38,27 @@ def test_sample_ids(ids):
     # skipped: 'all', the test activity and version, and each experiment's except list
     assert not any(".all.gr" in i or i.startswith(("CMIP6.test.", "E3SM.test.")) for i in ids)
     assert "CMIP6.C4MIP.E3SM-Project.E3SM-1-1.hist-bgc.r1i1p1f1.SImon.siu.gr" not in s
-    assert not any(i.startswith("CMIP6.RFMIP.E3SM-Project.E3SM-2-0.piClim-control.r1i1p1f1.Omon.") for i in ids)
+    assert not any(
+        i.startswith("CMIP6.RFMIP.E3SM-Project.E3SM-2-0.piClim-control.r1i1p1f1.Omon.") for i in ids
+    )
     assert "CMIP6.RFMIP.E3SM-Project.E3SM-2-0.piClim-control.r1i1p1f1.Lmon.gpp.gr" not in s
 
 
 def test_routing_keys_follow_datasm():
     r = padocc("datasets", str(DATASM), "--keys")
     keys = dict(line.split("\t") for line in r.stdout.splitlines())
-    assert keys["E3SM.1_0.piControl.1deg_atm_60-30km_ocean.atmos.native.model-output.mon.ens1"] == "atmos-native-mon"
-    assert keys["E3SM.1_0.piControl.1deg_atm_60-30km_ocean.land.180x360.time-series.mon.ens1"] == "land-timeseries-mon"
+    assert (
+        keys["E3SM.1_0.piControl.1deg_atm_60-30km_ocean.atmos.native.model-output.mon.ens1"]
+        == "atmos-native-mon"
+    )
+    assert (
+        keys["E3SM.1_0.piControl.1deg_atm_60-30km_ocean.land.180x360.time-series.mon.ens1"]
+        == "land-timeseries-mon"
+    )
     assert keys["E3SM.3_0.ssp370.LR.sea-ice.native.restart.fixed.ens25"] == "seaice-native-fixed"
-    assert keys["CMIP6.C4MIP.E3SM-Project.E3SM-1-1.hist-bgc.r1i1p1f1.Amon.tas.gr"] == "atmos-cmip-mon"
+    assert (
+        keys["CMIP6.C4MIP.E3SM-Project.E3SM-1-1.hist-bgc.r1i1p1f1.Amon.tas.gr"] == "atmos-cmip-mon"
+    )
 
 
 def test_inputs_are_datasm_unchanged():

@@ -69,8 +69,17 @@ def test_demo_end_to_end(demo: Path):
     # The branch on a routing key: ocean skips Regrid; the loop; the custom Warning.
     assert not any(":Regrid:" in ln for ln in stat_lines(demo, "DEMO.ocean.hist.r1.tos"))
     assert any(":Regrid:Pass:" in ln for ln in stat_lines(demo, "DEMO.atmos.hist.r1.psl"))
-    loop = [ln.split(":")[4:6] for ln in stat_lines(demo, "DEMO.atmos.hist.r1.pr") if ":Engaged:" not in ln]
-    assert loop[:4] == [["Generate", "Pass"], ["CheckTime", "Fail"], ["FixTime", "Pass"], ["CheckTime", "Pass"]]
+    loop = [
+        ln.split(":")[4:6]
+        for ln in stat_lines(demo, "DEMO.atmos.hist.r1.pr")
+        if ":Engaged:" not in ln
+    ]
+    assert loop[:4] == [
+        ["Generate", "Pass"],
+        ["CheckTime", "Fail"],
+        ["FixTime", "Pass"],
+        ["CheckTime", "Pass"],
+    ]
     assert any(":CheckMeta:Warning:" in ln for ln in stat_lines(demo, "DEMO.atmos.ssp.r2.tas"))
     assert not any(":CheckMeta:Warning:" in ln for ln in stat_lines(demo, "DEMO.atmos.ssp.r2.psl"))
 
@@ -79,7 +88,12 @@ def test_demo_end_to_end(demo: Path):
     assert text.startswith("DATASETID=DEMO.atmos.hist.r1.tas\n")
     lines = stat_lines(demo, "DEMO.atmos.hist.r1.tas")
     assert ":Generate:Engaged:" in lines[0] and "host=" in lines[0] and "attempt=1" in lines[0]
-    assert ":Generate:Pass:" in lines[1] and "exit=0" in lines[1] and "wall=" in lines[1] and "maxrss_mb=" in lines[1]
+    assert (
+        ":Generate:Pass:" in lines[1]
+        and "exit=0" in lines[1]
+        and "wall=" in lines[1]
+        and "maxrss_mb=" in lines[1]
+    )
     assert lines[-1].split(":")[2:6] == ["DEMO", "DEMO", "DEMO", "Pass"]
 
     # A second run does nothing: nothing pending, Snakemake runs no step, no line added.
@@ -101,14 +115,32 @@ def test_generated_snakefile_is_small_and_readable(demo: Path):
 
 def test_kill_9_then_rerun_loses_nothing(demo: Path):
     compile_wf(demo)
-    cmd = ["timeout", "-k", "10", "300", sys.executable, "-m", "snakemake", "--profile",
-           str(PROFILES / "local"), "-s", str(demo / "Snakefile"), "-d", str(demo)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    cmd = [
+        "timeout",
+        "-k",
+        "10",
+        "300",
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        str(PROFILES / "local"),
+        "-s",
+        str(demo / "Snakefile"),
+        "-d",
+        str(demo),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     # Kill it mid-run, once some steps have finished.
     deadline = time.time() + 120
     while time.time() < deadline:
-        done = sum(p.read_text().count(":Pass:") for p in (demo / "status").glob("*.status")) \
-            if (demo / "status").is_dir() else 0
+        done = (
+            sum(p.read_text().count(":Pass:") for p in (demo / "status").glob("*.status"))
+            if (demo / "status").is_dir()
+            else 0
+        )
         if done >= 20:
             break
         time.sleep(0.2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from compiler.core.diagnostics import CompileError
@@ -43,9 +43,11 @@ def run(opts: CompileOptions) -> int:
             print(d, file=sys.stderr)
     if opts.check_only:
         if not opts.quiet:
-            print(f"{model.source_file}: ok: {len(model.datasets)} datasets, {len(model.steps)} steps")
+            print(
+                f"{model.source_file}: ok: {len(model.datasets)} datasets, {len(model.steps)} steps"
+            )
         return 0
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     build = new_build_id(now, model.dir)
     manifest = manifest_of(model, build, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
     plan = make_plan(model, manifest)
@@ -56,6 +58,8 @@ def run(opts: CompileOptions) -> int:
     write_build(wf_dir, build, files)
     if not opts.quiet:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(plan.counts.items()))
-        print(f"compiled {model.name}: {len(model.datasets)} datasets ({counts or 'none'}) "
-              f"-> {wf_dir / 'Snakefile'} (build {build})")
+        print(
+            f"compiled {model.name}: {len(model.datasets)} datasets ({counts or 'none'}) "
+            f"-> {wf_dir / 'Snakefile'} (build {build})"
+        )
     return 0

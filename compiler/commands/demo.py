@@ -31,7 +31,9 @@ def run(opts: DemoOptions) -> int:
     dest = Path(opts.dir)
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(demo_source(), dest, ignore=shutil.ignore_patterns("__pycache__", "__init__.py"))
+    shutil.copytree(
+        demo_source(), dest, ignore=shutil.ignore_patterns("__pycache__", "__init__.py")
+    )
     print(f"demo workflow copied to {dest}/")
     for cycle in range(1, MAX_CYCLES + 1):
         rc = compile_cmd.run(compile_cmd.CompileOptions(str(dest)))

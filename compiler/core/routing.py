@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
-from typing import Mapping
+from collections.abc import Mapping
 
 from compiler.core.statusfile import FINAL, QUARANTINED, Position
 
@@ -35,12 +35,18 @@ def decide(pos: Position, key: str, graph: Mapping, max_visits: int) -> dict:
     if act["kind"] == "run":
         n = pos.visits.get((act["sub"], act["step"]), 0)
         if n >= max_visits:
-            return {"kind": "stuck", "reason": f"visit limit: {act['step']} already ran {n} times",
-                    "sub": act["sub"], "step": act["step"]}
+            return {
+                "kind": "stuck",
+                "reason": f"visit limit: {act['step']} already ran {n} times",
+                "sub": act["sub"],
+                "step": act["step"],
+            }
     return act
 
 
-def engagement_alive(stat_params: Mapping[str, str], running_slurm_jobs: frozenset[str] | None) -> bool:
+def engagement_alive(
+    stat_params: Mapping[str, str], running_slurm_jobs: frozenset[str] | None
+) -> bool:
     """Is an open Engaged still running? A SLURM job id is checked against the queue;
     a local one by host and pid. Anything else is taken as a crash and rolled back."""
     jobid = stat_params.get("slurm_jobid")

@@ -12,10 +12,10 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Mapping
 
 HEADER = "DATASETID="
 TS_FORMAT = "%Y%m%d_%H%M%S_%f"
@@ -60,11 +60,11 @@ def parse_params(text: str) -> dict[str, str]:
 
 
 def utc_stamp(now: datetime | None = None) -> str:
-    return (now or datetime.now(timezone.utc)).strftime(TS_FORMAT)
+    return (now or datetime.now(UTC)).strftime(TS_FORMAT)
 
 
 def parse_stamp(ts: str) -> datetime:
-    return datetime.strptime(ts, TS_FORMAT).replace(tzinfo=timezone.utc)
+    return datetime.strptime(ts, TS_FORMAT).replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def parse_history(data: bytes, path: str) -> History:
             break
         if n == 1:
             if line.startswith(HEADER):
-                h.dataset_id = line[len(HEADER):].strip()
+                h.dataset_id = line[len(HEADER) :].strip()
                 continue
             h.warnings.append(f"{path}:1: missing DATASETID header")
         if line.startswith("STAT"):
@@ -170,7 +170,9 @@ def append_stats(path: Path, dataset_id: str, stats: Iterable[Stat]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     except OSError as e:
-        raise StatusWriteError(e.errno or errno.EIO, f"cannot open status file {path}: {e.strerror}")
+        raise StatusWriteError(
+            e.errno or errno.EIO, f"cannot open status file {path}: {e.strerror}"
+        ) from e
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
@@ -188,7 +190,9 @@ def append_stats(path: Path, dataset_id: str, stats: Iterable[Stat]) -> None:
             raise OSError(errno.ENOSPC, "short write")
         os.fsync(fd)
     except OSError as e:
-        raise StatusWriteError(e.errno or errno.EIO, f"cannot append to status file {path}: {e.strerror or e}")
+        raise StatusWriteError(
+            e.errno or errno.EIO, f"cannot append to status file {path}: {e.strerror or e}"
+        ) from e
     finally:
         os.close(fd)
 

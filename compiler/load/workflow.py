@@ -62,7 +62,7 @@ class RawGraphFile:
     shown: str
     dirname: str  # directory name, how a parent step finds this sub-workflow
     data: YMap
-    children: list["RawGraphFile"] = field(default_factory=list)
+    children: list[RawGraphFile] = field(default_factory=list)
 
 
 @dataclass
@@ -88,7 +88,9 @@ def shown_path(base: str, *parts: str) -> str:
     return os.path.normpath(os.path.join(base, *parts))
 
 
-def _resolve_inside(wf_dir: Path, shown_dir: str, rel: str, loc: Loc, what: str) -> tuple[Path, str]:
+def _resolve_inside(
+    wf_dir: Path, shown_dir: str, rel: str, loc: Loc, what: str
+) -> tuple[Path, str]:
     """Input files named by a workflow live under it (or beside it via ..) but never absolute."""
     if os.path.isabs(rel):
         raise fail(loc, f"{what} must be a path relative to the workflow directory, not '{rel}'")
@@ -198,7 +200,9 @@ def load_graph_file(path: Path, shown: str) -> RawGraphFile:
     children = []
     for sub in sorted(p for p in path.parent.iterdir() if p.is_dir()):
         if (sub / TRANSITIONS_FILE).is_file():
-            child = load_graph_file(sub / TRANSITIONS_FILE, shown_path(shown, "..", sub.name, TRANSITIONS_FILE))
+            child = load_graph_file(
+                sub / TRANSITIONS_FILE, shown_path(shown, "..", sub.name, TRANSITIONS_FILE)
+            )
             child.dirname = sub.name
             children.append(child)
     return RawGraphFile(shown, path.parent.name, data, children)
@@ -216,7 +220,9 @@ def load_workflow(wf_dir: Path, shown_dir: str) -> RawWorkflow:
     ds = S.check(doc["datasets"], S.DATASETS, doc.val_loc("datasets"))
     spec, spec_file = None, ""
     if "spec" in ds:
-        path, spec_file = _resolve_inside(wf_dir, shown_dir, ds["spec"], ds.val_loc("spec"), "'spec'")
+        path, spec_file = _resolve_inside(
+            wf_dir, shown_dir, ds["spec"], ds.val_loc("spec"), "'spec'"
+        )
         spec = load_yaml(path, spec_file)
         if spec is None:
             raise fail(Loc(spec_file), "dataset spec is empty")
@@ -226,7 +232,9 @@ def load_workflow(wf_dir: Path, shown_dir: str) -> RawWorkflow:
         raise fail(ds.key_loc("walks"), "'walks' need a 'spec' file to walk")
     if spec is not None and not walks:
         raise fail(ds.key_loc("spec"), "a 'spec' needs 'walks' that say how to expand it")
-    lists = _load_lists(ds["lists"], ds.val_loc("lists"), wf_dir, shown_dir) if "lists" in ds else []
+    lists = (
+        _load_lists(ds["lists"], ds.val_loc("lists"), wf_dir, shown_dir) if "lists" in ds else []
+    )
     if not walks and not lists:
         raise fail(doc.key_loc("datasets"), "'datasets' needs 'walks' over a spec, or 'lists'")
     facet_maps = ds.get("facet_maps")
@@ -245,9 +253,13 @@ def load_workflow(wf_dir: Path, shown_dir: str) -> RawWorkflow:
     steps_map = doc["steps"]
     if not steps_map:
         raise fail(doc.val_loc("steps"), "'steps' must define at least one step")
-    steps = [RawStep(name, steps_map.key_loc(name), S.check(body, S.STEP, steps_map.val_loc(name)))
-             for name, body in steps_map.items()]
-    defaults = S.check(doc["defaults"], S.DEFAULTS, doc.val_loc("defaults")) if "defaults" in doc else None
+    steps = [
+        RawStep(name, steps_map.key_loc(name), S.check(body, S.STEP, steps_map.val_loc(name)))
+        for name, body in steps_map.items()
+    ]
+    defaults = (
+        S.check(doc["defaults"], S.DEFAULTS, doc.val_loc("defaults")) if "defaults" in doc else None
+    )
 
     return RawWorkflow(
         dir=wf_dir,

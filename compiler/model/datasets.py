@@ -7,7 +7,7 @@ from typing import Any
 
 from compiler.core.diagnostics import Loc, fail
 from compiler.load.workflow import RawList, RawWalk, RawWorkflow
-from compiler.load.yamlpos import YList, YMap
+from compiler.load.yamlpos import YMap
 from compiler.model.templates import Template, parse_template, template_regex
 from compiler.model.types import Dataset
 
@@ -82,21 +82,24 @@ def walk_spec(spec: YMap, walk: RawWalk) -> list[dict[str, str]]:
                         f"walk '{walk.name}': facet '{lvl.facet}' needs plain values, found a "
                         f"{'mapping' if isinstance(child, dict) else 'list'}",
                     )
-                value = str(value)
-                if value in excluded or any(value == s for s, _ in lvl.skip):
+                text = str(value)
+                if text in excluded or any(text == s for s, _ in lvl.skip):
                     continue
-                if not FACET_RE.match(value):
-                    raise fail(_node_loc(src, lvl.loc), f"facet value {value!r} holds '/' or a control character")
-                f = {**facets, lvl.facet: value}
+                if not FACET_RE.match(text):
+                    raise fail(
+                        _node_loc(src, lvl.loc),
+                        f"facet value {text!r} holds '/' or a control character",
+                    )
+                f = {**facets, lvl.facet: text}
                 if lvl.split_sep:
-                    pieces = value.split(lvl.split_sep, len(lvl.split_into) - 1)
+                    pieces = text.split(lvl.split_sep, len(lvl.split_into) - 1)
                     if len(pieces) != len(lvl.split_into):
                         raise fail(
                             _node_loc(src, lvl.loc),
-                            f"walk '{walk.name}': '{value}' does not split by '{lvl.split_sep}' "
+                            f"walk '{walk.name}': '{text}' does not split by '{lvl.split_sep}' "
                             f"into {len(lvl.split_into)} parts",
                         )
-                    f.update(zip((n for n, _ in lvl.split_into), pieces))
+                    f.update(zip((n for n, _ in lvl.split_into), pieces, strict=True))
             if lvl.attrs and isinstance(child, dict):
                 f = dict(f)
                 for a, _ in lvl.attrs:
@@ -116,9 +119,14 @@ def _apply_maps(facets: dict[str, str], maps: YMap | None, loc: Loc) -> dict[str
         if fname in facets:
             extra = table.get(facets[fname]) if isinstance(table, dict) else None
             if extra is None:
-                raise fail(maps.val_loc(fname), f"facet_maps.{fname} has no entry for '{facets[fname]}'")
+                raise fail(
+                    maps.val_loc(fname), f"facet_maps.{fname} has no entry for '{facets[fname]}'"
+                )
             if not isinstance(extra, dict):
-                raise fail(table.val_loc(facets[fname]), f"facet_maps.{fname}.{facets[fname]} must be a mapping")
+                raise fail(
+                    table.val_loc(facets[fname]),
+                    f"facet_maps.{fname}.{facets[fname]} must be a mapping",
+                )
             for k, v in extra.items():
                 out.setdefault(k, str(v))
     return out
@@ -131,7 +139,9 @@ class RoutingKeys:
             cond = {}
             for fname, val in (when or {}).items():
                 if fname not in known:
-                    raise fail(when.key_loc(fname), f"routing key condition names unknown facet '{fname}'")
+                    raise fail(
+                        when.key_loc(fname), f"routing key condition names unknown facet '{fname}'"
+                    )
                 vals = val if isinstance(val, list) else [val]
                 cond[fname] = tuple(str(v) for v in vals)
             self.cases.append((cond, parse_template(key, loc, known, "routing key"), loc))
@@ -141,7 +151,10 @@ class RoutingKeys:
             if all(facets.get(f) in vals for f, vals in cond.items()):
                 missing = [n for n in tmpl.names if n not in facets]
                 if missing:
-                    raise fail(loc, f"routing key needs facet '{missing[0]}', which dataset from {origin} lacks")
+                    raise fail(
+                        loc,
+                        f"routing key needs facet '{missing[0]}', which dataset from {origin} lacks",
+                    )
                 return tmpl.fill(facets)
         return ""
 
@@ -182,11 +195,13 @@ def expand_datasets(raw: RawWorkflow) -> tuple[tuple[Dataset, ...], set[str]]:
             raise fail(loc, f"dataset id '{ds_id}' is listed twice (first from {seen[ds_id]})")
         seen[ds_id] = source
         facets = {**facets, "dataset": ds_id}
-        out.append(Dataset(ds_id, tuple(sorted(facets.items())), router.key_for(facets, loc), source))
+        out.append(
+            Dataset(ds_id, tuple(sorted(facets.items())), router.key_for(facets, loc), source)
+        )
 
     for w, id_t, all_facets in walked:
-        for facets in all_facets:
-            facets = _apply_maps(facets, raw.facet_maps, w.loc)
+        for walked_facets in all_facets:
+            facets = _apply_maps(walked_facets, raw.facet_maps, w.loc)
             add(id_t.fill(facets), facets, w.id_loc, f"walk '{w.name}'")
     for lst, t in lists:
         rx = template_regex(t) if t else None

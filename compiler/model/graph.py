@@ -38,15 +38,21 @@ class _File:
     shown: str
     parent: str | None
     # (step, state) -> (key loc, {routing key: [(target, loc)]})
-    entries: dict[tuple[str, str], tuple[Loc, dict[str, list[tuple[str, Loc]]], dict[str, Loc]]] = field(
-        default_factory=dict
+    entries: dict[tuple[str, str], tuple[Loc, dict[str, list[tuple[str, Loc]]], dict[str, Loc]]] = (
+        field(default_factory=dict)
     )
     children: dict[str, str] = field(default_factory=dict)  # sub-workflow name -> its file name
 
 
 class _Checker:
-    def __init__(self, root: RawGraphFile, entry: tuple[str, Loc] | None, steps: dict[str, tuple[str, ...]],
-                 states: set[str], keys: set[str]):
+    def __init__(
+        self,
+        root: RawGraphFile,
+        entry: tuple[str, Loc] | None,
+        steps: dict[str, tuple[str, ...]],
+        states: set[str],
+        keys: set[str],
+    ):
         self.steps = steps  # step name -> custom outcome states
         self.states = states
         self.keys = keys
@@ -80,7 +86,10 @@ class _Checker:
 
     def _add_file(self, raw: RawGraphFile, name: str, parent: str | None) -> None:
         if name in self.files:
-            raise fail(Loc(raw.shown), f"sub-workflow name '{name}' is used twice (also {self.files[name].shown})")
+            raise fail(
+                Loc(raw.shown),
+                f"sub-workflow name '{name}' is used twice (also {self.files[name].shown})",
+            )
         f = _File(name, raw.shown, parent)
         self.files[name] = f
         data: YMap = raw.data
@@ -102,8 +111,11 @@ class _Checker:
             f.entries[(step, state)] = (kloc, targets, {r: routes.key_loc(r) for r in routes})
             for r, ts in targets.items():
                 if len(ts) > 1:
-                    self.warn(ts[1][1], f"'{key}' lists {len(ts)} targets for '{r}'; only the first, "
-                              f"'{ts[0][0]}', is used")
+                    self.warn(
+                        ts[1][1],
+                        f"'{key}' lists {len(ts)} targets for '{r}'; only the first, "
+                        f"'{ts[0][0]}', is used",
+                    )
         for child in raw.children:
             cname = self._sub_name(child)
             f.children[cname] = cname
@@ -115,8 +127,11 @@ class _Checker:
             if state.strip() == "Ready" and _norm(step) == _norm(raw.dirname):
                 return step.strip()
         first = next(iter(raw.data))
-        self.warn(raw.data.key_loc(first), f"no '<name>:Ready' entry matches directory '{raw.dirname}'; "
-                  f"taking '{first.partition(':')[0]}' as the sub-workflow name")
+        self.warn(
+            raw.data.key_loc(first),
+            f"no '<name>:Ready' entry matches directory '{raw.dirname}'; "
+            f"taking '{first.partition(':')[0]}' as the sub-workflow name",
+        )
         return first.partition(":")[0].strip()
 
     # -- findings --------------------------------------------------------------------------
@@ -143,10 +158,14 @@ class _Checker:
         return None
 
     # -- resolution ------------------------------------------------------------------------
-    def node(self, g: str, step: str, state: str, k: str, ref: Loc, hops: int, quiet: bool) -> Action:
+    def node(
+        self, g: str, step: str, state: str, k: str, ref: Loc, hops: int, quiet: bool
+    ) -> Action:
         f = self.files[g]
         if hops > MAX_HOPS:
-            return self._stuck(ref, f"routing loop without a step through '{step}:{state}' in {f.shown}", quiet)
+            return self._stuck(
+                ref, f"routing loop without a step through '{step}:{state}' in {f.shown}", quiet
+            )
         if state == "Engaged" and step in self.steps:
             return Action("run", sub=g, step=step)
         ent = f.entries.get((step, state))
@@ -156,8 +175,11 @@ class _Checker:
             kloc, targets, _ = ent
             ts = targets.get(k) if k in targets else targets.get("default")
             if not ts:
-                return self._stuck(kloc, f"'{step}:{state}' has no route for routing key '{k}' and no default",
-                                   quiet)
+                return self._stuck(
+                    kloc,
+                    f"'{step}:{state}' has no route for routing key '{k}' and no default",
+                    quiet,
+                )
             t, tloc = ts[0]
             return self.target(g, t, tloc, k, hops + 1, quiet)
         if state == "Ready" and step in f.children:
@@ -193,7 +215,9 @@ class _Checker:
             return self._stuck(tloc, f"target '{t}' is not Pass, Fail or Step:State", quiet)
         step, state = t.split(":", 1)
         if state not in self.states:
-            return self._stuck(tloc, f"unknown state '{state}' in '{t}'{suggest(state, self.states)}", quiet)
+            return self._stuck(
+                tloc, f"unknown state '{state}' in '{t}'{suggest(state, self.states)}", quiet
+            )
         return self.node(g, step, state, k, tloc, hops, quiet)
 
     def _stuck(self, loc: Loc, message: str, quiet: bool) -> Action:
@@ -206,8 +230,13 @@ class _Checker:
         return FINAL + self.steps.get(step, ())
 
 
-def resolve_graph(root: RawGraphFile, entry: tuple[str, Loc] | None, steps: dict[str, tuple[str, ...]],
-                  keys: set[str], step_locs: dict[str, Loc]) -> Graph:
+def resolve_graph(
+    root: RawGraphFile,
+    entry: tuple[str, Loc] | None,
+    steps: dict[str, tuple[str, ...]],
+    keys: set[str],
+    step_locs: dict[str, Loc],
+) -> Graph:
     custom = {s for outs in steps.values() for s in outs}
     states = set(BASE_STATES) | custom
     c = _Checker(root, entry, steps, states, keys)
@@ -248,8 +277,11 @@ def resolve_graph(root: RawGraphFile, entry: tuple[str, Loc] | None, steps: dict
                             c.warn(*c.last_stuck)
             for r, rloc in rlocs.items():
                 if keys and r != "default" and r not in keys:
-                    c.warn(rloc, f"routing key '{r}' of '{step}:{state}' is produced by no dataset of the spec"
-                           f"{suggest(r, keys)}")
+                    c.warn(
+                        rloc,
+                        f"routing key '{r}' of '{step}:{state}' is produced by no dataset of the spec"
+                        f"{suggest(r, keys)}",
+                    )
     engaged = {s for _, s in runs}
     for name, loc in step_locs.items():
         if name not in engaged:
@@ -257,7 +289,9 @@ def resolve_graph(root: RawGraphFile, entry: tuple[str, Loc] | None, steps: dict
 
     table = _table(c, route_keys, runs, (c.root, estep, estate))
     findings = tuple(Diagnostic(loc, msg, sev) for (loc, msg), sev in c.findings.items())
-    findings = tuple(sorted(findings, key=lambda d: (d.severity != "error", d.loc.file, d.loc.line, d.loc.col)))
+    findings = tuple(
+        sorted(findings, key=lambda d: (d.severity != "error", d.loc.file, d.loc.line, d.loc.col))
+    )
     subs = tuple(SubGraph(f.name, f.shown, f.parent) for f in c.files.values())
     return Graph(c.root, f"{c.root}/{estep}:{estate}", subs, table, findings)
 
@@ -273,10 +307,12 @@ def _engaged_loc(c: _Checker, act: Action) -> Loc | None:
     return None
 
 
-def _table(c: _Checker, keys: list[str], runs: dict[tuple[str, str], Loc], entry: tuple[str, str, str]):
+def _table(
+    c: _Checker, keys: list[str], runs: dict[tuple[str, str], Loc], entry: tuple[str, str, str]
+):
     """Position -> routing key -> action, for every position a dataset can be in."""
     positions = {entry}
-    for (g, step) in runs:
+    for g, step in runs:
         positions.add((g, step, "Ready"))  # where a manual re-queue puts a dataset
         for out in c.outcomes(step):
             positions.add((g, step, out))
@@ -292,4 +328,3 @@ def _table(c: _Checker, keys: list[str], runs: dict[tuple[str, str], Loc], entry
                     acts[k] = a
         table.append((f"{g}/{step}:{state}", tuple(sorted(acts.items()))))
     return tuple(table)
-

@@ -25,7 +25,11 @@ def resolve(raw: RawWorkflow) -> Workflow:
     doc = raw.doc
     keys = {d.routing_key for d in datasets if d.routing_key}
     graph = resolve_graph(
-        raw.graph, raw.entry, {s.name: s.states for s in steps}, keys, {s.name: s.loc for s in steps}
+        raw.graph,
+        raw.entry,
+        {s.name: s.states for s in steps},
+        keys,
+        {s.name: s.loc for s in steps},
     )
     if any(d.severity == "error" for d in graph.findings):
         raise CompileError(graph.findings)  # errors first, then the warnings
@@ -34,7 +38,9 @@ def resolve(raw: RawWorkflow) -> Workflow:
         raise fail(doc.val_loc("max_visits"), "max_visits must be between 1 and 100")
     max_steps = doc.get("max_steps_per_cycle", 50)
     if not 1 <= max_steps <= 1000:
-        raise fail(doc.val_loc("max_steps_per_cycle"), "max_steps_per_cycle must be between 1 and 1000")
+        raise fail(
+            doc.val_loc("max_steps_per_cycle"), "max_steps_per_cycle must be between 1 and 1000"
+        )
     return Workflow(
         name=raw.name,
         dir=str(raw.dir.resolve()),
@@ -44,7 +50,9 @@ def resolve(raw: RawWorkflow) -> Workflow:
         graph=graph,
         max_visits=max_visits,
         max_steps_per_cycle=max_steps,
-        status_dir=_inside(raw.dir, doc.get("status_dir", "status"), doc.val_loc("status_dir"), "status_dir"),
+        status_dir=_inside(
+            raw.dir, doc.get("status_dir", "status"), doc.val_loc("status_dir"), "status_dir"
+        ),
         work_dir=_inside(raw.dir, doc.get("work_dir", "work"), doc.val_loc("work_dir"), "work_dir"),
         inputs=(),
     )

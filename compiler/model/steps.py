@@ -32,7 +32,9 @@ def parse_mem_mb(value: Any, loc: Loc) -> int:
     else:
         m = _SIZE.match(str(value))
         if not m:
-            raise fail(loc, f"cannot read memory size '{value}': use MB or a size like '16G', '500M'")
+            raise fail(
+                loc, f"cannot read memory size '{value}': use MB or a size like '16G', '500M'"
+            )
         mb = float(m.group(1)) * _MB[m.group(2).upper()]
     if mb <= 0:
         raise fail(loc, f"memory must be positive, not '{value}'")
@@ -56,7 +58,9 @@ def parse_minutes(value: Any, loc: Loc) -> int:
         elif re.fullmatch(r"\d+", s):
             minutes = float(s)
         else:
-            raise fail(loc, f"cannot read duration '{value}': use minutes or e.g. '2h', '90m', '1:30:00'")
+            raise fail(
+                loc, f"cannot read duration '{value}': use minutes or e.g. '2h', '90m', '1:30:00'"
+            )
     if minutes <= 0:
         raise fail(loc, f"runtime must be positive, not '{value}'")
     return max(1, math.ceil(minutes))
@@ -84,7 +88,9 @@ def _resources(m: YMap | None, base: dict) -> dict:
     for key in ("slurm_partition", "slurm_account"):
         if key in m:
             if not re.fullmatch(r"[A-Za-z0-9_.-]*", m[key]):
-                raise fail(m.val_loc(key), f"{key} '{m[key]}' holds characters SLURM does not accept")
+                raise fail(
+                    m.val_loc(key), f"{key} '{m[key]}' holds characters SLURM does not accept"
+                )
             out[key] = m[key]
     return out
 
@@ -114,10 +120,14 @@ def _retries(m: YMap, key: str, default: int) -> int:
     return m[key]
 
 
-def resolve_steps(raw: list[RawStep], defaults: YMap | None, facets: set[str], gate_names=()) -> tuple[Step, ...]:
+def resolve_steps(
+    raw: list[RawStep], defaults: YMap | None, facets: set[str], gate_names=()
+) -> tuple[Step, ...]:
     base_res = _resources(defaults.get("resources") if defaults else None, DEFAULT_RES)
-    base_growth = _growth(defaults.get("retry_growth") if defaults else None,
-                          dict(mem_factor=2.0, mem_max=0, runtime_factor=1.5, runtime_max=0))
+    base_growth = _growth(
+        defaults.get("retry_growth") if defaults else None,
+        dict(mem_factor=2.0, mem_max=0, runtime_factor=1.5, runtime_max=0),
+    )
     base_retries = _retries(defaults, "retries", 0) if defaults else 0
     known = set(facets) | set(BUILTIN_PLACEHOLDERS)
     steps = []
@@ -134,12 +144,26 @@ def resolve_steps(raw: list[RawStep], defaults: YMap | None, facets: set[str], g
         if mem_max < res["mem_mb"]:
             raise fail(b.loc, f"step '{rs.name}': mem_max is below the memory of the first attempt")
         if rt_max < res["runtime"]:
-            raise fail(b.loc, f"step '{rs.name}': runtime_max is below the runtime of the first attempt")
+            raise fail(
+                b.loc, f"step '{rs.name}': runtime_max is below the runtime of the first attempt"
+            )
         states = S.str_list(b.get("states", []), b.val_loc("states"), "'states'")
         for st, sloc in states:
-            if not STATE_NAME.match(st) or st in ("Ready", "Engaged", "Pass", "Fail", "Retry", "Cancelled",
-                                                  "Blocked", "Unblocked", "Quarantined"):
-                raise fail(sloc, f"'{st}' cannot be a custom state: it must be a new name of letters and digits")
+            if not STATE_NAME.match(st) or st in (
+                "Ready",
+                "Engaged",
+                "Pass",
+                "Fail",
+                "Retry",
+                "Cancelled",
+                "Blocked",
+                "Unblocked",
+                "Quarantined",
+            ):
+                raise fail(
+                    sloc,
+                    f"'{st}' cannot be a custom state: it must be a new name of letters and digits",
+                )
         steps.append(
             Step(
                 name=rs.name,

@@ -63,5 +63,7 @@ def load_manifest(path: str) -> dict:
     with open(path, encoding="utf-8") as f:
         m = json.load(f)
     if m.get("manifest_version") != MANIFEST_VERSION:
-        raise ValueError(f"{path}: manifest version {m.get('manifest_version')} is not {MANIFEST_VERSION}")
+        raise ValueError(
+            f"{path}: manifest version {m.get('manifest_version')} is not {MANIFEST_VERSION}"
+        )
     return m

@@ -42,7 +42,9 @@ def render_template(name: str, context: dict) -> str:
         return _env().get_template(name).render(**context)
     except jinja2.TemplateError as e:
         lineno = getattr(e, "lineno", 0) or 0
-        raise CompileError([Diagnostic(Loc(f"templates/{name}", lineno, 1), f"template error: {e}")]) from None
+        raise CompileError(
+            [Diagnostic(Loc(f"templates/{name}", lineno, 1), f"template error: {e}")]
+        ) from None
 
 
 def render_build(model: Workflow, manifest: dict, plan: Plan) -> dict[str, str]:

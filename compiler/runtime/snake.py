@@ -71,10 +71,17 @@ class Build:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another run"
-            print(f"padocc: workflow is already running ({holder}); nothing submitted", file=sys.stderr)
+            print(
+                f"padocc: workflow is already running ({holder}); nothing submitted",
+                file=sys.stderr,
+            )
             sys.stderr.flush()
             os._exit(0)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
-                      f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}, build {self.build}\n".encode(), 0)
+        os.pwrite(
+            fd,
+            f"pid {os.getpid()} on {socket.gethostname()} since "
+            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}, build {self.build}\n".encode(),
+            0,
+        )
         self._lock_fd = fd

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from compiler.core.diagnostics import Loc
 from compiler.core.routing import decide
 from compiler.core.statusfile import (
     ENGAGED,
@@ -31,7 +32,6 @@ from compiler.core.statusfile import (
     utc_stamp,
 )
 from compiler.model.templates import parse_template
-from compiler.core.diagnostics import Loc
 from compiler.runtime.build import dataset_row, manifest, slot_path
 
 STATE_FILE_ENV = "PADOCC_STATE_FILE"
@@ -57,10 +57,19 @@ def _write_json_atomic(path: str, data: dict) -> None:
 
 
 def _stat(m: dict, sub: str, step: str, state: str, **params) -> Stat:
-    return Stat(utc_stamp(), m["workflow"]["name"], sub, step, state, {k: v for k, v in params.items() if v != ""})
+    return Stat(
+        utc_stamp(),
+        m["workflow"]["name"],
+        sub,
+        step,
+        state,
+        {k: v for k, v in params.items() if v != ""},
+    )
 
 
-def _read_outcome_files(state_file: str, params_file: str, allowed: set[str]) -> tuple[str | None, dict, str]:
+def _read_outcome_files(
+    state_file: str, params_file: str, allowed: set[str]
+) -> tuple[str | None, dict, str]:
     state, params, problem = None, {}, ""
     try:
         text = Path(state_file).read_text(encoding="utf-8").strip()
@@ -81,6 +90,10 @@ def _read_outcome_files(state_file: str, params_file: str, allowed: set[str]) ->
     return state, params, problem
 
 
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def run_slot(req: SlotRequest) -> int:
     m = manifest(req.build_dir)
     wf = m["workflow"]
@@ -89,7 +102,12 @@ def run_slot(req: SlotRequest) -> int:
     key, facets = dataset_row(req.build_dir, req.dataset)
     out_path = slot_path(wf["dir"], build, req.dataset, req.slot)
 
-    pos = position_of(read_history(status).stats)
+    stats = read_history(status).stats
+    if any(st.state == "Cancelled" and st.params.get("build") == build for st in stats):
+        # Cancelled by an operator during this build: do nothing more until the next cycle.
+        _write_json_atomic(out_path, {"next": {"kind": "cancelled"}})
+        return 0
+    pos = position_of(stats)
     act = decide(pos, key, m["graph"], wf["max_visits"])
     root = m["graph"]["root"]
     kind = act["kind"]
@@ -101,9 +119,20 @@ def run_slot(req: SlotRequest) -> int:
         _write_json_atomic(out_path, {"next": {"kind": "done", "state": act["state"]}})
         return 0
     if kind == "stuck":
-        append_stats(status, req.dataset, [
-            _stat(m, act.get("sub", root), act.get("step", root), QUARANTINED, reason=act["reason"], build=build)
-        ])
+        append_stats(
+            status,
+            req.dataset,
+            [
+                _stat(
+                    m,
+                    act.get("sub", root),
+                    act.get("step", root),
+                    QUARANTINED,
+                    reason=act["reason"],
+                    build=build,
+                )
+            ],
+        )
         _write_json_atomic(out_path, {"next": {"kind": "quarantined"}})
         return 0
 
@@ -111,22 +140,56 @@ def run_slot(req: SlotRequest) -> int:
     step = m["steps"][step_name]
     workdir = Path(wf["work_dir"]) / req.dataset
     workdir.mkdir(parents=True, exist_ok=True)
-    values = {**facets, "dataset": req.dataset, "workdir": str(workdir), "attempt": str(req.attempt),
-              "step": step_name, "python": m["python"], "workflow_dir": wf["dir"]}
+    values = {
+        **facets,
+        "dataset": req.dataset,
+        "workdir": str(workdir),
+        "attempt": str(req.attempt),
+        "step": step_name,
+        "python": m["python"],
+        "workflow_dir": wf["dir"],
+    }
     # Every value from data is shell-quoted before it reaches the shell.
-    command = parse_template(step["command"], Loc(step["source"]), values, "command").fill(values, shlex.quote)
+    command = parse_template(step["command"], Loc(step["source"]), values, "command").fill(
+        values, shlex.quote
+    )
 
     jobid = os.environ.get("SLURM_JOB_ID", "")
-    append_stats(status, req.dataset, [
-        _stat(m, sub, step_name, ENGAGED, host=socket.gethostname(), pid=os.getpid(), attempt=req.attempt,
-              slurm_jobid=jobid, slot=req.slot, build=build)
-    ])
+    append_stats(
+        status,
+        req.dataset,
+        [
+            _stat(
+                m,
+                sub,
+                step_name,
+                ENGAGED,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                attempt=req.attempt,
+                slurm_jobid=jobid,
+                slot=req.slot,
+                build=build,
+            )
+        ],
+    )
     with tempfile.TemporaryDirectory(prefix="padocc-") as tmp:
         state_file, params_file = os.path.join(tmp, "state"), os.path.join(tmp, "params")
-        env = {**os.environ, STATE_FILE_ENV: state_file, PARAMS_FILE_ENV: params_file,
-               "PADOCC_DATASET": req.dataset, "PADOCC_STEP": step_name, "PADOCC_WORKDIR": str(workdir)}
+        env = {
+            **os.environ,
+            STATE_FILE_ENV: state_file,
+            PARAMS_FILE_ENV: params_file,
+            "PADOCC_DATASET": req.dataset,
+            "PADOCC_STEP": step_name,
+            "PADOCC_WORKDIR": str(workdir),
+        }
         t0 = time.monotonic()
-        proc = subprocess.Popen(["bash", "-c", command], cwd=workdir, env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            ["bash", "-c", command], cwd=workdir, env=env, start_new_session=True
+        )
+        # SIGTERM (scancel, Snakemake, `padocc cancel`) ends the command's whole process
+        # group; the open Engaged line then tells the next compile to run it again.
+        signal.signal(signal.SIGTERM, _terminate)
         try:
             rc = proc.wait()
         except BaseException:
@@ -140,17 +203,38 @@ def run_slot(req: SlotRequest) -> int:
     if rc != 0 and named is None and req.attempt <= step["retries"]:
         # Not the last attempt: a non-binding record, then let Snakemake resubmit
         # with grown resources.
-        append_stats(status, req.dataset, [
-            _stat(m, sub, step_name, "Retry", exit=rc, attempt=req.attempt, wall=f"{wall:.1f}",
-                  maxrss_mb=f"{maxrss_mb:.0f}", slurm_jobid=jobid)
-        ])
-        print(f"padocc: {step_name} failed with exit {rc} on attempt {req.attempt}; retrying", file=sys.stderr)
+        append_stats(
+            status,
+            req.dataset,
+            [
+                _stat(
+                    m,
+                    sub,
+                    step_name,
+                    "Retry",
+                    exit=rc,
+                    attempt=req.attempt,
+                    wall=f"{wall:.1f}",
+                    maxrss_mb=f"{maxrss_mb:.0f}",
+                    slurm_jobid=jobid,
+                )
+            ],
+        )
+        print(
+            f"padocc: {step_name} failed with exit {rc} on attempt {req.attempt}; retrying",
+            file=sys.stderr,
+        )
         return 1
     # A state the command names wins over its exit code; one it may not name is a Fail.
     state = "Fail" if problem else (named or ("Pass" if rc == 0 else "Fail"))
     params = dict(extra)
-    params.update(exit=rc, wall=f"{wall:.1f}", maxrss_mb=f"{maxrss_mb:.0f}", attempt=req.attempt,
-                  slurm_jobid=jobid)
+    params.update(
+        exit=rc,
+        wall=f"{wall:.1f}",
+        maxrss_mb=f"{maxrss_mb:.0f}",
+        attempt=req.attempt,
+        slurm_jobid=jobid,
+    )
     if problem:
         params["problem"] = problem
     append_stats(status, req.dataset, [_stat(m, sub, step_name, state, **params)])
@@ -162,9 +246,20 @@ def run_slot(req: SlotRequest) -> int:
         append_stats(status, req.dataset, [_stat(m, root, root, nxt["state"], build=build)])
         nxt = {"kind": "done", "state": nxt["state"]}
     elif nxt["kind"] == "stuck":
-        append_stats(status, req.dataset, [
-            _stat(m, nxt.get("sub", root), nxt.get("step", root), QUARANTINED, reason=nxt["reason"], build=build)
-        ])
+        append_stats(
+            status,
+            req.dataset,
+            [
+                _stat(
+                    m,
+                    nxt.get("sub", root),
+                    nxt.get("step", root),
+                    QUARANTINED,
+                    reason=nxt["reason"],
+                    build=build,
+                )
+            ],
+        )
         nxt = {"kind": "quarantined"}
     _write_json_atomic(out_path, {"ran": step_name, "state": state, "next": nxt})
     return 0
