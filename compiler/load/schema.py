@@ -187,9 +187,9 @@ WORKFLOW = Record(
     "workflow",
     (
         K("name", STR, required=True, doc="workflow name written in STAT lines"),
-        K("datasets", MAP, required=True),
-        K("graph", MAP, STR, required=True),
-        K("steps", MAP, required=True),
+        K("datasets", MAP),
+        K("graph", MAP, STR),
+        K("steps", MAP),
         K("routing_key", STR, LIST),
         K("max_visits", INT, doc="times one step may run for one dataset (default 3)"),
         K("max_steps_per_cycle", INT, doc="cap on steps one dataset runs in one cycle"),
@@ -205,3 +205,51 @@ DEFAULTS = Record(
     "defaults",
     (K("resources", MAP), K("retries", INT), K("retry_growth", MAP)),
 )
+
+GATES_FILE = Record("gates file", (K("gates", MAP, required=True),))
+
+WANT = Record(
+    "want",
+    (K("low", STR, INT, NUM, required=True), K("high", STR, INT, NUM, required=True, doc="a value, or 'now'")),
+)
+
+INTERVAL = Record("interval", (K("low", STR, INT, NUM, required=True), K("high", STR, INT, NUM, required=True)))
+
+RANGE_MAP = Record(
+    "precondition map",
+    (
+        K("offset", STR, INT, NUM, doc="shift both ends, e.g. '-1h'"),
+        K("lookback", STR, INT, NUM, doc="also need this much before"),
+        K("lookahead", STR, INT, NUM, doc="also need this much after"),
+        K("hook", STR, doc="'file.py:function' in the workflow directory, for the odd case"),
+    ),
+)
+
+PRECONDITION = Record("precondition", (K("gate", STR, required=True), K("map", MAP)))
+
+GATE = Record(
+    "gate",
+    (
+        K("axis", STR, required=True, doc="time, serial or carrington"),
+        K("step", STR, INT, NUM, doc="axis resolution (time: a duration; default 1 / 1s)"),
+        K("origin", STR, INT, NUM, doc="where the chunk grid starts (default 1970-01-01 / 0)"),
+        K("maxrange", STR, INT, NUM, doc="the largest range one job makes: the chunk size"),
+        K("want", MAP, doc="{low, high}: the range to keep covered; high may be 'now'"),
+        K("command", STR, doc="makes one chunk: {low}, {high}, {gate}, facets of keyed gates"),
+        K("task", STR, doc="the step name in STAT lines (default Make)"),
+        K("coverage", STR, doc="status command printing covered 'low high' intervals"),
+        K("clock", MAP, doc="{lag: 10m}: a clock gate, covered up to now minus lag"),
+        K("parallelOK", INT, doc="chunks of this gate that may run at once"),
+        K("state", STR, doc="ACTIVE or HOLD"),
+        K("gaps", LIST, doc="permanent gaps: [{low, high}], never asked for"),
+        K("preconditions", LIST),
+        K("keyed", BOOL, doc="one gate per dataset of the spec"),
+        K("resources", MAP),
+        K("retries", INT),
+        K("retry_growth", MAP),
+        K("max_failures", INT, doc="failed runs of one chunk before it waits for a remake (default 3)"),
+        K("doc", STR),
+    ),
+)
+
+CLOCK = Record("clock", (K("lag", STR, INT, NUM, required=True),))

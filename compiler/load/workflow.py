@@ -78,10 +78,12 @@ class RawWorkflow:
     lists: list[RawList]
     facet_maps: YMap | None
     routing: list[tuple[YMap | None, str, Loc]]  # (when, key template, loc)
-    graph: RawGraphFile
+    graph: RawGraphFile | None
     entry: tuple[str, Loc] | None
     steps: list[RawStep]
     defaults: YMap | None
+    gates: YMap | None
+    gates_file: str
 
 
 def shown_path(base: str, *parts: str) -> str:
@@ -217,49 +219,65 @@ def load_workflow(wf_dir: Path, shown_dir: str) -> RawWorkflow:
         raise fail(Loc(shown), "workflow file is empty")
     doc = S.check(doc, S.WORKFLOW, Loc(shown, 1, 1))
 
-    ds = S.check(doc["datasets"], S.DATASETS, doc.val_loc("datasets"))
-    spec, spec_file = None, ""
-    if "spec" in ds:
-        path, spec_file = _resolve_inside(
-            wf_dir, shown_dir, ds["spec"], ds.val_loc("spec"), "'spec'"
-        )
-        spec = load_yaml(path, spec_file)
-        if spec is None:
-            raise fail(Loc(spec_file), "dataset spec is empty")
-        S.check_kind(spec, (S.MAP,), Loc(spec_file, 1, 1), "a dataset spec")
-    walks = _load_walks(ds["walks"], ds.val_loc("walks")) if "walks" in ds else []
-    if walks and spec is None:
-        raise fail(ds.key_loc("walks"), "'walks' need a 'spec' file to walk")
-    if spec is not None and not walks:
-        raise fail(ds.key_loc("spec"), "a 'spec' needs 'walks' that say how to expand it")
-    lists = (
-        _load_lists(ds["lists"], ds.val_loc("lists"), wf_dir, shown_dir) if "lists" in ds else []
-    )
-    if not walks and not lists:
-        raise fail(doc.key_loc("datasets"), "'datasets' needs 'walks' over a spec, or 'lists'")
-    facet_maps = ds.get("facet_maps")
+    spec, spec_file, walks, lists, facet_maps = None, "", [], [], None
+    if "datasets" in doc:
+        ds = S.check(doc["datasets"], S.DATASETS, doc.val_loc("datasets"))
+        if "spec" in ds:
+            path, spec_file = _resolve_inside(wf_dir, shown_dir, ds["spec"], ds.val_loc("spec"), "'spec'")
+            spec = load_yaml(path, spec_file)
+            if spec is None:
+                raise fail(Loc(spec_file), "dataset spec is empty")
+            S.check_kind(spec, (S.MAP,), Loc(spec_file, 1, 1), "a dataset spec")
+        walks = _load_walks(ds["walks"], ds.val_loc("walks")) if "walks" in ds else []
+        if walks and spec is None:
+            raise fail(ds.key_loc("walks"), "'walks' need a 'spec' file to walk")
+        if spec is not None and not walks:
+            raise fail(ds.key_loc("spec"), "a 'spec' needs 'walks' that say how to expand it")
+        lists = _load_lists(ds["lists"], ds.val_loc("lists"), wf_dir, shown_dir) if "lists" in ds else []
+        if not walks and not lists:
+            raise fail(doc.key_loc("datasets"), "'datasets' needs 'walks' over a spec, or 'lists'")
+        facet_maps = ds.get("facet_maps")
 
-    graph = doc["graph"]
-    if isinstance(graph, str):
-        gfile, entry = graph, None
-        gloc = doc.val_loc("graph")
-    else:
-        g = S.check(graph, S.GRAPH, doc.val_loc("graph"))
-        gfile, gloc = g["file"], g.val_loc("file")
-        entry = (g["entry"], g.val_loc("entry")) if "entry" in g else None
-    gpath, gshown = _resolve_inside(wf_dir, shown_dir, gfile, gloc, "'graph'")
-    raw_graph = load_graph_file(gpath, gshown)
+    raw_graph, entry = None, None
+    if "graph" in doc:
+        graph = doc["graph"]
+        if isinstance(graph, str):
+            gfile, gloc = graph, doc.val_loc("graph")
+        else:
+            g = S.check(graph, S.GRAPH, doc.val_loc("graph"))
+            gfile, gloc = g["file"], g.val_loc("file")
+            entry = (g["entry"], g.val_loc("entry")) if "entry" in g else None
+        gpath, gshown = _resolve_inside(wf_dir, shown_dir, gfile, gloc, "'graph'")
+        raw_graph = load_graph_file(gpath, gshown)
+        for need in ("datasets", "steps"):
+            if need not in doc:
+                raise fail(doc.key_loc("graph"), f"a workflow with a 'graph' needs '{need}' too")
+    elif "steps" in doc:
+        raise fail(doc.key_loc("steps"), "'steps' need a 'graph' that routes datasets through them")
 
-    steps_map = doc["steps"]
-    if not steps_map:
-        raise fail(doc.val_loc("steps"), "'steps' must define at least one step")
-    steps = [
-        RawStep(name, steps_map.key_loc(name), S.check(body, S.STEP, steps_map.val_loc(name)))
-        for name, body in steps_map.items()
-    ]
-    defaults = (
-        S.check(doc["defaults"], S.DEFAULTS, doc.val_loc("defaults")) if "defaults" in doc else None
-    )
+    steps = []
+    if "steps" in doc:
+        steps_map = doc["steps"]
+        if not steps_map:
+            raise fail(doc.val_loc("steps"), "'steps' must define at least one step")
+        steps = [
+            RawStep(name, steps_map.key_loc(name), S.check(body, S.STEP, steps_map.val_loc(name)))
+            for name, body in steps_map.items()
+        ]
+    defaults = S.check(doc["defaults"], S.DEFAULTS, doc.val_loc("defaults")) if "defaults" in doc else None
+
+    gates, gates_file = None, ""
+    if "gates" in doc:
+        gpath, gates_file = _resolve_inside(wf_dir, shown_dir, doc["gates"], doc.val_loc("gates"), "'gates'")
+        gdoc = load_yaml(gpath, gates_file)
+        if gdoc is None:
+            raise fail(Loc(gates_file), "gates file is empty")
+        gdoc = S.check(gdoc, S.GATES_FILE, Loc(gates_file, 1, 1))
+        gates = gdoc["gates"]
+        if not gates:
+            raise fail(gdoc.val_loc("gates"), "'gates' must define at least one gate")
+    if raw_graph is None and gates is None:
+        raise fail(Loc(shown, 1, 1), "a workflow needs a 'graph' (with 'datasets' and 'steps') or 'gates'")
 
     return RawWorkflow(
         dir=wf_dir,
@@ -277,4 +295,6 @@ def load_workflow(wf_dir: Path, shown_dir: str) -> RawWorkflow:
         entry=entry,
         steps=steps,
         defaults=defaults,
+        gates=gates,
+        gates_file=gates_file,
     )

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from compiler.core.diagnostics import CompileError, Loc, fail
 from compiler.load.workflow import RawWorkflow, load_workflow
 from compiler.model.datasets import expand_datasets
 from compiler.model.graph import resolve_graph
-from compiler.model.steps import resolve_steps
-from compiler.model.types import Workflow
+from compiler.model.gates import resolve_gates
+from compiler.model.steps import resolve_steps, run_defaults
+from compiler.model.types import Graph, Workflow
+
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*\Z")
 
 
 def _inside(wf_dir: Path, rel: str, loc: Loc, what: str) -> str:
@@ -20,19 +25,28 @@ def _inside(wf_dir: Path, rel: str, loc: Loc, what: str) -> str:
 
 
 def resolve(raw: RawWorkflow) -> Workflow:
-    datasets, facets = expand_datasets(raw)
+    has_datasets = bool(raw.walks or raw.lists)
+    datasets, facets = expand_datasets(raw) if has_datasets else ((), set())
     steps = resolve_steps(raw.steps, raw.defaults, facets)
     doc = raw.doc
     keys = {d.routing_key for d in datasets if d.routing_key}
-    graph = resolve_graph(
-        raw.graph,
-        raw.entry,
-        {s.name: s.states for s in steps},
-        keys,
-        {s.name: s.loc for s in steps},
-    )
+    if raw.graph is not None:
+        graph = resolve_graph(
+            raw.graph,
+            raw.entry,
+            {s.name: s.states for s in steps},
+            keys,
+            {s.name: s.loc for s in steps},
+        )
+    else:
+        graph = Graph(raw.name, "", (), (), ())
+    gates = ()
+    if raw.gates is not None:
+        gates = resolve_gates(raw.gates, raw.dir, run_defaults(raw.defaults), facets, has_datasets)
     if any(d.severity == "error" for d in graph.findings):
         raise CompileError(graph.findings)  # errors first, then the warnings
+    if not _NAME.match(raw.name):
+        raise fail(doc.val_loc("name"), f"workflow name '{raw.name}' must be letters, digits, '_' and '-'")
     max_visits = doc.get("max_visits", 3)
     if not 1 <= max_visits <= 100:
         raise fail(doc.val_loc("max_visits"), "max_visits must be between 1 and 100")
@@ -54,7 +68,8 @@ def resolve(raw: RawWorkflow) -> Workflow:
             raw.dir, doc.get("status_dir", "status"), doc.val_loc("status_dir"), "status_dir"
         ),
         work_dir=_inside(raw.dir, doc.get("work_dir", "work"), doc.val_loc("work_dir"), "work_dir"),
-        inputs=(),
+        gates=gates,
+        gates_file=raw.gates_file,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from compiler.core.diagnostics import Loc, fail
@@ -120,15 +121,43 @@ def _retries(m: YMap, key: str, default: int) -> int:
     return m[key]
 
 
-def resolve_steps(
-    raw: list[RawStep], defaults: YMap | None, facets: set[str], gate_names=()
-) -> tuple[Step, ...]:
-    base_res = _resources(defaults.get("resources") if defaults else None, DEFAULT_RES)
-    base_growth = _growth(
-        defaults.get("retry_growth") if defaults else None,
-        dict(mem_factor=2.0, mem_max=0, runtime_factor=1.5, runtime_max=0),
+@dataclass(frozen=True)
+class RunDefaults:
+    """The workflow's `defaults:`, which every step and gate starts from."""
+
+    resources: dict
+    growth: dict
+    retries: int
+
+
+def run_defaults(defaults: YMap | None) -> RunDefaults:
+    return RunDefaults(
+        _resources(defaults.get("resources") if defaults else None, DEFAULT_RES),
+        _growth(
+            defaults.get("retry_growth") if defaults else None,
+            dict(mem_factor=2.0, mem_max=0, runtime_factor=1.5, runtime_max=0),
+        ),
+        _retries(defaults, "retries", 0) if defaults else 0,
     )
-    base_retries = _retries(defaults, "retries", 0) if defaults else 0
+
+
+def run_settings(body: YMap, base: RunDefaults, what: str) -> tuple[Resources, int, Growth]:
+    """Resources, retries and their growth for one step or gate, over the defaults."""
+    res = _resources(body.get("resources"), base.resources)
+    g = _growth(body.get("retry_growth"), base.growth)
+    # Caps default to 8x memory and 4x time of the first attempt.
+    mem_max = g["mem_max"] or res["mem_mb"] * 8
+    rt_max = g["runtime_max"] or res["runtime"] * 4
+    if mem_max < res["mem_mb"]:
+        raise fail(body.loc, f"{what}: mem_max is below the memory of the first attempt")
+    if rt_max < res["runtime"]:
+        raise fail(body.loc, f"{what}: runtime_max is below the runtime of the first attempt")
+    growth = Growth(g["mem_factor"], mem_max, g["runtime_factor"], rt_max)
+    return Resources(**res), _retries(body, "retries", base.retries), growth
+
+
+def resolve_steps(raw: list[RawStep], defaults: YMap | None, facets: set[str]) -> tuple[Step, ...]:
+    base = run_defaults(defaults)
     known = set(facets) | set(BUILTIN_PLACEHOLDERS)
     steps = []
     for rs in raw:
@@ -136,17 +165,7 @@ def resolve_steps(
             raise fail(rs.loc, f"step name '{rs.name}' must be a letter then letters, digits or _")
         b = rs.body
         parse_template(b["command"], b.val_loc("command"), known, f"command of step '{rs.name}'")
-        res = _resources(b.get("resources"), base_res)
-        g = _growth(b.get("retry_growth"), base_growth)
-        # Caps default to 8x memory and 4x time of the first attempt.
-        mem_max = g["mem_max"] or res["mem_mb"] * 8
-        rt_max = g["runtime_max"] or res["runtime"] * 4
-        if mem_max < res["mem_mb"]:
-            raise fail(b.loc, f"step '{rs.name}': mem_max is below the memory of the first attempt")
-        if rt_max < res["runtime"]:
-            raise fail(
-                b.loc, f"step '{rs.name}': runtime_max is below the runtime of the first attempt"
-            )
+        resources, retries, growth = run_settings(b, base, f"step '{rs.name}'")
         states = S.str_list(b.get("states", []), b.val_loc("states"), "'states'")
         for st, sloc in states:
             if not STATE_NAME.match(st) or st in (
@@ -169,9 +188,9 @@ def resolve_steps(
                 name=rs.name,
                 loc=rs.loc,
                 command=b["command"],
-                resources=Resources(**res),
-                retries=_retries(b, "retries", base_retries),
-                growth=Growth(g["mem_factor"], mem_max, g["runtime_factor"], rt_max),
+                resources=resources,
+                retries=retries,
+                growth=growth,
                 states=tuple(s for s, _ in states),
             )
         )

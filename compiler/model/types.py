@@ -94,4 +94,5 @@ class Workflow:
     max_steps_per_cycle: int
     status_dir: str  # absolute
     work_dir: str  # absolute
-    inputs: tuple[str, ...]  # every file the model was built from (for change detection)
+    gates: tuple = ()  # model.gates.Gate
+    gates_file: str = ""

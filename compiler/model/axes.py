@@ -1,0 +1,125 @@
+"""Gate axes: time (UTC seconds), serial numbers, Carrington rotations.
+
+Values are plain numbers inside: seconds since 1970-01-01T00:00:00Z for time, the
+number itself for serial and Carrington axes. Parsing and formatting live here so
+the compiler, the Snakefile helpers and the gate commands agree to the character.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+
+from compiler.core.diagnostics import Loc, fail
+
+AXES = ("time", "serial", "carrington")
+_TIME_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%MZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%Y%m%dT%H%M%SZ",
+                 "%Y.%m.%d_%H:%M:%S_UTC", "%Y.%m.%d_%H:%M_UTC", "%Y.%m.%d")
+_DUR = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)", re.IGNORECASE)
+_DUR_S = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+# Carrington rotation n starts at Julian day JD0 + PERIOD * n (the usual linear
+# approximation, good to a few hours; the synodic rotation period in days).
+CARRINGTON_JD0 = 2398140.227
+CARRINGTON_PERIOD = 27.2752316
+_UNIX_JD = 2440587.5
+
+
+def parse_time(text: str, loc: Loc) -> int:
+    s = str(text).strip()
+    for fmt in _TIME_FORMATS:
+        try:
+            dt = datetime.strptime(s, fmt)
+        except ValueError:
+            continue
+        return int(dt.replace(tzinfo=timezone.utc).timestamp())
+    raise fail(loc, f"cannot read time '{text}': use UTC like 2010-05-01T00:00:00Z")
+
+
+def format_time(sec: float) -> str:
+    return datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def time_tag(sec: float) -> str:
+    return datetime.fromtimestamp(sec, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def parse_duration_s(value, loc: Loc) -> int:
+    if isinstance(value, bool):
+        raise fail(loc, f"cannot read duration '{value}'")
+    if isinstance(value, (int, float)):
+        return int(value)
+    s = str(value).strip()
+    if re.fullmatch(r"(\s*\d+(?:\.\d+)?\s*[dhms])+\s*", s, re.IGNORECASE):
+        return int(sum(float(n) * _DUR_S[u.lower()] for n, u in _DUR.findall(s)))
+    if re.fullmatch(r"-?\d+", s):
+        return int(s)
+    raise fail(loc, f"cannot read duration '{value}': use e.g. '10m', '6h', '1d'")
+
+
+def parse_value(axis: str, value, loc: Loc) -> float:
+    """A point on the axis, from YAML or the command line."""
+    if axis == "time":
+        return parse_time(value, loc)
+    if isinstance(value, bool):
+        raise fail(loc, f"cannot read {axis} value '{value}'")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise fail(loc, f"cannot read {axis} value '{value}': expected a number") from None
+    if not math.isfinite(v):
+        raise fail(loc, f"{axis} value '{value}' is not finite")
+    return int(v) if v == int(v) else v
+
+
+def parse_length(axis: str, value, loc: Loc) -> float:
+    """A length on the axis: a duration for time, a number otherwise."""
+    if axis == "time":
+        return parse_duration_s(value, loc)
+    return parse_value(axis, value, loc)
+
+
+def fmt_value(axis: str, v: float) -> str:
+    """How a point is shown to commands and people."""
+    if axis == "time":
+        return format_time(v)
+    return str(int(v)) if v == int(v) else repr(v)
+
+
+def tag(axis: str, v: float) -> str:
+    """How a point is spelled in file names (no ':')."""
+    if axis == "time":
+        return time_tag(v)
+    return str(int(v)) if v == int(v) else repr(v)
+
+
+def untag(axis: str, text: str) -> float:
+    if axis == "time":
+        return int(datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).timestamp())
+    v = float(text)
+    return int(v) if v == int(v) else v
+
+
+def carrington_to_time(cr: float) -> float:
+    jd = CARRINGTON_JD0 + CARRINGTON_PERIOD * cr
+    return (jd - _UNIX_JD) * 86400.0
+
+
+def time_to_carrington(sec: float) -> float:
+    jd = sec / 86400.0 + _UNIX_JD
+    return (jd - CARRINGTON_JD0) / CARRINGTON_PERIOD
+
+
+def convert(value: float, src: str, dst: str) -> float:
+    if src == dst:
+        return value
+    if (src, dst) == ("carrington", "time"):
+        return carrington_to_time(value)
+    if (src, dst) == ("time", "carrington"):
+        return time_to_carrington(value)
+    raise ValueError(f"cannot convert {src} to {dst}")
+
+
+def convertible(src: str, dst: str) -> bool:
+    return src == dst or {src, dst} == {"time", "carrington"}

@@ -1,0 +1,65 @@
+"""Chunk grid and precondition mapping, on gates as the manifest stores them.
+
+Chunk k of a gate covers [origin + k*size, origin + (k+1)*size). Every request is
+widened to whole chunks of this fixed grid, so two overlapping requests name the
+same chunks and nothing is made twice.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from functools import lru_cache
+from typing import Iterator
+
+from compiler.model.axes import convert
+
+
+def chunk_range(gate: dict, low: float, high: float) -> Iterator[tuple[float, float]]:
+    """The grid chunks that overlap [low, high)."""
+    o, size = gate["origin"], gate["maxrange"]
+    if high <= low:
+        return
+    first = math.floor((low - o) / size + 1e-9)
+    last = math.ceil((high - o) / size - 1e-9)
+    for k in range(first, last):
+        yield (_num(o + k * size), _num(o + (k + 1) * size))
+
+
+def _num(v: float) -> float:
+    return int(v) if float(v).is_integer() else v
+
+
+def in_gap(gate: dict, lo: float, hi: float) -> bool:
+    """A chunk wholly inside a permanent gap is never asked for."""
+    return any(g_lo <= lo and hi <= g_hi for g_lo, g_hi in gate["gaps"])
+
+
+def wanted_chunks(gate: dict, low: float, high: float) -> list[tuple[float, float]]:
+    return [c for c in chunk_range(gate, low, high) if not in_gap(gate, *c)]
+
+
+@lru_cache(maxsize=64)
+def _hook(path: str, func: str):
+    spec = importlib.util.spec_from_file_location(f"padocc_hook_{abs(hash(path))}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return getattr(mod, func)
+
+
+def map_range(pre: dict, down: dict, up: dict, lo: float, hi: float) -> tuple[float, float]:
+    """The upstream range a downstream chunk [lo, hi) needs: convert axes, then the map."""
+    m = pre["map"]
+    if m.get("hook"):
+        a, b = _hook(m["hook_path"], m["hook_func"])(lo, hi)
+        return float(a), float(b)
+    a = convert(lo, down["axis"], up["axis"])
+    b = convert(hi, down["axis"], up["axis"])
+    a += m.get("offset", 0) - m.get("before", 0)
+    b += m.get("offset", 0) + m.get("after", 0)
+    return a, b
+
+
+def upstream_chunks(pre: dict, down: dict, up: dict, lo: float, hi: float) -> list[tuple[float, float]]:
+    a, b = map_range(pre, down, up, lo, hi)
+    return wanted_chunks(up, a, b)
