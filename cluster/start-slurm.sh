@@ -218,13 +218,14 @@ if ! alive mariadb; then
   chown mysql:mysql "$RUN"   # mariadbd (user mysql) writes socket + PID here
   rm -f "$RUN/mariadb.pid" "$DB_SOCK"
   # --no-defaults: ignore /etc/mysql so a system mariadb config cannot interfere;
-  # private port + socket so a system mariadb on 3306 cannot clash. The innodb
-  # values silence slurmdbd's "Database settings not recommended" error.
+  # private port + socket so a system mariadb on 3306 cannot clash. slurmdbd
+  # wants innodb_lock_wait_timeout>=900; its other wish (1 GB buffer pool)
+  # is ignored to spare memory: it only logs "settings not recommended".
   setsid mariadbd --no-defaults --user=mysql --datadir="$DB_DIR" \
     --socket="$DB_SOCK" --pid-file="$RUN/mariadb.pid" \
     --port="$DB_PORT" --bind-address=127.0.0.1 --skip-name-resolve \
     --log-error="$LOG/mariadb.log" \
-    --innodb-buffer-pool-size=128M --innodb-lock-wait-timeout=900 \
+    --innodb-lock-wait-timeout=900 \
     </dev/null >>"$LOG/mariadb.log" 2>&1 &
   record_pid mariadb "$RUN/mariadb.pid"
 fi

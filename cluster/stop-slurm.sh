@@ -43,7 +43,7 @@ pid_of() {
 if pid_of slurmctld >/dev/null && command -v squeue >/dev/null; then
   jobs=$(timeout 10 squeue -h -o %i 2>/dev/null || true)
   if [[ -n $jobs ]]; then
-    say "cancelling jobs: $(echo $jobs)"
+    say "cancelling jobs: ${jobs//$'\n'/ }"
     # shellcheck disable=SC2086
     timeout 10 scancel $jobs 2>/dev/null || true
     for _ in $(seq 40); do

@@ -29,6 +29,27 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("workflow_dir", nargs="?", default=".")
     x.add_argument("--dataset", action="append", default=[], help="only this dataset (repeatable)")
 
+    g = sub.add_parser("gate", help="JSOC's ticket actions on a gate: range check wait make remake gaps coverage")
+    g.add_argument("action", choices=("range", "check", "wait", "make", "remake", "gaps", "coverage"))
+    g.add_argument("gate")
+    g.add_argument("low", nargs="?")
+    g.add_argument("high", nargs="?")
+    g.add_argument("-C", "--workflow-dir", default=".", help="the workflow directory (default: .)")
+    g.add_argument("--key", default="", help="dataset id, for a keyed gate")
+    g.add_argument("--timeout", type=float, default=3600, help="seconds 'wait' waits (default 3600)")
+    g.add_argument("--now", help="take this UTC time as now")
+    g.add_argument("--profile", default="local", help="Snakemake profile for make/remake")
+
+    k = sub.add_parser("run-chunk", help="gate chunk wrapper (called by generated Snakefiles)")
+    k.add_argument("build_dir")
+    k.add_argument("gate")
+    k.add_argument("low")
+    k.add_argument("high")
+    k.add_argument("--key", default="")
+    k.add_argument("--attempt", type=int, default=1)
+
+    _ops_args(sub)
+
     r = sub.add_parser("run-step", help="job wrapper (called by generated Snakefiles)")
     r.add_argument("build_dir")
     r.add_argument("dataset")
@@ -39,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _compile_args(c: argparse.ArgumentParser) -> None:
     c.add_argument("workflow_dir", nargs="?", default=".", help="workflow directory (default: .)")
+    c.add_argument("--now", help="take this UTC time as now (replaying or testing a clock gate)")
     c.add_argument("--check", action="store_true", help="check the inputs and graph; write nothing")
     c.add_argument("-q", "--quiet", action="store_true", help="print errors only")
 
@@ -59,6 +81,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         from compiler.commands import cancel
 
         return cancel.run(cancel.CancelOptions(args.workflow_dir, tuple(args.dataset)))
+    if args.command == "gate":
+        from compiler.commands import gate
+
+        if (args.low is None) != (args.high is None):
+            print("padocc gate: error: give both LOW and HIGH, or neither", file=sys.stderr)
+            return 2
+        return gate.run(
+            gate.GateOptions(
+                args.action, args.gate, args.low, args.high, args.workflow_dir, args.key, args.timeout,
+                now=args.now, profile=args.profile,
+            )
+        )
+    if args.command == "run-chunk":
+        from compiler.commands import run_chunk
+
+        return run_chunk.run(
+            run_chunk.RunChunkOptions(args.build_dir, args.gate, args.low, args.high, args.key, args.attempt)
+        )
+    if args.command in ("status", "report", "dashboard"):
+        return _ops(args)
     if args.command == "run-step":
         from compiler.commands import run_step
 
@@ -69,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _compile(args: argparse.Namespace) -> int:
     from compiler.commands import compile as compile_cmd
 
-    return compile_cmd.run(compile_cmd.CompileOptions(args.workflow_dir, args.check, args.quiet))
+    return compile_cmd.run(compile_cmd.CompileOptions(args.workflow_dir, args.check, args.quiet, args.now))
 
 
 def compile_main(argv: Sequence[str] | None = None) -> int:
@@ -77,6 +119,58 @@ def compile_main(argv: Sequence[str] | None = None) -> int:
     c = argparse.ArgumentParser(prog="padocc-compile", description="compile a workflow directory")
     _compile_args(c)
     return _compile(c.parse_args(argv))
+
+
+
+def _facet(text: str) -> tuple[str, str]:
+    k, sep, glob = text.partition("=")
+    if not sep or not k:
+        raise argparse.ArgumentTypeError(f"expected FACET=GLOB, got {text!r}")
+    return k, glob
+
+
+def _ops_args(sub) -> None:
+    """status / report / dashboard: read the current build's manifest and the status files."""
+    s = sub.add_parser("status", help="datasets per current Step:State, with filters")
+    s.add_argument("workflow_dir", nargs="?", default=".")
+    s.add_argument("--facet", action="append", type=_facet, default=[], metavar="FACET=GLOB",
+                   help="only datasets whose facet matches (repeatable: the same facet any, different all)")
+    for opt, what in (("--workflow", "(sub-)workflow"), ("--step", "step"), ("--state", "state")):
+        s.add_argument(opt, action="append", default=[], metavar="GLOB",
+                       help=f"only datasets whose current {what} matches (repeatable: any)"
+                       + ("; Blocked finds blocked datasets" if opt == "--state" else ""))
+    s.add_argument("--format", choices=("table", "json", "ids"), default="table")
+    s.add_argument("-l", "--list", action="store_true", help="table: one row per dataset, not counts")
+    s.add_argument("--no-index", action="store_true", help="read every status file; skip the index")
+    for name, hlp in (("report", "per step: engagements, outcomes, time, retries, memory; failures, stuck"),
+                      ("dashboard", "write the state of the workflow as one self-contained HTML page")):
+        r = sub.add_parser(name, help=hlp)
+        r.add_argument("workflow_dir", nargs="?", default=".")
+        r.add_argument("--since", help="only engagements and failures since: ISO time or a duration (7d)")
+        r.add_argument("--stuck-after", default="6h", help="Engaged longer than this is stuck (default 6h)")
+        if name == "report":
+            r.add_argument("--format", choices=("table", "json"), default="table")
+        else:
+            r.add_argument("-o", "--output", required=True, metavar="FILE.html")
+            r.add_argument("--max-list", type=int, default=1000,
+                           help="ids listed per Step:State in the page (default 1000; counts stay exact)")
+
+
+def _ops(args: argparse.Namespace) -> int:
+    if args.command == "status":
+        from compiler.commands import status
+        from compiler.runtime.survey import Filters
+
+        f = Filters(tuple(args.facet), tuple(args.workflow), tuple(args.step), tuple(args.state))
+        return status.run(status.StatusOptions(args.workflow_dir, f, args.format, args.list, not args.no_index))
+    if args.command == "report":
+        from compiler.commands import report
+
+        return report.run(report.ReportOptions(args.workflow_dir, args.since, args.stuck_after, args.format))
+    from compiler.commands import dashboard
+
+    return dashboard.run(dashboard.DashboardOptions(args.workflow_dir, args.output, args.since,
+                                                    args.stuck_after, args.max_list))
 
 
 if __name__ == "__main__":

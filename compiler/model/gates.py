@@ -147,8 +147,6 @@ def resolve_gates(doc: YMap, wf_dir: Path, base: RunDefaults, facets: set[str], 
                 want_high = parse_value(axis, w["high"], w.val_loc("high"))
                 if want_low > want_high:
                     raise fail(w.loc, f"want: low {w['low']} is after high {w['high']}")
-        elif command:
-            raise fail(g.loc, f"gate '{name}' makes chunks but has no 'want' range")
         gaps = []
         if "gaps" in g:
             lst = g["gaps"]

@@ -9,16 +9,18 @@ import json
 import sys
 
 from compiler import MANIFEST_VERSION, __version__
+from compiler.model.gates import gate_json
 from compiler.model.types import Workflow
 
 
-def manifest_of(model: Workflow, build_id: str, created: str) -> dict:
+def manifest_of(model: Workflow, build_id: str, created: str, now: float) -> dict:
     g = model.graph
     return {
         "manifest_version": MANIFEST_VERSION,
         "padocc_version": __version__,
         "build": build_id,
         "created": created,
+        "now": now,
         "python": sys.executable,
         "workflow": {
             "name": model.name,
@@ -48,6 +50,8 @@ def manifest_of(model: Workflow, build_id: str, created: str) -> dict:
             for s in model.steps
         },
         "datasets": {"file": "datasets.tsv", "count": len(model.datasets)},
+        "gates": {g.name: gate_json(g) for g in model.gates},
+        "gates_file": model.gates_file,
     }
 
 

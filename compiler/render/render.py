@@ -12,7 +12,10 @@ from compiler.core.diagnostics import CompileError, Diagnostic, Loc
 from compiler.model.types import Workflow
 from compiler.render.assets import asset_dir
 from compiler.render.manifest import datasets_tsv
+from compiler.render.gateplan import GateWork
 from compiler.render.plan import Plan, pending_tsv
+from compiler.render.write import WORKFLOW_PROFILE
+from compiler.core.names import rule_name
 
 
 def _py(value: object) -> str:
@@ -47,7 +50,7 @@ def render_template(name: str, context: dict) -> str:
         ) from None
 
 
-def render_build(model: Workflow, manifest: dict, plan: Plan) -> dict[str, str]:
+def render_build(model: Workflow, manifest: dict, plan: Plan, gate_work: GateWork) -> dict[str, str]:
     """Every file of a build, by name relative to the build directory."""
     build = manifest["build"]
     python = manifest["python"]
@@ -67,10 +70,53 @@ def render_build(model: Workflow, manifest: dict, plan: Plan) -> dict[str, str]:
         "n_pending": len(plan.pending),
         "max_retries": max((s.retries for s in model.steps), default=0),
         "shell": shell,
+        "has_graph": bool(model.graph.entry),
+        "gates": [
+            _gate_context(name, g, python, build) for name, g in manifest["gates"].items() if g["command"]
+        ],
+        "gate_waiting": len(gate_work.waiting),
+        "gate_targets": len(gate_work.targets),
+        "gates_file": manifest["gates_file"],
     }
-    return {
+    files = {
         "Snakefile": render_template("Snakefile.j2", context),
         "manifest.json": json.dumps(manifest, indent=1, sort_keys=False) + "\n",
         "datasets.tsv": datasets_tsv(model),
         "pending.tsv": pending_tsv(plan),
+        "gate_targets.txt": "".join(t + "\n" for t in gate_work.targets),
+        "gate_waiting.txt": "".join(t + "\n" for t in gate_work.waiting),
+        "status_coverage.json": json.dumps(gate_work.status_coverage) + "\n",
     }
+    # Snakemake reads profiles/default/ beside the Snakefile by itself: this is where
+    # each gate's parallelOK becomes a global resource limit.
+    limits = {rule_name(n): g["parallel"] for n, g in manifest["gates"].items() if g["command"]}
+    if limits:
+        files[WORKFLOW_PROFILE] = render_template("workflow_profile.yaml.j2", {"limits": limits})
+    return files
+
+
+def _gate_context(name: str, g: dict, python: str, build: str) -> dict:
+    keyed = "{key}/" if g["keyed"] else ""
+    shell = (
+        f"{shlex.quote(python)} -m compiler run-chunk .padocc/builds/{build} {shlex.quote(name)} "
+        "{wildcards.low} {wildcards.high}"
+        + (" --key {wildcards.key:q}" if g["keyed"] else "")
+        + " --attempt {resources.attempt} > {log:q} 2>&1"
+    )
+    return {
+        "name": name,
+        "rule": rule_name(name),
+        "g": g,
+        "output": f"gates/{name}/{keyed}{{low}}__{{high}}.done",
+        "log": f".padocc/logs/gates/{name}/{keyed}{{low}}__{{high}}.log",
+        "shell": shell,
+        "pres": ", ".join(p["gate"] + _map_text(p["map"]) for p in g["preconditions"]) or "none",
+    }
+
+
+def _map_text(m: dict) -> str:
+    if m["hook"]:
+        return f" (hook {m['hook_func']})"
+    parts = [f"{k} {v:g}" for k, v in (("offset", m["offset"]), ("lookback", m["before"]),
+                                         ("lookahead", m["after"])) if v]
+    return f" ({', '.join(parts)})" if parts else " (same range)"

@@ -35,6 +35,27 @@ def pending(build_dir: str) -> dict[str, PendingRow]:
     return rows
 
 
+@functools.lru_cache(maxsize=8)
+def gate_targets(build_dir: str) -> list[str]:
+    path = os.path.join(build_dir, "gate_targets.txt")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip()]
+
+
+@functools.lru_cache(maxsize=8)
+def status_coverage(build_dir: str) -> dict[str, list]:
+    """What gates' status commands said was covered when the build was compiled."""
+    import json
+
+    path = os.path.join(build_dir, "status_coverage.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def dataset_row(build_dir: str, ds_id: str) -> tuple[str, dict]:
     """(routing key, facets) of one dataset, scanning the build's datasets.tsv."""
     import json

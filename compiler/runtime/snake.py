@@ -11,8 +11,12 @@ import socket
 import sys
 import time
 
+from compiler.model.axes import untag
+from compiler.model.chunks import upstream_chunks
 from compiler.model.steps import grown_from_json
-from compiler.runtime.build import BUILDS, RUN, manifest, pending
+from compiler.render.coverage import chunk_name, marker_path
+from compiler.core.names import rule_name
+from compiler.runtime.build import BUILDS, RUN, gate_targets, manifest, pending, status_coverage
 
 NOOP = {"runtime": 5, "mem_mb": 256, "cpus_per_task": 1}
 
@@ -28,7 +32,8 @@ class Build:
 
     def targets(self) -> list[str]:
         rows = pending(self.build_dir(self.build))
-        return [str(RUN / self.build / ds / f"{r.slots}.json") for ds, r in rows.items()]
+        slots = [str(RUN / self.build / ds / f"{r.slots}.json") for ds, r in rows.items()]
+        return slots + gate_targets(self.build_dir(self.build))
 
     def previous_slot(self, wildcards) -> list[str]:
         slot = int(wildcards.slot)
@@ -85,3 +90,50 @@ class Build:
             0,
         )
         self._lock_fd = fd
+
+
+class Gates:
+    """Snakefile helpers for gate chunk rules."""
+
+    def __init__(self, workflow_dir: str, build: str):
+        self.dir = workflow_dir
+        self.build = build
+
+    def _m(self) -> dict:
+        return manifest(os.path.join(self.dir, BUILDS, self.build))
+
+    def _status_covered(self) -> dict:
+        return status_coverage(os.path.join(self.dir, BUILDS, self.build))
+
+    def inputs(self, name: str):
+        def chunk_inputs(wildcards) -> list[str]:
+            m = self._m()
+            g = m["gates"][name]
+            lo, hi = untag(g["axis"], wildcards.low), untag(g["axis"], wildcards.high)
+            key = getattr(wildcards, "key", "")
+            covered_by_status = self._status_covered()
+            out = []
+            for pre in g["preconditions"]:
+                up = m["gates"][pre["gate"]]
+                if not up["command"] or up["hold"]:
+                    continue  # clock, source or held gates: the plan checked their coverage
+                ukey = key if up["keyed"] else ""
+                spans = covered_by_status.get(f"{pre['gate']}@{ukey}", [])
+                for ulo, uhi in upstream_chunks(pre, g, up, lo, hi):
+                    if any(a <= ulo and uhi <= b for a, b in spans):
+                        continue
+                    out.append(marker_path(pre["gate"], chunk_name(up, ulo, uhi), ukey))
+            return out
+
+        chunk_inputs.__name__ = f"inputs_of_{rule_name(name)}"
+        return chunk_inputs
+
+    def resource(self, name: str, what: str):
+        def value(wildcards, attempt):
+            g = self._m()["gates"][name]
+            if what == "attempt":
+                return attempt
+            return grown_from_json(g, attempt)[what]
+
+        value.__name__ = f"{rule_name(name)}_{what}"
+        return value

@@ -1,0 +1,182 @@
+"""`padocc gate ACTION GATE [LOW HIGH]`: JSOC's six ticket actions, plus the coverage view.
+
+    range     1  the full covered range of the gate
+    check     2  is [LOW, HIGH) open (covered)?
+    wait      3  wait until [LOW, HIGH) is covered, or --timeout
+    make      4  make whatever is missing in [LOW, HIGH) (only that)
+    remake    5  force a remake of [LOW, HIGH)
+    gaps      6  the gaps in [LOW, HIGH), permanent gaps left out
+    coverage     done / missing / running / failed / gap runs over [LOW, HIGH)
+
+Exit status mirrors the ticket STATUS: 0 open, 1 closed (some of the range is
+missing), 3 being processed, 4 timed out, 5 processing error; 2 is a request that
+makes no sense (bad gate, range or workflow), as for any bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.commands import compile as compile_cmd
+from compiler.core.diagnostics import CompileError, Loc, suggest
+from compiler.model.axes import parse_time, parse_value
+from compiler.model.chunks import wanted_chunks
+from compiler.render.coverage import classify, coverage_runs, covered_span, show
+from compiler.render.gateplan import GatePlanner, GateWork
+from compiler.render.manifest import load_manifest
+from compiler.render.plan import running_slurm_jobs
+from compiler.runtime.snakemake_run import run_snakemake
+
+OPEN, CLOSED, BAD, PROCESSING, TIMEOUT, ERROR = 0, 1, 2, 3, 4, 5
+ACTIONS = ("range", "check", "wait", "make", "remake", "gaps", "coverage")
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    action: str
+    gate: str
+    low: str | None = None
+    high: str | None = None
+    workflow_dir: str = "."
+    key: str = ""
+    timeout: float = 3600
+    poll: float = 5
+    now: str | None = None
+    profile: str = "local"
+
+
+class _Request:
+    def __init__(self, opts: GateOptions, m: dict):
+        self.m = m
+        if opts.gate not in m["gates"]:
+            raise CompileError([_diag(f"unknown gate '{opts.gate}'{suggest(opts.gate, m['gates'])}")])
+        self.name = opts.gate
+        self.g = m["gates"][opts.gate]
+        if self.g["keyed"] and not opts.key:
+            raise CompileError([_diag(f"gate '{opts.gate}' is keyed: name a dataset with --key")])
+        self.key = opts.key if self.g["keyed"] else ""
+        self.now = parse_time(opts.now, Loc("--now")) if opts.now else time.time()
+        self.low = self.high = None
+        if opts.low is not None:
+            self.low = parse_value(self.g["axis"], opts.low, Loc("LOW"))
+            self.high = parse_value(self.g["axis"], opts.high, Loc("HIGH"))
+            if self.low > self.high:
+                raise CompileError([_diag(f"low {opts.low} is after high {opts.high}")])
+
+    def planner(self) -> GatePlanner:
+        return GatePlanner(self.m, self.now, slurm_jobs=running_slurm_jobs())
+
+    def state(self):
+        return self.planner().state(self.name, self.key)
+
+    def status(self) -> int:
+        st = self.state()
+        kinds = {classify(self.g, st, a, b) for a, b in wanted_chunks(self.g, self.low, self.high)}
+        kinds.discard("gap")
+        kinds.discard("done")
+        if not kinds:
+            return OPEN
+        return PROCESSING if "running" in kinds else CLOSED
+
+
+def _diag(msg: str):
+    from compiler.core.diagnostics import Diagnostic
+
+    return Diagnostic(Loc("padocc gate"), msg)
+
+
+def run(opts: GateOptions) -> int:
+    wf = Path(opts.workflow_dir)
+    if opts.action in ("make", "remake"):
+        rc = compile_cmd.run(compile_cmd.CompileOptions(str(wf), quiet=True, now=opts.now))
+        if rc != 0:
+            return rc
+    mpath = wf / ".padocc" / "current" / "manifest.json"
+    try:
+        m = load_manifest(str(mpath))
+    except (OSError, ValueError) as e:
+        print(f"{mpath}: error: no compiled workflow here; run padocc-compile first ({e})", file=sys.stderr)
+        return BAD
+    try:
+        if opts.action not in ("range",) and opts.low is None:
+            raise CompileError([_diag(f"'{opts.action}' needs LOW and HIGH")])
+        req = _Request(opts, m)
+    except CompileError as e:
+        print(e.diagnostics[0], file=sys.stderr)
+        return BAD
+    return _ACTIONS[opts.action](req, opts)
+
+
+def _range(req: _Request, opts: GateOptions) -> int:
+    span = covered_span(req.g, req.state())
+    if span is None:
+        print(f"{req.name}: nothing covered")
+        return CLOSED
+    print(f"{show(req.g, span[0])} {show(req.g, span[1])}")
+    return OPEN
+
+
+def _check(req: _Request, opts: GateOptions) -> int:
+    rc = req.status()
+    print({OPEN: "open", CLOSED: "closed", PROCESSING: "being processed"}[rc])
+    return rc
+
+
+def _wait(req: _Request, opts: GateOptions) -> int:
+    deadline = time.monotonic() + opts.timeout
+    while True:
+        if req.status() == OPEN:
+            print("open")
+            return OPEN
+        if time.monotonic() >= deadline:
+            print("timed out")
+            return TIMEOUT
+        time.sleep(min(opts.poll, max(0.0, deadline - time.monotonic())))
+
+
+def _make(req: _Request, opts: GateOptions, force: bool = False) -> int:
+    work = GateWork()
+    req.planner().plan(req.name, req.key, req.low, req.high, work, force=force)
+    if work.waiting:
+        for w in work.waiting:
+            print(f"waiting: {w}")
+    if work.targets:
+        # Targets first: --quiet takes arguments of its own.
+        extra = [*work.targets, "--quiet", "all"]
+        if force:
+            extra = [*work.targets, "--forcerun", *work.targets, "--quiet", "all"]
+        rc = run_snakemake(str(Path(opts.workflow_dir)), opts.profile, extra=extra)
+        if rc != 0:
+            print(f"snakemake exited {rc}", file=sys.stderr)
+            return ERROR
+    print(f"made {len(work.targets)} chunks of {req.name}")
+    return _check(req, opts)
+
+
+def _remake(req: _Request, opts: GateOptions) -> int:
+    return _make(req, opts, force=True)
+
+
+def _gaps(req: _Request, opts: GateOptions) -> int:
+    for a, b, status in coverage_runs(req.g, req.state(), req.low, req.high):
+        if status not in ("done", "gap"):
+            print(f"{show(req.g, a)} {show(req.g, b)} {status}")
+    return OPEN
+
+
+def _coverage(req: _Request, opts: GateOptions) -> int:
+    lo, hi = req.low, req.high
+    if lo is None:
+        g = req.g
+        lo = g["want_low"] if g["want_low"] is not None else g["origin"]
+        hi = req.now if g["want_now"] or g["want_high"] is None else g["want_high"]
+    for a, b, status in coverage_runs(req.g, req.state(), lo, hi):
+        print(f"{show(req.g, a)} {show(req.g, b)} {status}")
+    return OPEN
+
+
+_ACTIONS = {"range": _range, "check": _check, "wait": _wait, "make": _make, "remake": _remake,
+            "gaps": _gaps, "coverage": _coverage}

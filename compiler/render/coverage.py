@@ -1,0 +1,162 @@
+"""What a gate covers, from its chunk outputs, status file, status command or clock.
+
+This is the gate's fast coverage view: per chunk done / missing / in progress /
+failed / permanent gap. The plan, the gate commands and the reports all use it.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler.core.routing import engagement_alive
+from compiler.core.statusfile import read_history
+from compiler.model.axes import fmt_value, parse_value, tag, untag
+from compiler.model.chunks import chunk_range, in_gap
+from compiler.model.templates import parse_template
+from compiler.core.diagnostics import Loc
+
+GATES_DIR = "gates"
+GATE_STATUS_DIR = "gates"  # under the workflow's status_dir
+
+
+def chunk_name(gate: dict, lo: float, hi: float) -> str:
+    return f"{tag(gate['axis'], lo)}__{tag(gate['axis'], hi)}"
+
+
+def marker_path(name: str, lo_hi: str, key: str = "") -> str:
+    """Relative to the workflow directory: the file whose existence marks a chunk done."""
+    return os.path.join(GATES_DIR, name, key, f"{lo_hi}.done") if key else os.path.join(GATES_DIR, name, f"{lo_hi}.done")
+
+
+def gate_status_path(status_dir: str, name: str, key: str = "") -> Path:
+    return Path(status_dir) / GATE_STATUS_DIR / (f"{name}@{key}.status" if key else f"{name}.status")
+
+
+@dataclass
+class ChunkStates:
+    done: dict[str, float] = field(default_factory=dict)  # chunk name -> marker mtime
+    running: set[str] = field(default_factory=set)
+    failures: dict[str, int] = field(default_factory=dict)  # failed runs since last success
+    covered_by_status: list[tuple[float, float]] = field(default_factory=list)
+    clock_high: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _run_status_command(wf: dict, name: str, gate: dict, key: str, facets: dict) -> tuple[list, list[str]]:
+    values = {"gate": name, "python": wf.get("python", "python3"), "workflow_dir": wf["dir"], "low": "",
+              "high": "", "workdir": wf["dir"], "attempt": "1", "dataset": key, **facets}
+    t = parse_template(gate["coverage"], Loc(gate["source"]), values, "coverage")
+    cmd = t.fill(values, shlex.quote)
+    try:
+        out = subprocess.run(["bash", "-c", cmd], cwd=wf["dir"], capture_output=True, text=True, timeout=300,
+                             check=False)
+    except subprocess.TimeoutExpired:
+        return [], [f"gate {name}: coverage command timed out"]
+    if out.returncode != 0:
+        return [], [f"gate {name}: coverage command exited {out.returncode}: {out.stderr.strip()[:200]}"]
+    intervals, warnings = [], []
+    for n, line in enumerate(out.stdout.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            lo = parse_value(gate["axis"], parts[0], Loc("coverage"))
+            hi = parse_value(gate["axis"], parts[1], Loc("coverage"))
+        except Exception:
+            warnings.append(f"gate {name}: coverage line {n} is not 'low high': {line[:80]!r}")
+            continue
+        intervals.append((lo, hi))
+    return sorted(intervals), warnings
+
+
+def chunk_states(manifest: dict, name: str, now: float, key: str = "", facets: dict | None = None,
+                 slurm_jobs: frozenset[str] | None = None) -> ChunkStates:
+    wf = {**manifest["workflow"], "python": manifest["python"]}
+    gate = manifest["gates"][name]
+    st = ChunkStates()
+    if gate["clock_lag"] is not None:
+        st.clock_high = now - gate["clock_lag"]
+        return st
+    if gate["coverage"]:
+        st.covered_by_status, st.warnings = _run_status_command(wf, name, gate, key, facets or {})
+    mdir = Path(wf["dir"]) / (os.path.dirname(marker_path(name, "x", key)))
+    if mdir.is_dir():
+        with os.scandir(mdir) as it:
+            for e in it:
+                if e.name.endswith(".done") and e.is_file():
+                    st.done[e.name[:-5]] = e.stat().st_mtime
+    hist = read_history(gate_status_path(wf["status_dir"], name, key))
+    st.warnings += hist.warnings
+    open_eng: dict[str, dict] = {}
+    for s in hist.stats:
+        c = s.params.get("chunk")
+        if not c:
+            continue
+        if s.state == "Engaged":
+            open_eng[c] = s.params
+        elif s.state in ("Pass", "Fail", "Cancelled"):
+            open_eng.pop(c, None)
+            if s.state == "Fail":
+                st.failures[c] = st.failures.get(c, 0) + 1
+            elif s.state == "Pass" or s.params.get("reset") == "1":
+                st.failures.pop(c, None)
+        elif s.state == "Ready" and s.params.get("reset") == "1":
+            st.failures.pop(c, None)
+    for c, params in open_eng.items():
+        if engagement_alive(params, slurm_jobs):
+            st.running.add(c)
+    return st
+
+
+def covered(gate: dict, st: ChunkStates, lo: float, hi: float, cname: str) -> bool:
+    if st.clock_high is not None:
+        return hi <= st.clock_high
+    if cname in st.done:
+        return True
+    return any(a <= lo and hi <= b for a, b in st.covered_by_status)
+
+
+def classify(gate: dict, st: ChunkStates, lo: float, hi: float) -> str:
+    """done | running | failed | missing | gap for one chunk."""
+    cname = chunk_name(gate, lo, hi)
+    if covered(gate, st, lo, hi, cname):
+        return "done"
+    if in_gap(gate, lo, hi):
+        return "gap"
+    if cname in st.running:
+        return "running"
+    if st.failures.get(cname, 0) >= gate["max_failures"]:
+        return "failed"
+    return "missing"
+
+
+def coverage_runs(gate: dict, st: ChunkStates, lo: float, hi: float) -> list[tuple[float, float, str]]:
+    """Merged runs of chunks with the same status over [lo, hi)."""
+    runs: list[list] = []
+    for a, b in chunk_range(gate, lo, hi):
+        status = classify(gate, st, a, b)
+        if runs and runs[-1][2] == status and runs[-1][1] == a:
+            runs[-1][1] = b
+        else:
+            runs.append([a, b, status])
+    return [tuple(r) for r in runs]
+
+
+def covered_span(gate: dict, st: ChunkStates) -> tuple[float, float] | None:
+    spans = [(untag(gate["axis"], c.split("__")[0]), untag(gate["axis"], c.split("__")[1])) for c in st.done]
+    spans += st.covered_by_status
+    if st.clock_high is not None:
+        return (gate["origin"], st.clock_high)
+    if not spans:
+        return None
+    return (min(a for a, _ in spans), max(b for _, b in spans))
+
+
+def show(gate: dict, v: float) -> str:
+    return fmt_value(gate["axis"], v)

@@ -1,0 +1,150 @@
+"""Which gate chunks a cycle (or a `padocc gate make` request) must make.
+
+A chunk is made when it is wanted, not covered (or older than an input chunk),
+not running, not failed too often, and everything its preconditions map to is
+covered or can be made in the same run. Otherwise it waits, with a reason. Chunks
+made by upstream gates enter the run as Snakemake inputs, so nothing is made twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from compiler.model.chunks import in_gap, map_range, upstream_chunks, wanted_chunks
+from compiler.render.coverage import ChunkStates, chunk_name, chunk_states, covered, marker_path, show
+
+
+@dataclass
+class GateWork:
+    targets: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # "gate chunk: reason"
+    counts: dict[str, Counter] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    status_coverage: dict[str, list] = field(default_factory=dict)  # "gate@key" -> intervals
+
+
+class GatePlanner:
+    def __init__(self, manifest: dict, now: float, keys: dict[str, list[str]] | None = None,
+                 facets: dict[str, dict] | None = None, slurm_jobs: frozenset[str] | None = None):
+        self.m = manifest
+        self.gates = manifest["gates"]
+        self.now = now
+        self.keys = keys or {}
+        self.facets = facets or {}
+        self.slurm_jobs = slurm_jobs
+        self._states: dict[tuple[str, str], ChunkStates] = {}
+        self._avail: dict[tuple, tuple[str, str]] = {}
+
+    def state(self, name: str, key: str) -> ChunkStates:
+        k = (name, key)
+        if k not in self._states:
+            self._states[k] = chunk_states(self.m, name, self.now, key, self.facets.get(key), self.slurm_jobs)
+        return self._states[k]
+
+    def want(self, name: str) -> tuple[float, float] | None:
+        g = self.gates[name]
+        if g["want_low"] is None:
+            return None
+        return g["want_low"], self.now if g["want_now"] else g["want_high"]
+
+    def _inputs(self, name: str, key: str, lo: float, hi: float):
+        g = self.gates[name]
+        for pre in g["preconditions"]:
+            up = self.gates[pre["gate"]]
+            ukey = key if up["keyed"] else ""
+            if not up["command"]:
+                # Clock and source gates are not made in chunks: ask about the whole range.
+                a, b = map_range(pre, g, up, lo, hi)
+                yield pre["gate"], ukey, a, b
+                continue
+            for ulo, uhi in upstream_chunks(pre, g, up, lo, hi):
+                yield pre["gate"], ukey, ulo, uhi
+
+    def available(self, name: str, key: str, lo: float, hi: float, force: bool = False) -> tuple[str, str]:
+        """('covered' | 'make' | 'wait', reason) for one chunk."""
+        memo = (name, key, lo, hi, force)
+        if memo in self._avail:
+            return self._avail[memo]
+        self._avail[memo] = ("wait", "precondition cycle")  # guards recursion; the checker forbids cycles
+        g = self.gates[name]
+        st = self.state(name, key)
+        cname = chunk_name(g, lo, hi)
+        result: tuple[str, str]
+        if in_gap(g, lo, hi):
+            result = ("covered", "permanent gap")
+        elif not g["command"]:
+            if covered(g, st, lo, hi, cname) or self._gaps_cover(g, st, lo, hi):
+                result = ("covered", "")
+            else:
+                what = "the clock" if g["clock_lag"] is not None else f"{name} data"
+                result = ("wait", f"waiting for {what} up to {show(g, hi)}")
+        elif covered(g, st, lo, hi, cname) and not force and not self._stale(name, key, lo, hi, st, cname):
+            result = ("covered", "")
+        elif g["hold"]:
+            result = ("wait", f"gate {name} is on HOLD")
+        elif cname in st.running:
+            result = ("wait", f"{name} {cname} is running")
+        elif st.failures.get(cname, 0) >= g["max_failures"] and not force:
+            result = ("wait", f"{name} {cname} failed {st.failures[cname]} times")
+        else:
+            result = ("make", "")
+            for up, ukey, ulo, uhi in self._inputs(name, key, lo, hi):
+                status, why = self.available(up, ukey, ulo, uhi)
+                if status == "wait":
+                    result = ("wait", why)
+                    break
+        self._avail[memo] = result
+        return result
+
+    @staticmethod
+    def _gaps_cover(g: dict, st: ChunkStates, lo: float, hi: float) -> bool:
+        """[lo, hi) is covered by status intervals and permanent gaps together."""
+        spans = sorted(list(st.covered_by_status) + [tuple(x) for x in g["gaps"]])
+        at = lo
+        for a, b in spans:
+            if a > at:
+                break
+            at = max(at, b)
+            if at >= hi:
+                return True
+        return at >= hi
+
+    def _stale(self, name: str, key: str, lo: float, hi: float, st: ChunkStates, cname: str) -> bool:
+        """Done, but an input chunk was made again since: it must be made again too."""
+        mine = st.done.get(cname)
+        if mine is None:
+            return False
+        for up, ukey, ulo, uhi in self._inputs(name, key, lo, hi):
+            ug = self.gates[up]
+            if not ug["command"]:
+                continue
+            t = self.state(up, ukey).done.get(chunk_name(ug, ulo, uhi))
+            if t is not None and t > mine:
+                return True
+            if self.available(up, ukey, ulo, uhi)[0] == "make":
+                return True
+        return False
+
+    def plan(self, name: str, key: str, lo: float, hi: float, work: GateWork, force: bool = False) -> None:
+        g = self.gates[name]
+        counts = work.counts.setdefault(name, Counter())
+        for clo, chi in wanted_chunks(g, lo, hi):
+            status, why = self.available(name, key, clo, chi, force=force)
+            counts[status] += 1
+            if status == "make":
+                work.targets.append(marker_path(name, chunk_name(g, clo, chi), key))
+            elif status == "wait":
+                work.waiting.append(f"{name}{'@' + key if key else ''} {chunk_name(g, clo, chi)}: {why}")
+
+    def plan_all(self) -> GateWork:
+        work = GateWork()
+        for name, g in self.gates.items():
+            rng = self.want(name)
+            if rng is None or not g["command"] or g["hold"]:
+                continue
+            for key in (self.keys.get(name, []) if g["keyed"] else [""]):
+                self.plan(name, key, rng[0], rng[1], work)
+        for (name, key), st in self._states.items():
+            work.warnings += st.warnings
+        return work
