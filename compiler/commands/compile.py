@@ -11,8 +11,8 @@ from pathlib import Path
 from compiler.core.diagnostics import CompileError, Loc
 from compiler.model.axes import parse_time
 from compiler.model.resolve import build_model
-from compiler.render.manifest import manifest_of
 from compiler.render.gateplan import GatePlanner, GateWork
+from compiler.render.manifest import manifest_of
 from compiler.render.plan import make_plan, running_slurm_jobs
 from compiler.render.render import render_build
 from compiler.render.write import write_build
@@ -66,12 +66,16 @@ def run(opts: CompileOptions) -> int:
             manifest,
             now,
             keys={g.name: keys for g in model.gates if g.keyed},
-            facets={d.id: d.facet_dict() for d in model.datasets} if any(g.keyed for g in model.gates) else {},
+            facets={d.id: d.facet_dict() for d in model.datasets}
+            if any(g.keyed for g in model.gates)
+            else {},
             slurm_jobs=running_slurm_jobs(),
         )
         gate_work = planner.plan_all()
         gate_work.status_coverage = {
-            f"{n}@{k}": st.covered_by_status for (n, k), st in planner._states.items() if st.covered_by_status
+            f"{n}@{k}": st.covered_by_status
+            for (n, k), st in planner._states.items()
+            if st.covered_by_status
         }
     if not opts.quiet:
         for w in plan.warnings + gate_work.warnings:
@@ -82,6 +86,8 @@ def run(opts: CompileOptions) -> int:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(plan.counts.items()))
         line = f"compiled {model.name}: {len(model.datasets)} datasets ({counts or 'none'})"
         if model.gates:
-            line += f", {len(gate_work.targets)} gate chunks to make, {len(gate_work.waiting)} waiting"
+            line += (
+                f", {len(gate_work.targets)} gate chunks to make, {len(gate_work.waiting)} waiting"
+            )
         print(f"{line} -> {wf_dir / 'Snakefile'} (build {build})")
     return 0

@@ -52,7 +52,9 @@ class _Request:
     def __init__(self, opts: GateOptions, m: dict):
         self.m = m
         if opts.gate not in m["gates"]:
-            raise CompileError([_diag(f"unknown gate '{opts.gate}'{suggest(opts.gate, m['gates'])}")])
+            raise CompileError(
+                [_diag(f"unknown gate '{opts.gate}'{suggest(opts.gate, m['gates'])}")]
+            )
         self.name = opts.gate
         self.g = m["gates"][opts.gate]
         if self.g["keyed"] and not opts.key:
@@ -98,7 +100,10 @@ def run(opts: GateOptions) -> int:
     try:
         m = load_manifest(str(mpath))
     except (OSError, ValueError) as e:
-        print(f"{mpath}: error: no compiled workflow here; run padocc-compile first ({e})", file=sys.stderr)
+        print(
+            f"{mpath}: error: no compiled workflow here; run padocc-compile first ({e})",
+            file=sys.stderr,
+        )
         return BAD
     try:
         if opts.action not in ("range",) and opts.low is None:
@@ -178,5 +183,12 @@ def _coverage(req: _Request, opts: GateOptions) -> int:
     return OPEN
 
 
-_ACTIONS = {"range": _range, "check": _check, "wait": _wait, "make": _make, "remake": _remake,
-            "gaps": _gaps, "coverage": _coverage}
+_ACTIONS = {
+    "range": _range,
+    "check": _check,
+    "wait": _wait,
+    "make": _make,
+    "remake": _remake,
+    "gaps": _gaps,
+    "coverage": _coverage,
+}

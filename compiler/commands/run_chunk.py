@@ -21,7 +21,9 @@ class RunChunkOptions:
 
 def run(opts: RunChunkOptions) -> int:
     try:
-        return run_chunk(ChunkRequest(opts.build_dir, opts.gate, opts.low, opts.high, opts.key, opts.attempt))
+        return run_chunk(
+            ChunkRequest(opts.build_dir, opts.gate, opts.low, opts.high, opts.key, opts.attempt)
+        )
     except StatusWriteError as e:
         print(f"padocc: {e}", file=sys.stderr)
         return 3

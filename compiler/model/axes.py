@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from compiler.core.diagnostics import Loc, fail
 
 AXES = ("time", "serial", "carrington")
-_TIME_FORMATS = ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%MZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%Y%m%dT%H%M%SZ",
-                 "%Y.%m.%d_%H:%M:%S_UTC", "%Y.%m.%d_%H:%M_UTC", "%Y.%m.%d")
+_TIME_FORMATS = (
+    "%Y-%m-%dT%H:%M:%SZ",
+    "%Y-%m-%dT%H:%MZ",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d",
+    "%Y%m%dT%H%M%SZ",
+    "%Y.%m.%d_%H:%M:%S_UTC",
+    "%Y.%m.%d_%H:%M_UTC",
+    "%Y.%m.%d",
+)
 _DUR = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)", re.IGNORECASE)
 _DUR_S = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
@@ -33,16 +41,16 @@ def parse_time(text: str, loc: Loc) -> int:
             dt = datetime.strptime(s, fmt)
         except ValueError:
             continue
-        return int(dt.replace(tzinfo=timezone.utc).timestamp())
+        return int(dt.replace(tzinfo=UTC).timestamp())
     raise fail(loc, f"cannot read time '{text}': use UTC like 2010-05-01T00:00:00Z")
 
 
 def format_time(sec: float) -> str:
-    return datetime.fromtimestamp(sec, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def time_tag(sec: float) -> str:
-    return datetime.fromtimestamp(sec, timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return datetime.fromtimestamp(sec, UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def parse_duration_s(value, loc: Loc) -> int:
@@ -96,7 +104,7 @@ def tag(axis: str, v: float) -> str:
 
 def untag(axis: str, text: str) -> float:
     if axis == "time":
-        return int(datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc).timestamp())
+        return int(datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp())
     v = float(text)
     return int(v) if v == int(v) else v
 

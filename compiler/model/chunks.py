@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
+from collections.abc import Iterator
 from functools import lru_cache
-from typing import Iterator
 
 from compiler.model.axes import convert
 
@@ -60,6 +60,8 @@ def map_range(pre: dict, down: dict, up: dict, lo: float, hi: float) -> tuple[fl
     return a, b
 
 
-def upstream_chunks(pre: dict, down: dict, up: dict, lo: float, hi: float) -> list[tuple[float, float]]:
+def upstream_chunks(
+    pre: dict, down: dict, up: dict, lo: float, hi: float
+) -> list[tuple[float, float]]:
     a, b = map_range(pre, down, up, lo, hi)
     return wanted_chunks(up, a, b)

@@ -85,13 +85,17 @@ def _precondition(item, loc: Loc, wf_dir: Path, axis: str) -> Precondition:
             raise fail(m.val_loc("hook"), f"hook '{spec}' must be 'file.py:function'")
         path = (wf_dir / file).resolve()
         if Path(file).is_absolute() or wf_dir.resolve() not in path.parents or not path.is_file():
-            raise fail(m.val_loc("hook"), f"hook file '{file}' is not a file inside the workflow directory")
+            raise fail(
+                m.val_loc("hook"), f"hook file '{file}' is not a file inside the workflow directory"
+            )
         s = importlib.util.spec_from_file_location("padocc_hook_check", path)
         mod = importlib.util.module_from_spec(s)
         try:
             s.loader.exec_module(mod)  # type: ignore[union-attr]
         except Exception as e:  # the user's code: report, do not crash
-            raise fail(m.val_loc("hook"), f"hook file '{file}' failed to load: {type(e).__name__}: {e}") from None
+            raise fail(
+                m.val_loc("hook"), f"hook file '{file}' failed to load: {type(e).__name__}: {e}"
+            ) from None
         if not callable(getattr(mod, func, None)):
             raise fail(m.val_loc("hook"), f"hook file '{file}' has no function '{func}'")
         return Precondition(p["gate"], p.val_loc("gate"), hook_path=str(path), hook_func=func)
@@ -106,7 +110,9 @@ def _precondition(item, loc: Loc, wf_dir: Path, axis: str) -> Precondition:
     )
 
 
-def resolve_gates(doc: YMap, wf_dir: Path, base: RunDefaults, facets: set[str], has_datasets: bool) -> tuple[Gate, ...]:
+def resolve_gates(
+    doc: YMap, wf_dir: Path, base: RunDefaults, facets: set[str], has_datasets: bool
+) -> tuple[Gate, ...]:
     gates: dict[str, Gate] = {}
     raw_pre: dict[str, YMap] = {}
     for name, body in doc.items():
@@ -116,24 +122,42 @@ def resolve_gates(doc: YMap, wf_dir: Path, base: RunDefaults, facets: set[str], 
         g = S.check(body, S.GATE, doc.val_loc(name))
         axis = g["axis"]
         if axis not in AXES:
-            raise fail(g.val_loc("axis"), f"unknown axis '{axis}'{suggest(axis, AXES)}: use time, serial or carrington")
+            raise fail(
+                g.val_loc("axis"),
+                f"unknown axis '{axis}'{suggest(axis, AXES)}: use time, serial or carrington",
+            )
         step = parse_length(axis, g.get("step", 1), g.val_loc("step"))
         if step <= 0:
             raise fail(g.val_loc("step"), f"step must be positive, not '{g.get('step')}'")
-        origin = parse_value(axis, g.get("origin", "1970-01-01T00:00:00Z" if axis == "time" else 0), g.val_loc("origin"))
+        origin = parse_value(
+            axis,
+            g.get("origin", "1970-01-01T00:00:00Z" if axis == "time" else 0),
+            g.val_loc("origin"),
+        )
         clock = S.check(g["clock"], S.CLOCK, g.val_loc("clock")) if "clock" in g else None
         command, coverage = g.get("command", ""), g.get("coverage", "")
         if clock is not None and (command or coverage or "preconditions" in g):
-            raise fail(g.key_loc("clock"), f"clock gate '{name}' takes no command, coverage or preconditions")
+            raise fail(
+                g.key_loc("clock"),
+                f"clock gate '{name}' takes no command, coverage or preconditions",
+            )
         if clock is None and not command and not coverage:
-            raise fail(g.loc, f"gate '{name}' needs a 'command' that makes chunks, a 'coverage' command, or a 'clock'")
+            raise fail(
+                g.loc,
+                f"gate '{name}' needs a 'command' that makes chunks, a 'coverage' command, or a 'clock'",
+            )
         if "maxrange" not in g and command:
             raise fail(g.loc, f"gate '{name}' is missing required key 'maxrange'")
         maxrange = parse_length(axis, g.get("maxrange", step), g.val_loc("maxrange"))
         if maxrange <= 0:
-            raise fail(g.val_loc("maxrange"), f"maxrange must be positive, not '{g.get('maxrange')}'")
+            raise fail(
+                g.val_loc("maxrange"), f"maxrange must be positive, not '{g.get('maxrange')}'"
+            )
         if abs(maxrange / step - round(maxrange / step)) > 1e-9:
-            raise fail(g.val_loc("maxrange"), f"maxrange must be a whole number of steps ({g.get('step', 1)})")
+            raise fail(
+                g.val_loc("maxrange"),
+                f"maxrange must be a whole number of steps ({g.get('step', 1)})",
+            )
         want_low = want_high = None
         want_now = False
         if "want" in g:
@@ -154,39 +178,71 @@ def resolve_gates(doc: YMap, wf_dir: Path, base: RunDefaults, facets: set[str], 
                 gaps.append(_interval(S.check(item, S.INTERVAL, lst.item_loc(i)), axis, "gap"))
         state = g.get("state", "ACTIVE")
         if state not in ("ACTIVE", "HOLD"):
-            raise fail(g.val_loc("state"), f"state must be ACTIVE or HOLD, not '{state}'{suggest(state, ('ACTIVE', 'HOLD'))}")
+            raise fail(
+                g.val_loc("state"),
+                f"state must be ACTIVE or HOLD, not '{state}'{suggest(state, ('ACTIVE', 'HOLD'))}",
+            )
         parallel = g.get("parallelOK", 1)
         if parallel < 1:
             raise fail(g.val_loc("parallelOK"), "parallelOK must be at least 1")
         keyed = g.get("keyed", False)
         if keyed and not has_datasets:
-            raise fail(g.key_loc("keyed"), "a keyed gate needs the workflow's 'datasets' to key it by")
+            raise fail(
+                g.key_loc("keyed"), "a keyed gate needs the workflow's 'datasets' to key it by"
+            )
         task = g.get("task", "Make")
         if not STEP_NAME.match(task):
-            raise fail(g.val_loc("task"), f"task name '{task}' must be a letter then letters, digits or _")
+            raise fail(
+                g.val_loc("task"), f"task name '{task}' must be a letter then letters, digits or _"
+            )
         known = set(GATE_PLACEHOLDERS) | ({"dataset"} | facets if keyed else set())
         if command:
             parse_template(command, g.val_loc("command"), known, f"command of gate '{name}'")
         if coverage:
-            parse_template(coverage, g.val_loc("coverage"), set(GATE_PLACEHOLDERS) | {"dataset"} | facets, f"coverage of gate '{name}'")
+            parse_template(
+                coverage,
+                g.val_loc("coverage"),
+                set(GATE_PLACEHOLDERS) | {"dataset"} | facets,
+                f"coverage of gate '{name}'",
+            )
         resources, retries, growth = run_settings(g, base, f"gate '{name}'")
         max_failures = g.get("max_failures", 3)
         if not 1 <= max_failures <= 100:
             raise fail(g.val_loc("max_failures"), "max_failures must be between 1 and 100")
         pres = []
         if "preconditions" in g:
-            S.check_kind(g["preconditions"], (S.LIST,), g.val_loc("preconditions"), "'preconditions'")
+            S.check_kind(
+                g["preconditions"], (S.LIST,), g.val_loc("preconditions"), "'preconditions'"
+            )
             lst = g["preconditions"]
             assert isinstance(lst, YList)
-            pres = [_precondition(item, lst.item_loc(i), wf_dir, axis) for i, item in enumerate(lst)]
+            pres = [
+                _precondition(item, lst.item_loc(i), wf_dir, axis) for i, item in enumerate(lst)
+            ]
             raw_pre[name] = g
         gates[name] = Gate(
-            name=name, loc=nloc, axis=axis, step=step, origin=origin, maxrange=maxrange,
-            want_low=want_low, want_high=want_high, want_now=want_now, command=command, task=task,
+            name=name,
+            loc=nloc,
+            axis=axis,
+            step=step,
+            origin=origin,
+            maxrange=maxrange,
+            want_low=want_low,
+            want_high=want_high,
+            want_now=want_now,
+            command=command,
+            task=task,
             coverage=coverage,
             clock_lag=parse_length("time", clock["lag"], clock.val_loc("lag")) if clock else None,
-            parallel=parallel, hold=state == "HOLD", gaps=tuple(gaps), preconditions=tuple(pres),
-            keyed=keyed, resources=resources, retries=retries, growth=growth, max_failures=max_failures,
+            parallel=parallel,
+            hold=state == "HOLD",
+            gaps=tuple(gaps),
+            preconditions=tuple(pres),
+            keyed=keyed,
+            resources=resources,
+            retries=retries,
+            growth=growth,
+            max_failures=max_failures,
         )
     # Preconditions: known gates, convertible axes, no cycles. Map lengths are read in
     # the upstream gate's units.
@@ -195,20 +251,29 @@ def resolve_gates(doc: YMap, wf_dir: Path, base: RunDefaults, facets: set[str], 
         for p in gate.preconditions:
             up = gates.get(p.gate)
             if up is None:
-                raise fail(p.loc, f"precondition on unknown gate '{p.gate}'{suggest(p.gate, gates)}")
+                raise fail(
+                    p.loc, f"precondition on unknown gate '{p.gate}'{suggest(p.gate, gates)}"
+                )
             if p.gate == name:
                 raise fail(p.loc, f"gate '{name}' cannot be its own precondition")
             if not p.hook_path and not convertible(gate.axis, up.axis):
-                raise fail(p.loc, f"cannot map a {gate.axis} axis onto {up.axis} gate '{p.gate}': give a map hook")
+                raise fail(
+                    p.loc,
+                    f"cannot map a {gate.axis} axis onto {up.axis} gate '{p.gate}': give a map hook",
+                )
             if up.keyed and not gate.keyed:
-                raise fail(p.loc, f"gate '{name}' is not keyed, so it cannot need keyed gate '{p.gate}'")
+                raise fail(
+                    p.loc, f"gate '{name}' is not keyed, so it cannot need keyed gate '{p.gate}'"
+                )
             fixed.append(
                 Precondition(
-                    p.gate, p.loc,
+                    p.gate,
+                    p.loc,
                     offset=parse_length(up.axis, p.offset, p.loc) if p.offset else 0,
                     before=parse_length(up.axis, p.before, p.loc) if p.before else 0,
                     after=parse_length(up.axis, p.after, p.loc) if p.after else 0,
-                    hook_path=p.hook_path, hook_func=p.hook_func,
+                    hook_path=p.hook_path,
+                    hook_func=p.hook_func,
                 )
             )
         gates[name] = _replace_pres(gate, tuple(fixed))
@@ -229,8 +294,13 @@ def _check_cycles(gates: dict[str, Gate]) -> None:
         state[n] = 1
         for p in gates[n].preconditions:
             if state.get(p.gate) == 1:
-                cycle = path[path.index(p.gate):] + [n, p.gate] if p.gate in path else [n, p.gate]
-                raise fail(p.loc, "preconditions form a cycle: " + " -> ".join(dict.fromkeys(cycle)) + f" -> {p.gate}")
+                cycle = path[path.index(p.gate) :] + [n, p.gate] if p.gate in path else [n, p.gate]
+                raise fail(
+                    p.loc,
+                    "preconditions form a cycle: "
+                    + " -> ".join(dict.fromkeys(cycle))
+                    + f" -> {p.gate}",
+                )
             if p.gate not in state:
                 visit(p.gate, path + [n])
         state[n] = 2
@@ -242,15 +312,38 @@ def _check_cycles(gates: dict[str, Gate]) -> None:
 
 def gate_json(g: Gate) -> dict:
     return {
-        "axis": g.axis, "step": g.step, "origin": g.origin, "maxrange": g.maxrange,
-        "want_low": g.want_low, "want_high": g.want_high, "want_now": g.want_now,
-        "command": g.command, "task": g.task, "coverage": g.coverage, "clock_lag": g.clock_lag,
-        "parallel": g.parallel, "hold": g.hold, "gaps": [list(x) for x in g.gaps],
+        "axis": g.axis,
+        "step": g.step,
+        "origin": g.origin,
+        "maxrange": g.maxrange,
+        "want_low": g.want_low,
+        "want_high": g.want_high,
+        "want_now": g.want_now,
+        "command": g.command,
+        "task": g.task,
+        "coverage": g.coverage,
+        "clock_lag": g.clock_lag,
+        "parallel": g.parallel,
+        "hold": g.hold,
+        "gaps": [list(x) for x in g.gaps],
         "preconditions": [
-            {"gate": p.gate, "map": {"offset": p.offset, "before": p.before, "after": p.after,
-                                     "hook": bool(p.hook_path), "hook_path": p.hook_path, "hook_func": p.hook_func}}
+            {
+                "gate": p.gate,
+                "map": {
+                    "offset": p.offset,
+                    "before": p.before,
+                    "after": p.after,
+                    "hook": bool(p.hook_path),
+                    "hook_path": p.hook_path,
+                    "hook_func": p.hook_func,
+                },
+            }
             for p in g.preconditions
         ],
-        "keyed": g.keyed, "resources": g.resources.__dict__, "retries": g.retries,
-        "growth": g.growth.__dict__, "max_failures": g.max_failures, "source": str(g.loc),
+        "keyed": g.keyed,
+        "resources": g.resources.__dict__,
+        "retries": g.retries,
+        "growth": g.growth.__dict__,
+        "max_failures": g.max_failures,
+        "source": str(g.loc),
     }

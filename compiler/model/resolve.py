@@ -8,11 +8,10 @@ from pathlib import Path
 from compiler.core.diagnostics import CompileError, Loc, fail
 from compiler.load.workflow import RawWorkflow, load_workflow
 from compiler.model.datasets import expand_datasets
-from compiler.model.graph import resolve_graph
 from compiler.model.gates import resolve_gates
+from compiler.model.graph import resolve_graph
 from compiler.model.steps import resolve_steps, run_defaults
 from compiler.model.types import Graph, Workflow
-
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*\Z")
 
@@ -46,7 +45,9 @@ def resolve(raw: RawWorkflow) -> Workflow:
     if any(d.severity == "error" for d in graph.findings):
         raise CompileError(graph.findings)  # errors first, then the warnings
     if not _NAME.match(raw.name):
-        raise fail(doc.val_loc("name"), f"workflow name '{raw.name}' must be letters, digits, '_' and '-'")
+        raise fail(
+            doc.val_loc("name"), f"workflow name '{raw.name}' must be letters, digits, '_' and '-'"
+        )
     max_visits = doc.get("max_visits", 3)
     if not 1 <= max_visits <= 100:
         raise fail(doc.val_loc("max_visits"), "max_visits must be between 1 and 100")

@@ -12,12 +12,12 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compiler.core.diagnostics import Loc
 from compiler.core.routing import engagement_alive
 from compiler.core.statusfile import read_history
 from compiler.model.axes import fmt_value, parse_value, tag, untag
 from compiler.model.chunks import chunk_range, in_gap
 from compiler.model.templates import parse_template
-from compiler.core.diagnostics import Loc
 
 GATES_DIR = "gates"
 GATE_STATUS_DIR = "gates"  # under the workflow's status_dir
@@ -29,11 +29,17 @@ def chunk_name(gate: dict, lo: float, hi: float) -> str:
 
 def marker_path(name: str, lo_hi: str, key: str = "") -> str:
     """Relative to the workflow directory: the file whose existence marks a chunk done."""
-    return os.path.join(GATES_DIR, name, key, f"{lo_hi}.done") if key else os.path.join(GATES_DIR, name, f"{lo_hi}.done")
+    return (
+        os.path.join(GATES_DIR, name, key, f"{lo_hi}.done")
+        if key
+        else os.path.join(GATES_DIR, name, f"{lo_hi}.done")
+    )
 
 
 def gate_status_path(status_dir: str, name: str, key: str = "") -> Path:
-    return Path(status_dir) / GATE_STATUS_DIR / (f"{name}@{key}.status" if key else f"{name}.status")
+    return (
+        Path(status_dir) / GATE_STATUS_DIR / (f"{name}@{key}.status" if key else f"{name}.status")
+    )
 
 
 @dataclass
@@ -46,18 +52,37 @@ class ChunkStates:
     warnings: list[str] = field(default_factory=list)
 
 
-def _run_status_command(wf: dict, name: str, gate: dict, key: str, facets: dict) -> tuple[list, list[str]]:
-    values = {"gate": name, "python": wf.get("python", "python3"), "workflow_dir": wf["dir"], "low": "",
-              "high": "", "workdir": wf["dir"], "attempt": "1", "dataset": key, **facets}
+def _run_status_command(
+    wf: dict, name: str, gate: dict, key: str, facets: dict
+) -> tuple[list, list[str]]:
+    values = {
+        "gate": name,
+        "python": wf.get("python", "python3"),
+        "workflow_dir": wf["dir"],
+        "low": "",
+        "high": "",
+        "workdir": wf["dir"],
+        "attempt": "1",
+        "dataset": key,
+        **facets,
+    }
     t = parse_template(gate["coverage"], Loc(gate["source"]), values, "coverage")
     cmd = t.fill(values, shlex.quote)
     try:
-        out = subprocess.run(["bash", "-c", cmd], cwd=wf["dir"], capture_output=True, text=True, timeout=300,
-                             check=False)
+        out = subprocess.run(
+            ["bash", "-c", cmd],
+            cwd=wf["dir"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return [], [f"gate {name}: coverage command timed out"]
     if out.returncode != 0:
-        return [], [f"gate {name}: coverage command exited {out.returncode}: {out.stderr.strip()[:200]}"]
+        return [], [
+            f"gate {name}: coverage command exited {out.returncode}: {out.stderr.strip()[:200]}"
+        ]
     intervals, warnings = [], []
     for n, line in enumerate(out.stdout.splitlines(), 1):
         parts = line.split()
@@ -75,8 +100,14 @@ def _run_status_command(wf: dict, name: str, gate: dict, key: str, facets: dict)
     return sorted(intervals), warnings
 
 
-def chunk_states(manifest: dict, name: str, now: float, key: str = "", facets: dict | None = None,
-                 slurm_jobs: frozenset[str] | None = None) -> ChunkStates:
+def chunk_states(
+    manifest: dict,
+    name: str,
+    now: float,
+    key: str = "",
+    facets: dict | None = None,
+    slurm_jobs: frozenset[str] | None = None,
+) -> ChunkStates:
     wf = {**manifest["workflow"], "python": manifest["python"]}
     gate = manifest["gates"][name]
     st = ChunkStates()
@@ -136,7 +167,9 @@ def classify(gate: dict, st: ChunkStates, lo: float, hi: float) -> str:
     return "missing"
 
 
-def coverage_runs(gate: dict, st: ChunkStates, lo: float, hi: float) -> list[tuple[float, float, str]]:
+def coverage_runs(
+    gate: dict, st: ChunkStates, lo: float, hi: float
+) -> list[tuple[float, float, str]]:
     """Merged runs of chunks with the same status over [lo, hi)."""
     runs: list[list] = []
     for a, b in chunk_range(gate, lo, hi):
@@ -149,7 +182,10 @@ def coverage_runs(gate: dict, st: ChunkStates, lo: float, hi: float) -> list[tup
 
 
 def covered_span(gate: dict, st: ChunkStates) -> tuple[float, float] | None:
-    spans = [(untag(gate["axis"], c.split("__")[0]), untag(gate["axis"], c.split("__")[1])) for c in st.done]
+    spans = [
+        (untag(gate["axis"], c.split("__")[0]), untag(gate["axis"], c.split("__")[1]))
+        for c in st.done
+    ]
     spans += st.covered_by_status
     if st.clock_high is not None:
         return (gate["origin"], st.clock_high)

@@ -12,7 +12,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from compiler.model.chunks import in_gap, map_range, upstream_chunks, wanted_chunks
-from compiler.render.coverage import ChunkStates, chunk_name, chunk_states, covered, marker_path, show
+from compiler.render.coverage import (
+    ChunkStates,
+    chunk_name,
+    chunk_states,
+    covered,
+    marker_path,
+    show,
+)
 
 
 @dataclass
@@ -25,8 +32,14 @@ class GateWork:
 
 
 class GatePlanner:
-    def __init__(self, manifest: dict, now: float, keys: dict[str, list[str]] | None = None,
-                 facets: dict[str, dict] | None = None, slurm_jobs: frozenset[str] | None = None):
+    def __init__(
+        self,
+        manifest: dict,
+        now: float,
+        keys: dict[str, list[str]] | None = None,
+        facets: dict[str, dict] | None = None,
+        slurm_jobs: frozenset[str] | None = None,
+    ):
         self.m = manifest
         self.gates = manifest["gates"]
         self.now = now
@@ -39,7 +52,9 @@ class GatePlanner:
     def state(self, name: str, key: str) -> ChunkStates:
         k = (name, key)
         if k not in self._states:
-            self._states[k] = chunk_states(self.m, name, self.now, key, self.facets.get(key), self.slurm_jobs)
+            self._states[k] = chunk_states(
+                self.m, name, self.now, key, self.facets.get(key), self.slurm_jobs
+            )
         return self._states[k]
 
     def want(self, name: str) -> tuple[float, float] | None:
@@ -61,12 +76,17 @@ class GatePlanner:
             for ulo, uhi in upstream_chunks(pre, g, up, lo, hi):
                 yield pre["gate"], ukey, ulo, uhi
 
-    def available(self, name: str, key: str, lo: float, hi: float, force: bool = False) -> tuple[str, str]:
+    def available(
+        self, name: str, key: str, lo: float, hi: float, force: bool = False
+    ) -> tuple[str, str]:
         """('covered' | 'make' | 'wait', reason) for one chunk."""
         memo = (name, key, lo, hi, force)
         if memo in self._avail:
             return self._avail[memo]
-        self._avail[memo] = ("wait", "precondition cycle")  # guards recursion; the checker forbids cycles
+        self._avail[memo] = (
+            "wait",
+            "precondition cycle",
+        )  # guards recursion; the checker forbids cycles
         g = self.gates[name]
         st = self.state(name, key)
         cname = chunk_name(g, lo, hi)
@@ -79,7 +99,11 @@ class GatePlanner:
             else:
                 what = "the clock" if g["clock_lag"] is not None else f"{name} data"
                 result = ("wait", f"waiting for {what} up to {show(g, hi)}")
-        elif covered(g, st, lo, hi, cname) and not force and not self._stale(name, key, lo, hi, st, cname):
+        elif (
+            covered(g, st, lo, hi, cname)
+            and not force
+            and not self._stale(name, key, lo, hi, st, cname)
+        ):
             result = ("covered", "")
         elif g["hold"]:
             result = ("wait", f"gate {name} is on HOLD")
@@ -110,7 +134,9 @@ class GatePlanner:
                 return True
         return at >= hi
 
-    def _stale(self, name: str, key: str, lo: float, hi: float, st: ChunkStates, cname: str) -> bool:
+    def _stale(
+        self, name: str, key: str, lo: float, hi: float, st: ChunkStates, cname: str
+    ) -> bool:
         """Done, but an input chunk was made again since: it must be made again too."""
         mine = st.done.get(cname)
         if mine is None:
@@ -126,7 +152,9 @@ class GatePlanner:
                 return True
         return False
 
-    def plan(self, name: str, key: str, lo: float, hi: float, work: GateWork, force: bool = False) -> None:
+    def plan(
+        self, name: str, key: str, lo: float, hi: float, work: GateWork, force: bool = False
+    ) -> None:
         g = self.gates[name]
         counts = work.counts.setdefault(name, Counter())
         for clo, chi in wanted_chunks(g, lo, hi):
@@ -135,7 +163,9 @@ class GatePlanner:
             if status == "make":
                 work.targets.append(marker_path(name, chunk_name(g, clo, chi), key))
             elif status == "wait":
-                work.waiting.append(f"{name}{'@' + key if key else ''} {chunk_name(g, clo, chi)}: {why}")
+                work.waiting.append(
+                    f"{name}{'@' + key if key else ''} {chunk_name(g, clo, chi)}: {why}"
+                )
 
     def plan_all(self) -> GateWork:
         work = GateWork()
@@ -143,8 +173,8 @@ class GatePlanner:
             rng = self.want(name)
             if rng is None or not g["command"] or g["hold"]:
                 continue
-            for key in (self.keys.get(name, []) if g["keyed"] else [""]):
+            for key in self.keys.get(name, []) if g["keyed"] else [""]:
                 self.plan(name, key, rng[0], rng[1], work)
-        for (name, key), st in self._states.items():
+        for st in self._states.values():
             work.warnings += st.warnings
         return work

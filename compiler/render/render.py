@@ -9,13 +9,13 @@ import jinja2
 
 from compiler import MANIFEST_VERSION, __version__
 from compiler.core.diagnostics import CompileError, Diagnostic, Loc
+from compiler.core.names import rule_name
 from compiler.model.types import Workflow
 from compiler.render.assets import asset_dir
-from compiler.render.manifest import datasets_tsv
 from compiler.render.gateplan import GateWork
+from compiler.render.manifest import datasets_tsv
 from compiler.render.plan import Plan, pending_tsv
 from compiler.render.write import WORKFLOW_PROFILE
-from compiler.core.names import rule_name
 
 
 def _py(value: object) -> str:
@@ -50,7 +50,9 @@ def render_template(name: str, context: dict) -> str:
         ) from None
 
 
-def render_build(model: Workflow, manifest: dict, plan: Plan, gate_work: GateWork) -> dict[str, str]:
+def render_build(
+    model: Workflow, manifest: dict, plan: Plan, gate_work: GateWork
+) -> dict[str, str]:
     """Every file of a build, by name relative to the build directory."""
     build = manifest["build"]
     python = manifest["python"]
@@ -72,7 +74,9 @@ def render_build(model: Workflow, manifest: dict, plan: Plan, gate_work: GateWor
         "shell": shell,
         "has_graph": bool(model.graph.entry),
         "gates": [
-            _gate_context(name, g, python, build) for name, g in manifest["gates"].items() if g["command"]
+            _gate_context(name, g, python, build)
+            for name, g in manifest["gates"].items()
+            if g["command"]
         ],
         "gate_waiting": len(gate_work.waiting),
         "gate_targets": len(gate_work.targets),
@@ -117,6 +121,9 @@ def _gate_context(name: str, g: dict, python: str, build: str) -> dict:
 def _map_text(m: dict) -> str:
     if m["hook"]:
         return f" (hook {m['hook_func']})"
-    parts = [f"{k} {v:g}" for k, v in (("offset", m["offset"]), ("lookback", m["before"]),
-                                         ("lookahead", m["after"])) if v]
+    parts = [
+        f"{k} {v:g}"
+        for k, v in (("offset", m["offset"]), ("lookback", m["before"]), ("lookahead", m["after"]))
+        if v
+    ]
     return f" ({', '.join(parts)})" if parts else " (same range)"

@@ -46,12 +46,26 @@ def run_chunk(req: ChunkRequest) -> int:
     status = gate_status_path(wf["status_dir"], req.gate, req.key)
     ident = f"{req.gate}@{req.key}" if req.key else req.gate
     facets = dataset_row(req.build_dir, req.key)[1] if req.key else {}
-    workdir = Path(wf["work_dir"]) / "gates" / req.gate / req.key if req.key else Path(wf["work_dir"]) / "gates" / req.gate
+    workdir = (
+        Path(wf["work_dir"]) / "gates" / req.gate / req.key
+        if req.key
+        else Path(wf["work_dir"]) / "gates" / req.gate
+    )
     workdir.mkdir(parents=True, exist_ok=True)
-    values = {**facets, "low": fmt_value(g["axis"], lo), "high": fmt_value(g["axis"], hi), "gate": req.gate,
-              "python": m["python"], "workflow_dir": wf["dir"], "workdir": str(workdir),
-              "attempt": str(req.attempt), "dataset": req.key}
-    command = parse_template(g["command"], Loc(g["source"]), values, "command").fill(values, shlex.quote)
+    values = {
+        **facets,
+        "low": fmt_value(g["axis"], lo),
+        "high": fmt_value(g["axis"], hi),
+        "gate": req.gate,
+        "python": m["python"],
+        "workflow_dir": wf["dir"],
+        "workdir": str(workdir),
+        "attempt": str(req.attempt),
+        "dataset": req.key,
+    }
+    command = parse_template(g["command"], Loc(g["source"]), values, "command").fill(
+        values, shlex.quote
+    )
     jobid = os.environ.get("SLURM_JOB_ID", "")
     base = {"low": values["low"], "high": values["high"], "chunk": chunk}
 
@@ -59,12 +73,32 @@ def run_chunk(req: ChunkRequest) -> int:
         p = {**base, **{k: v for k, v in params.items() if v != ""}}
         return Stat(utc_stamp(), wf["name"], req.gate, g["task"], state, p)
 
-    append_stats(status, ident, [stat("Engaged", host=socket.gethostname(), pid=os.getpid(),
-                                      attempt=req.attempt, slurm_jobid=jobid, build=m["build"])])
+    append_stats(
+        status,
+        ident,
+        [
+            stat(
+                "Engaged",
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                attempt=req.attempt,
+                slurm_jobid=jobid,
+                build=m["build"],
+            )
+        ],
+    )
     t0 = time.monotonic()
-    proc = subprocess.Popen(["bash", "-c", command], cwd=workdir, start_new_session=True,
-                            env={**os.environ, "PADOCC_GATE": req.gate, "PADOCC_LOW": values["low"],
-                                 "PADOCC_HIGH": values["high"]})
+    proc = subprocess.Popen(
+        ["bash", "-c", command],
+        cwd=workdir,
+        start_new_session=True,
+        env={
+            **os.environ,
+            "PADOCC_GATE": req.gate,
+            "PADOCC_LOW": values["low"],
+            "PADOCC_HIGH": values["high"],
+        },
+    )
     signal.signal(signal.SIGTERM, _terminate)
     try:
         rc = proc.wait()
@@ -73,11 +107,20 @@ def run_chunk(req: ChunkRequest) -> int:
         raise
     wall = time.monotonic() - t0
     maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    measured = dict(exit=rc, wall=f"{wall:.1f}", maxrss_mb=f"{maxrss:.0f}", attempt=req.attempt, slurm_jobid=jobid)
+    measured = dict(
+        exit=rc,
+        wall=f"{wall:.1f}",
+        maxrss_mb=f"{maxrss:.0f}",
+        attempt=req.attempt,
+        slurm_jobid=jobid,
+    )
     if rc != 0:
         state = "Retry" if req.attempt <= g["retries"] else "Fail"
         append_stats(status, ident, [stat(state, **measured)])
-        print(f"padocc: {req.gate} {chunk} failed with exit {rc} (attempt {req.attempt})", file=sys.stderr)
+        print(
+            f"padocc: {req.gate} {chunk} failed with exit {rc} (attempt {req.attempt})",
+            file=sys.stderr,
+        )
         return 1
     append_stats(status, ident, [stat("Pass", **measured)])
     # The marker is written after the STAT line, and atomically.
@@ -85,8 +128,17 @@ def run_chunk(req: ChunkRequest) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".tmp-")
     with os.fdopen(fd, "w") as f:
-        json.dump({"gate": req.gate, "low": values["low"], "high": values["high"], "key": req.key,
-                   "build": m["build"], "made": utc_stamp()}, f)
+        json.dump(
+            {
+                "gate": req.gate,
+                "low": values["low"],
+                "high": values["high"],
+                "key": req.key,
+                "build": m["build"],
+                "made": utc_stamp(),
+            },
+            f,
+        )
         f.flush()
         os.fsync(f.fileno())
     os.chmod(tmp, 0o644)

@@ -11,11 +11,11 @@ import socket
 import sys
 import time
 
+from compiler.core.names import rule_name
 from compiler.model.axes import untag
 from compiler.model.chunks import upstream_chunks
 from compiler.model.steps import grown_from_json
 from compiler.render.coverage import chunk_name, marker_path
-from compiler.core.names import rule_name
 from compiler.runtime.build import BUILDS, RUN, gate_targets, manifest, pending, status_coverage
 
 NOOP = {"runtime": 5, "mem_mb": 256, "cpus_per_task": 1}

@@ -13,40 +13,38 @@ def profile_dir(name: str) -> Path:
     """A profile shipped with padocc ('local', 'slurm'), or a path to one."""
     p = Path(name)
     if p.is_dir():
-        return p
+        return p.resolve()
     return asset_dir("profiles") / name
 
 
 def snakemake_cmd(
-    workflow_dir: str, profile: str, snakefile: str | None = None, extra: list[str] = ()
+    workflow_dir: str, profile: str, snakefile: str | None = None, extra: tuple[str, ...] | list[str] = ()
 ) -> list[str]:
-    snakefile = snakefile or str(Path(workflow_dir) / "Snakefile")
+    wf = Path(workflow_dir).resolve()
     return [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--profile",
-        str(profile_dir(profile)),
-        "-s",
-        snakefile,
-        "-d",
-        workflow_dir,
+        sys.executable, "-m", "snakemake",
+        "--profile", str(profile_dir(profile)),
+        "-s", str(Path(snakefile).resolve()) if snakefile else str(wf / "Snakefile"),
+        "-d", str(wf),
         *extra,
-    ]
+    ]  # fmt: skip
 
 
 def run_snakemake(
     workflow_dir: str,
     profile: str,
     snakefile: str | None = None,
-    extra: list[str] = (),
+    extra: tuple[str, ...] | list[str] = (),
     log=None,
     timeout: float | None = None,
 ) -> int:
     cmd = snakemake_cmd(workflow_dir, profile, snakefile, extra)
     try:
+        # Started in the workflow directory: Snakemake reads target and --forcerun
+        # paths relative to where it runs.
         return subprocess.run(
-            cmd, stdout=log, stderr=subprocess.STDOUT if log else None, timeout=timeout, check=False
-        ).returncode
+            cmd, cwd=workflow_dir, stdout=log, stderr=subprocess.STDOUT if log else None,
+            timeout=timeout, check=False,
+        ).returncode  # fmt: skip
     except subprocess.TimeoutExpired:
         return 124
