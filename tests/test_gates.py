@@ -274,3 +274,76 @@ def test_bad_gate_definitions(hmi: Path, case):
     assert r.returncode == 2
     assert r.stderr.splitlines() == [expected]
     assert not (hmi / ".padocc").exists()
+
+
+KEYED = {
+    "workflow.yaml": """\
+name: AR
+datasets:
+  lists: [{file: regions.txt, pattern: "AR.{region}"}]
+gates: gates.yaml
+""",
+    "regions.txt": "AR.11100\nAR.11101\n",
+    "hooks.py": """\
+def day_before(low, high):
+    # the odd case: the whole previous day, whatever the chunk
+    day = 86400
+    start = (low // day) * day
+    return start - day, start
+""",
+    "gates.yaml": """\
+gates:
+  mag:
+    axis: time
+    maxrange: 1h
+    command: "{python} {workflow_dir}/make.py {gate} {low} {high}"
+  daily:
+    axis: time
+    maxrange: 1d
+    command: "{python} {workflow_dir}/make.py {gate} {low} {high}"
+  sharp:
+    axis: time
+    maxrange: 2h
+    keyed: true
+    want: {low: "2010-05-02T00:00:00Z", high: "2010-05-02T04:00:00Z"}
+    command: "{python} {workflow_dir}/make.py {gate} {low} {high} {region}"
+    preconditions:
+      - gate: mag
+        map: {lookback: 1h}
+      - gate: daily
+        map: {hook: "hooks.py:day_before"}
+""",
+    "make.py": """\
+import sys
+with open("/".join(__file__.split("/")[:-1]) + "/runs.log", "a") as f:
+    f.write(" ".join(sys.argv[1:]) + "\\n")
+""",
+}
+
+
+def test_keyed_gate_hook_and_lookback(tmp_path: Path):
+    wf = tmp_path / "ar"
+    wf.mkdir()
+    for name, text in KEYED.items():
+        (wf / name).write_text(text)
+    targets = compile_at(wf)
+    assert targets == [
+        "gates/sharp/AR.11100/20100502T000000Z__20100502T020000Z.done",
+        "gates/sharp/AR.11100/20100502T020000Z__20100502T040000Z.done",
+        "gates/sharp/AR.11101/20100502T000000Z__20100502T020000Z.done",
+        "gates/sharp/AR.11101/20100502T020000Z__20100502T040000Z.done",
+    ]
+    snakemake(wf)
+    lines = sorted((wf / "runs.log").read_text().splitlines())
+    # One gate per dataset, its facets in the command; the unkeyed inputs made once.
+    assert [ln for ln in lines if ln.startswith("sharp")] == [
+        "sharp 2010-05-02T00:00:00Z 2010-05-02T02:00:00Z 11100",
+        "sharp 2010-05-02T00:00:00Z 2010-05-02T02:00:00Z 11101",
+        "sharp 2010-05-02T02:00:00Z 2010-05-02T04:00:00Z 11100",
+        "sharp 2010-05-02T02:00:00Z 2010-05-02T04:00:00Z 11101",
+    ]
+    # lookback 1h: [00:00-02:00) needs mag from 23:00 the day before.
+    assert [ln.split()[1][11:13] for ln in lines if ln.startswith("mag")] == ["23", "00", "01", "02", "03"]
+    # the hook: the whole previous day, once.
+    assert [ln for ln in lines if ln.startswith("daily")] == ["daily 2010-05-01T00:00:00Z 2010-05-02T00:00:00Z"]
+    assert (wf / "status" / "gates" / "sharp@AR.11101.status").read_text().startswith("DATASETID=sharp@AR.11101\n")

@@ -134,6 +134,8 @@ class SlotBudget:
 def make_plan(model: Workflow, manifest: dict) -> Plan:
     plan = Plan()
     graph = manifest["graph"]
+    if not graph["entry"]:
+        return plan  # no transition graph: datasets only key gates
     budget = SlotBudget(graph, model.max_visits, model.max_steps_per_cycle)
     status_dir = Path(model.status_dir)
     existing = {p.name for p in status_dir.iterdir()} if status_dir.is_dir() else set()
