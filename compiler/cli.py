@@ -29,6 +29,23 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("workflow_dir", nargs="?", default=".")
     x.add_argument("--dataset", action="append", default=[], help="only this dataset (repeatable)")
 
+    y = sub.add_parser("cycle", help="one cron cycle: lock, scan the flock, compile, run, complete groups")
+    y.add_argument("--conf", required=True, help="cycle config (SHEPARD's keys)")
+    y.add_argument("--autolog", action="store_true", help="also write a timestamped log file in log_dir")
+    y.add_argument("--dry-run", action="store_true", help="show what the next cycle would do; run nothing")
+    y.add_argument("--seed", type=int, help="replay a cycle's random selection")
+    y.add_argument("--now", help="take this UTC time as now")
+
+    for name, what in (("requeue", "put datasets back at Step:Ready"), ("block", "hold datasets out of cycles"),
+                       ("unblock", "let blocked datasets run again")):
+        q = sub.add_parser(name, help=what)
+        q.add_argument("workflow_dir")
+        q.add_argument("ids", nargs="*", help="dataset ids; '-' reads them from standard input")
+        q.add_argument("--group", action="append", default=[], help="every dataset of a flock group")
+        q.add_argument("--reason", default="", help="recorded in the STAT line")
+        if name == "requeue":
+            q.add_argument("--at", required=True, help="Step (or Step:Ready) to start again from")
+
     g = sub.add_parser("gate", help="JSOC's ticket actions on a gate: range check wait make remake gaps coverage")
     g.add_argument("action", choices=("range", "check", "wait", "make", "remake", "gaps", "coverage"))
     g.add_argument("gate")
@@ -81,6 +98,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from compiler.commands import cancel
 
         return cancel.run(cancel.CancelOptions(args.workflow_dir, tuple(args.dataset)))
+    if args.command in ("requeue", "block", "unblock"):
+        from compiler.commands import manual
+
+        return manual.run(
+            manual.ManualOptions(args.command, args.workflow_dir, tuple(args.ids), getattr(args, "at", ""),
+                                 tuple(args.group), args.reason)
+        )
+    if args.command == "cycle":
+        from compiler.commands import cycle
+
+        return cycle.run(cycle.CycleOptions(args.conf, args.autolog, args.dry_run, args.seed, args.now))
     if args.command == "gate":
         from compiler.commands import gate
 

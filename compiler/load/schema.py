@@ -167,6 +167,7 @@ DATASETS = Record(
         K("walks", LIST),
         K("lists", LIST, doc="plain id list files, one id per line"),
         K("facet_maps", MAP, doc="facet -> value -> extra facets"),
+        K("flock", STR, doc="a flock directory of groups (a cycle config's flock_dir wins)"),
     ),
 )
 
@@ -253,3 +254,22 @@ GATE = Record(
 )
 
 CLOCK = Record("clock", (K("lag", STR, INT, NUM, required=True),))
+
+CYCLE = Record(
+    "cycle config",
+    (
+        # SHEPARD's own keys, unchanged
+        K("source_venv", STR, doc="virtual environment activated for the jobs"),
+        K("batch_limit", INT, required=True, doc="jobs submitted per cycle at most"),
+        K("flock_dir", STR, required=True, doc="where the groups are"),
+        K("complete_dir", STR, required=True, doc="where finished groups go"),
+        K("common_valid", STR, doc="error-bypass template: differences that are only warnings"),
+        # what a deployment needs besides
+        K("workflow", STR, required=True, doc="the workflow directory the flock runs through"),
+        K("profile", STR, doc="Snakemake profile: local, slurm or a path (default local)"),
+        K("log_dir", STR, doc="where --autolog writes one log per cycle"),
+        K("status_dir", STR, doc="where status files live (overrides the workflow's)"),
+        K("max_repeats", INT, doc="runs of one step for one dataset before quarantine (SHEPARD: 5)"),
+        K("snakemake_timeout", INT, doc="seconds one cycle's Snakemake may run (default 3300)"),
+    ),
+)

@@ -12,6 +12,7 @@ from typing import Any
 
 from compiler.core.diagnostics import Loc, fail
 from compiler.load import schema as S
+from compiler.load.flock import scan_flock
 from compiler.load.yamlpos import YList, YMap, load_yaml, read_text
 
 WORKFLOW_FILE = "workflow.yaml"
@@ -84,6 +85,9 @@ class RawWorkflow:
     defaults: YMap | None
     gates: YMap | None
     gates_file: str
+    flock: list = field(default_factory=list)  # load.flock.Group, not quarantined
+    flock_all: list = field(default_factory=list)  # every group, quarantined ones too
+    flock_problems: list = field(default_factory=list)  # groups skipped, as diagnostics
 
 
 def shown_path(base: str, *parts: str) -> str:
@@ -210,7 +214,7 @@ def load_graph_file(path: Path, shown: str) -> RawGraphFile:
     return RawGraphFile(shown, path.parent.name, data, children)
 
 
-def load_workflow(wf_dir: Path, shown_dir: str) -> RawWorkflow:
+def load_workflow(wf_dir: Path, shown_dir: str, flock_dir: Path | None = None) -> RawWorkflow:
     shown = shown_path(shown_dir, WORKFLOW_FILE)
     if not wf_dir.is_dir():
         raise fail(Loc(shown_dir), "workflow directory not found")
@@ -234,7 +238,9 @@ def load_workflow(wf_dir: Path, shown_dir: str) -> RawWorkflow:
         if spec is not None and not walks:
             raise fail(ds.key_loc("spec"), "a 'spec' needs 'walks' that say how to expand it")
         lists = _load_lists(ds["lists"], ds.val_loc("lists"), wf_dir, shown_dir) if "lists" in ds else []
-        if not walks and not lists:
+        if flock_dir is None and "flock" in ds:
+            flock_dir, _ = _resolve_inside(wf_dir, shown_dir, ds["flock"], ds.val_loc("flock"), "'flock'")
+        if not walks and not lists and flock_dir is None:
             raise fail(doc.key_loc("datasets"), "'datasets' needs 'walks' over a spec, or 'lists'")
         facet_maps = ds.get("facet_maps")
 
@@ -276,6 +282,9 @@ def load_workflow(wf_dir: Path, shown_dir: str) -> RawWorkflow:
         gates = gdoc["gates"]
         if not gates:
             raise fail(gdoc.val_loc("gates"), "'gates' must define at least one gate")
+    flock_all, problems = [], []
+    if flock_dir is not None:
+        flock_all, problems = scan_flock(flock_dir, str(flock_dir))
     if raw_graph is None and gates is None:
         raise fail(Loc(shown, 1, 1), "a workflow needs a 'graph' (with 'datasets' and 'steps') or 'gates'")
 
@@ -297,4 +306,7 @@ def load_workflow(wf_dir: Path, shown_dir: str) -> RawWorkflow:
         defaults=defaults,
         gates=gates,
         gates_file=gates_file,
+        flock=[g for g in flock_all if not g.ignored],
+        flock_all=flock_all,
+        flock_problems=problems,
     )

@@ -6,24 +6,15 @@ import re
 from typing import Any
 
 from compiler.core.diagnostics import Loc, fail
+from compiler.core.ids import check_id
 from compiler.load.workflow import RawList, RawWalk, RawWorkflow
 from compiler.load.yamlpos import YMap
 from compiler.model.templates import Template, parse_template, template_regex
 from compiler.model.types import Dataset
 
-# Ids become file names and shell words: keep them to a safe alphabet.
-ID_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+=-]*\Z")
 FACET_RE = re.compile(r"[^\x00-\x1f\x7f/]+\Z")
 BUILTIN_FACETS = ("dataset",)
-
-
-def check_id(ds_id: str, loc: Loc) -> None:
-    if len(ds_id) > 240 or not ID_RE.match(ds_id) or ".." in ds_id:
-        raise fail(
-            loc,
-            f"dataset id {ds_id!r} is not allowed: use letters, digits and _ . + = - "
-            "(not first), no '..', at most 240 characters",
-        )
+FLOCK_FACETS = ("group", "pattern", "updates", "removals")
 
 
 def _node_loc(node: Any, default: Loc) -> Loc:
@@ -184,6 +175,8 @@ def expand_datasets(raw: RawWorkflow) -> tuple[tuple[Dataset, ...], set[str]]:
             known |= set(t.names)
         lists.append((lst, t))
     known |= map_names
+    if raw.flock:
+        known |= set(FLOCK_FACETS)
     router = RoutingKeys(raw, known)
 
     seen: dict[str, str] = {}
@@ -213,7 +206,10 @@ def expand_datasets(raw: RawWorkflow) -> tuple[tuple[Dataset, ...], set[str]]:
                     raise fail(loc, f"id '{ds_id}' does not match pattern '{lst.pattern}'")
                 facets = _apply_maps(m.groupdict(), raw.facet_maps, loc)
             add(ds_id, facets, loc, lst.file)
-    if not out:
+    for group in raw.flock:
+        for ds_id, facets, loc in group.entries:
+            add(ds_id, facets, loc, f"group {group.name}")
+    if not out and not raw.flock:
         where = raw.walks[0].loc if raw.walks else Loc(raw.file)
         raise fail(where, "the dataset spec expands to no datasets")
     return tuple(out), known

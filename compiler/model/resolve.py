@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.core.diagnostics import CompileError, Loc, fail
@@ -23,8 +24,18 @@ def _inside(wf_dir: Path, rel: str, loc: Loc, what: str) -> str:
     return str(p)
 
 
-def resolve(raw: RawWorkflow) -> Workflow:
-    has_datasets = bool(raw.walks or raw.lists)
+@dataclass(frozen=True)
+class Overrides:
+    """What a cycle config sets for the workflow it drives."""
+
+    flock_dir: str | None = None
+    status_dir: str | None = None
+    max_visits: int | None = None
+    common_valid: str | None = None
+
+
+def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
+    has_datasets = bool(raw.walks or raw.lists or raw.flock)
     datasets, facets = expand_datasets(raw) if has_datasets else ((), set())
     steps = resolve_steps(raw.steps, raw.defaults, facets)
     doc = raw.doc
@@ -48,7 +59,7 @@ def resolve(raw: RawWorkflow) -> Workflow:
         raise fail(
             doc.val_loc("name"), f"workflow name '{raw.name}' must be letters, digits, '_' and '-'"
         )
-    max_visits = doc.get("max_visits", 3)
+    max_visits = ov.max_visits or doc.get("max_visits", 3)
     if not 1 <= max_visits <= 100:
         raise fail(doc.val_loc("max_visits"), "max_visits must be between 1 and 100")
     max_steps = doc.get("max_steps_per_cycle", 50)
@@ -65,14 +76,16 @@ def resolve(raw: RawWorkflow) -> Workflow:
         graph=graph,
         max_visits=max_visits,
         max_steps_per_cycle=max_steps,
-        status_dir=_inside(
-            raw.dir, doc.get("status_dir", "status"), doc.val_loc("status_dir"), "status_dir"
-        ),
+        status_dir=ov.status_dir
+        or _inside(raw.dir, doc.get("status_dir", "status"), doc.val_loc("status_dir"), "status_dir"),
         work_dir=_inside(raw.dir, doc.get("work_dir", "work"), doc.val_loc("work_dir"), "work_dir"),
         gates=gates,
         gates_file=raw.gates_file,
+        common_valid=ov.common_valid or "",
+        groups=tuple((g.name, g.digest, tuple(i for i, _, _ in g.entries)) for g in raw.flock),
+        skipped=tuple(raw.flock_problems),
     )
 
 
-def build_model(wf_dir: Path, shown_dir: str) -> Workflow:
-    return resolve(load_workflow(wf_dir, shown_dir))
+def build_model(wf_dir: Path, shown_dir: str, ov: Overrides = Overrides()) -> Workflow:
+    return resolve(load_workflow(wf_dir, shown_dir, Path(ov.flock_dir) if ov.flock_dir else None), ov)

@@ -96,3 +96,6 @@ class Workflow:
     work_dir: str  # absolute
     gates: tuple = ()  # model.gates.Gate
     gates_file: str = ""
+    common_valid: str = ""  # error-bypass template (absolute path), from a cycle config
+    groups: tuple = ()  # (name, digest, dataset ids) of the flock groups in this build
+    skipped: tuple = ()  # diagnostics of flock groups that were skipped

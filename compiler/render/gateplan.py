@@ -167,6 +167,10 @@ class GatePlanner:
                     f"{name}{'@' + key if key else ''} {chunk_name(g, clo, chi)}: {why}"
                 )
 
+    def status_coverage(self) -> dict[str, list]:
+        """What status commands said, per gate@key, for the Snakefile's input functions."""
+        return {f"{n}@{k}": st.covered_by_status for (n, k), st in self._states.items() if st.covered_by_status}
+
     def plan_all(self) -> GateWork:
         work = GateWork()
         for name, g in self.gates.items():

@@ -51,6 +51,8 @@ def manifest_of(model: Workflow, build_id: str, created: str, now: float) -> dic
         },
         "datasets": {"file": "datasets.tsv", "count": len(model.datasets)},
         "gates": {g.name: gate_json(g) for g in model.gates},
+        "common_valid": model.common_valid,
+        "groups": [{"name": n, "digest": d, "datasets": list(ids)} for n, d, ids in model.groups],
         "gates_file": model.gates_file,
     }
 

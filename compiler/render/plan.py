@@ -5,6 +5,7 @@ Finished, quarantined and blocked datasets cost one status read and nothing else
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -131,7 +132,29 @@ class SlotBudget:
         return max(1, longest(comp[start]))
 
 
-def make_plan(model: Workflow, manifest: dict) -> Plan:
+@dataclass(frozen=True)
+class Selection:
+    """SHEPARD's batch_limit: at most `limit` jobs a cycle, picked at random (seeded,
+    logged, replayable) across all groups, so a new group cannot jump the queue."""
+
+    limit: int
+    seed: int
+
+
+def select(pending: list[Pending], sel: Selection) -> tuple[list[Pending], int]:
+    order = list(pending)
+    random.Random(sel.seed).shuffle(order)
+    chosen, left = [], sel.limit
+    for p in order:
+        if left <= 0:
+            break
+        take = min(p.slots, left)  # a long route may go on next cycle
+        chosen.append(Pending(p.id, p.key, take, p.first))
+        left -= take
+    return chosen, len(pending) - len(chosen)
+
+
+def make_plan(model: Workflow, manifest: dict, selection: Selection | None = None) -> Plan:
     plan = Plan()
     graph = manifest["graph"]
     if not graph["entry"]:
@@ -165,6 +188,11 @@ def make_plan(model: Workflow, manifest: dict) -> Plan:
         plan.pending.append(
             Pending(ds.id, ds.routing_key, budget.budget(act, ds.routing_key), act.get("step", ""))
         )
+    if selection is not None:
+        plan.pending, left = select(plan.pending, selection)
+        plan.counts["pending"] = len(plan.pending)
+        if left:
+            plan.counts["left for later cycles"] = left
     return plan
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import TextIO
 
 from compiler.render.assets import asset_dir
 
@@ -18,7 +22,10 @@ def profile_dir(name: str) -> Path:
 
 
 def snakemake_cmd(
-    workflow_dir: str, profile: str, snakefile: str | None = None, extra: tuple[str, ...] | list[str] = ()
+    workflow_dir: str,
+    profile: str,
+    snakefile: str | None = None,
+    extra: tuple[str, ...] | list[str] = (),
 ) -> list[str]:
     wf = Path(workflow_dir).resolve()
     return [
@@ -35,16 +42,30 @@ def run_snakemake(
     profile: str,
     snakefile: str | None = None,
     extra: tuple[str, ...] | list[str] = (),
-    log=None,
+    log: TextIO | None = None,
     timeout: float | None = None,
 ) -> int:
+    """Snakemake's exit status; 124 if it ran past `timeout` (then its whole process
+    group is killed: Snakemake ignores SIGTERM while it waits on jobs)."""
     cmd = snakemake_cmd(workflow_dir, profile, snakefile, extra)
+    # Started in the workflow directory: Snakemake reads target and --forcerun paths
+    # relative to where it runs.
+    proc = subprocess.Popen(
+        cmd, cwd=workflow_dir, start_new_session=True, text=True,
+        stdout=subprocess.PIPE if log else None, stderr=subprocess.STDOUT if log else None,
+    )  # fmt: skip
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if log is not None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            if deadline and time.monotonic() > deadline:
+                break
     try:
-        # Started in the workflow directory: Snakemake reads target and --forcerun
-        # paths relative to where it runs.
-        return subprocess.run(
-            cmd, cwd=workflow_dir, stdout=log, stderr=subprocess.STDOUT if log else None,
-            timeout=timeout, check=False,
-        ).returncode  # fmt: skip
+        return proc.wait(
+            timeout=None if deadline is None else max(0.0, deadline - time.monotonic())
+        )
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
         return 124

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.core.diagnostics import Loc
+from compiler.core.diagnostics import CompileError, Loc
 from compiler.core.routing import decide
 from compiler.core.statusfile import (
     ENGAGED,
@@ -90,8 +90,46 @@ def _read_outcome_files(
     return state, params, problem
 
 
+def _bypass(template: str, state: str, params: dict, states: list[str]) -> str:
+    """SHEPARD's common_valid: a Fail whose `differences` are all listed in the
+    error-bypass template is only a Warning (when the step may end in Warning)."""
+    if not template or state != "Fail" or "Warning" not in states or not params.get("differences"):
+        return ""
+    try:
+        lines = Path(template).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return ""
+    allowed = {ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")}
+    found = [d.strip() for d in params["differences"].split(";") if d.strip()]
+    return ";".join(found) if found and all(d in allowed for d in found) else ""
+
+
 def _terminate(signum, frame):
     raise SystemExit(128 + signum)
+
+
+def _settle(m: dict, status: Path, dataset: str, act: dict) -> dict | None:
+    """Record where routing ended, if it ended: the final state, or quarantine.
+    Returns what the next slot should see, or None when a step is to run."""
+    root, build = m["graph"]["root"], m["build"]
+    kind = act["kind"]
+    if kind in ("done", "quarantined", "blocked", "cancelled"):
+        return act
+    if kind == "final":
+        append_stats(status, dataset, [_stat(m, root, root, act["state"], build=build)])
+        return {"kind": "done", "state": act["state"]}
+    if kind == "stuck":
+        line = _stat(
+            m,
+            act.get("sub", root),
+            act.get("step", root),
+            QUARANTINED,
+            reason=act["reason"],
+            build=build,
+        )
+        append_stats(status, dataset, [line])
+        return {"kind": "quarantined"}
+    return None
 
 
 def run_slot(req: SlotRequest) -> int:
@@ -104,36 +142,13 @@ def run_slot(req: SlotRequest) -> int:
 
     stats = read_history(status).stats
     if any(st.state == "Cancelled" and st.params.get("build") == build for st in stats):
-        # Cancelled by an operator during this build: do nothing more until the next cycle.
+        # Cancelled by an operator during this build: nothing more until the next cycle.
         _write_json_atomic(out_path, {"next": {"kind": "cancelled"}})
         return 0
-    pos = position_of(stats)
-    act = decide(pos, key, m["graph"], wf["max_visits"])
-    root = m["graph"]["root"]
-    kind = act["kind"]
-    if kind in ("done", "quarantined", "blocked"):
-        _write_json_atomic(out_path, {"next": act})
-        return 0
-    if kind == "final":
-        append_stats(status, req.dataset, [_stat(m, root, root, act["state"], build=build)])
-        _write_json_atomic(out_path, {"next": {"kind": "done", "state": act["state"]}})
-        return 0
-    if kind == "stuck":
-        append_stats(
-            status,
-            req.dataset,
-            [
-                _stat(
-                    m,
-                    act.get("sub", root),
-                    act.get("step", root),
-                    QUARANTINED,
-                    reason=act["reason"],
-                    build=build,
-                )
-            ],
-        )
-        _write_json_atomic(out_path, {"next": {"kind": "quarantined"}})
+    act = decide(position_of(stats), key, m["graph"], wf["max_visits"])
+    ended = _settle(m, status, req.dataset, act)
+    if ended is not None:
+        _write_json_atomic(out_path, {"next": ended})
         return 0
 
     sub, step_name = act["sub"], act["step"]
@@ -141,48 +156,74 @@ def run_slot(req: SlotRequest) -> int:
     workdir = Path(wf["work_dir"]) / req.dataset
     workdir.mkdir(parents=True, exist_ok=True)
     values = {
-        **facets,
-        "dataset": req.dataset,
-        "workdir": str(workdir),
-        "attempt": str(req.attempt),
-        "step": step_name,
-        "python": m["python"],
-        "workflow_dir": wf["dir"],
-    }
+        **facets, "dataset": req.dataset, "workdir": str(workdir), "attempt": str(req.attempt),
+        "step": step_name, "python": m["python"], "workflow_dir": wf["dir"],
+    }  # fmt: skip
     # Every value from data is shell-quoted before it reaches the shell.
-    command = parse_template(step["command"], Loc(step["source"]), values, "command").fill(
-        values, shlex.quote
-    )
-
-    jobid = os.environ.get("SLURM_JOB_ID", "")
-    append_stats(
-        status,
-        req.dataset,
-        [
-            _stat(
-                m,
-                sub,
-                step_name,
-                ENGAGED,
-                host=socket.gethostname(),
-                pid=os.getpid(),
-                attempt=req.attempt,
-                slurm_jobid=jobid,
-                slot=req.slot,
-                build=build,
+    try:
+        command = parse_template(step["command"], Loc(step["source"]), values, "command").fill(
+            values, shlex.quote
+        )
+    except CompileError as e:
+        # This dataset lacks a facet the command names: a Fail with the reason, not a crash.
+        rc, state, wall, maxrss_mb, extra = -1, "Fail", 0.0, 0.0, {"problem": str(e.diagnostics[0])}
+        named = None
+        jobid = os.environ.get("SLURM_JOB_ID", "")
+    else:
+        jobid = os.environ.get("SLURM_JOB_ID", "")
+        engaged = _stat(
+            m,
+            sub,
+            step_name,
+            ENGAGED,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            attempt=req.attempt,
+            slurm_jobid=jobid,
+            slot=req.slot,
+            build=build,
+        )
+        append_stats(status, req.dataset, [engaged])
+        rc, wall, maxrss_mb, named, extra, problem = _run_command(
+            command, workdir, req, step_name, step
+        )
+        if rc != 0 and named is None and req.attempt <= step["retries"]:
+            # Not the last attempt: a non-binding record, then Snakemake resubmits
+            # with grown resources.
+            append_stats(status, req.dataset, [
+                _stat(m, sub, step_name, "Retry", exit=rc, attempt=req.attempt, wall=f"{wall:.1f}",
+                      maxrss_mb=f"{maxrss_mb:.0f}", slurm_jobid=jobid)
+            ])  # fmt: skip
+            print(
+                f"padocc: {step_name} failed with exit {rc} on attempt {req.attempt}; retrying",
+                file=sys.stderr,
             )
-        ],
-    )
+            return 1
+        # A state the command names wins over its exit code; one it may not name is a Fail.
+        state = "Fail" if problem else (named or ("Pass" if rc == 0 else "Fail"))
+        if problem:
+            extra["problem"] = problem
+        bypassed = _bypass(m.get("common_valid", ""), state, extra, step["states"])
+        if bypassed:
+            state = "Warning"
+            extra["bypassed"] = bypassed
+    params = {**extra, "exit": rc, "wall": f"{wall:.1f}", "maxrss_mb": f"{maxrss_mb:.0f}",
+              "attempt": req.attempt, "slurm_jobid": jobid}  # fmt: skip
+    append_stats(status, req.dataset, [_stat(m, sub, step_name, state, **params)])
+
+    # Route on the outcome now, so the next slot knows its step and resources.
+    nxt = decide(position_of(read_history(status).stats), key, m["graph"], wf["max_visits"])
+    nxt = _settle(m, status, req.dataset, nxt) or nxt
+    _write_json_atomic(out_path, {"ran": step_name, "state": state, "next": nxt})
+    return 0
+
+
+def _run_command(command: str, workdir: Path, req: SlotRequest, step_name: str, step: dict):
+    """Run one step's command; (exit, wall s, peak MB, named state, params, problem)."""
     with tempfile.TemporaryDirectory(prefix="padocc-") as tmp:
         state_file, params_file = os.path.join(tmp, "state"), os.path.join(tmp, "params")
-        env = {
-            **os.environ,
-            STATE_FILE_ENV: state_file,
-            PARAMS_FILE_ENV: params_file,
-            "PADOCC_DATASET": req.dataset,
-            "PADOCC_STEP": step_name,
-            "PADOCC_WORKDIR": str(workdir),
-        }
+        env = {**os.environ, STATE_FILE_ENV: state_file, PARAMS_FILE_ENV: params_file,
+               "PADOCC_DATASET": req.dataset, "PADOCC_STEP": step_name, "PADOCC_WORKDIR": str(workdir)}  # fmt: skip
         t0 = time.monotonic()
         proc = subprocess.Popen(
             ["bash", "-c", command], cwd=workdir, env=env, start_new_session=True
@@ -197,69 +238,7 @@ def run_slot(req: SlotRequest) -> int:
             raise
         wall = time.monotonic() - t0
         maxrss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        allowed = {"Pass", "Fail", *step["states"]}
-        named, extra, problem = _read_outcome_files(state_file, params_file, allowed)
-
-    if rc != 0 and named is None and req.attempt <= step["retries"]:
-        # Not the last attempt: a non-binding record, then let Snakemake resubmit
-        # with grown resources.
-        append_stats(
-            status,
-            req.dataset,
-            [
-                _stat(
-                    m,
-                    sub,
-                    step_name,
-                    "Retry",
-                    exit=rc,
-                    attempt=req.attempt,
-                    wall=f"{wall:.1f}",
-                    maxrss_mb=f"{maxrss_mb:.0f}",
-                    slurm_jobid=jobid,
-                )
-            ],
+        named, extra, problem = _read_outcome_files(
+            state_file, params_file, {"Pass", "Fail", *step["states"]}
         )
-        print(
-            f"padocc: {step_name} failed with exit {rc} on attempt {req.attempt}; retrying",
-            file=sys.stderr,
-        )
-        return 1
-    # A state the command names wins over its exit code; one it may not name is a Fail.
-    state = "Fail" if problem else (named or ("Pass" if rc == 0 else "Fail"))
-    params = dict(extra)
-    params.update(
-        exit=rc,
-        wall=f"{wall:.1f}",
-        maxrss_mb=f"{maxrss_mb:.0f}",
-        attempt=req.attempt,
-        slurm_jobid=jobid,
-    )
-    if problem:
-        params["problem"] = problem
-    append_stats(status, req.dataset, [_stat(m, sub, step_name, state, **params)])
-
-    # Route on the outcome now, so the next slot knows its step and resources.
-    pos = position_of(read_history(status).stats)
-    nxt = decide(pos, key, m["graph"], wf["max_visits"])
-    if nxt["kind"] == "final":
-        append_stats(status, req.dataset, [_stat(m, root, root, nxt["state"], build=build)])
-        nxt = {"kind": "done", "state": nxt["state"]}
-    elif nxt["kind"] == "stuck":
-        append_stats(
-            status,
-            req.dataset,
-            [
-                _stat(
-                    m,
-                    nxt.get("sub", root),
-                    nxt.get("step", root),
-                    QUARANTINED,
-                    reason=nxt["reason"],
-                    build=build,
-                )
-            ],
-        )
-        nxt = {"kind": "quarantined"}
-    _write_json_atomic(out_path, {"ran": step_name, "state": state, "next": nxt})
-    return 0
+    return rc, wall, maxrss_mb, named, extra, problem

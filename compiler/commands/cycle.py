@@ -1,0 +1,329 @@
+"""`padocc cycle --conf shepard.yaml`: one hourly cycle of SHEPARD's flock automation.
+
+Lock (never wait) -> scan the flock -> compile with at most batch_limit jobs picked
+at random (seed logged) -> run Snakemake on that build's own Snakefile -> move
+finished groups to complete_dir. One command, so the lock covers all of it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import shutil
+import socket
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from compiler.commands import compile as compile_cmd
+from compiler.core.diagnostics import CompileError, Loc, fail
+from compiler.core.statusfile import position_of, read_history
+from compiler.load import schema as S
+from compiler.load.yamlpos import load_yaml
+from compiler.model.resolve import Overrides
+from compiler.render.plan import Selection
+from compiler.runtime.snakemake_run import run_snakemake
+
+
+@dataclass(frozen=True)
+class CycleOptions:
+    conf: str
+    autolog: bool = False
+    dry_run: bool = False
+    seed: int | None = None
+    now: str | None = None
+
+
+@dataclass(frozen=True)
+class CycleConfig:
+    source_venv: str
+    batch_limit: int
+    flock_dir: str
+    complete_dir: str
+    common_valid: str
+    workflow: str
+    profile: str
+    log_dir: str
+    status_dir: str
+    max_repeats: int
+    snakemake_timeout: int
+
+
+def load_config(path: str) -> CycleConfig:
+    doc = load_yaml(Path(path), path)
+    if doc is None:
+        raise fail(Loc(path), "cycle config is empty")
+    doc = S.check(doc, S.CYCLE, Loc(path, 1, 1))
+    base = Path(path).resolve().parent
+
+    def p(key: str, must_exist: bool = True) -> str:
+        if key not in doc:
+            return ""
+        full = (base / doc[key]).resolve()
+        if must_exist and not full.exists():
+            raise fail(doc.val_loc(key), f"{key} '{doc[key]}' does not exist")
+        return str(full)
+
+    if doc["batch_limit"] < 1:
+        raise fail(doc.val_loc("batch_limit"), "batch_limit must be at least 1")
+    repeats = doc.get("max_repeats", 5)
+    if not 1 <= repeats <= 100:
+        raise fail(doc.val_loc("max_repeats"), "max_repeats must be between 1 and 100")
+    return CycleConfig(
+        source_venv=p("source_venv"),
+        batch_limit=doc["batch_limit"],
+        flock_dir=p("flock_dir"),
+        complete_dir=p("complete_dir", must_exist=False),
+        common_valid=p("common_valid"),
+        workflow=p("workflow"),
+        profile=doc.get("profile", "local"),
+        log_dir=p("log_dir", must_exist=False) or str(base / "logs"),
+        status_dir=p("status_dir", must_exist=False),
+        max_repeats=repeats,
+        snakemake_timeout=doc.get("snakemake_timeout", 3300),
+    )
+
+
+class CycleLock:
+    """flock on .padocc/cycle.lock: the kernel drops it when its holder dies, so a
+    lock left by `kill -9` is never stale; the file's text only says who holds it."""
+
+    def __init__(self, workflow_dir: str):
+        self.path = Path(workflow_dir) / ".padocc" / "cycle.lock"
+
+    def acquire(self, cycle_id: str) -> int | None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"cycle {cycle_id} pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        return fd
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text().strip() or "another cycle"
+        except OSError:
+            return "another cycle"
+
+
+class _Tee:
+    def __init__(self, *streams: TextIO):
+        self.streams = streams
+
+    def write(self, s: str) -> int:
+        for st in self.streams:
+            st.write(s)
+            st.flush()
+        return len(s)
+
+    def flush(self) -> None:
+        for st in self.streams:
+            st.flush()
+
+
+def run(opts: CycleOptions) -> int:
+    try:
+        cfg = load_config(opts.conf)
+    except CompileError as e:
+        print(e.diagnostics[0], file=sys.stderr)
+        return 2
+    cycle_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    lock = CycleLock(cfg.workflow)
+    fd = None if opts.dry_run else lock.acquire(cycle_id)
+    if fd is None and not opts.dry_run:
+        # Cluster jobs can outlast an hour: the next cron cycle just steps aside.
+        print(
+            f"padocc cycle: {lock.holder()} is still running; this cycle ({cycle_id}) submits nothing"
+        )
+        return 0
+    with ExitStack() as stack:
+        out: TextIO = sys.stdout
+        if opts.autolog and not opts.dry_run:
+            os.makedirs(cfg.log_dir, exist_ok=True)
+            logf = stack.enter_context(
+                open(Path(cfg.log_dir) / f"cycle-{cycle_id}.log", "w", encoding="utf-8")
+            )
+            out = _Tee(sys.stdout, logf)  # type: ignore[assignment]
+        try:
+            return _cycle(cfg, opts, cycle_id, out)
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+
+def _cycle(cfg: CycleConfig, opts: CycleOptions, cycle_id: str, out: TextIO) -> int:
+    seed = opts.seed if opts.seed is not None else random.SystemRandom().randrange(2**32)
+    print(f"cycle {cycle_id} seed {seed} (replay with --seed {seed})", file=out)
+    state_path = Path(cfg.workflow) / ".padocc" / "flock.json"
+    prev = (
+        json.loads(state_path.read_text())
+        if state_path.exists()
+        else {"groups": {}, "completed": {}}
+    )
+    _finish_completions(prev, cfg, out)
+
+    copts = compile_cmd.CompileOptions(
+        cfg.workflow,
+        now=opts.now,
+        overrides=Overrides(
+            cfg.flock_dir, cfg.status_dir or None, cfg.max_repeats, cfg.common_valid or None
+        ),
+        selection=Selection(cfg.batch_limit, seed),
+        write=not opts.dry_run,
+    )
+    rc, c = compile_cmd.compile_workflow(copts, out, out)
+    if c is None:
+        return rc
+    _report_flock(prev, c.manifest, cfg, out)
+    for p in c.plan.pending:
+        print(f"next: {p.id} {p.first or '(records its end)'} ({p.slots} steps at most)", file=out)
+    if opts.dry_run:
+        return 0
+    rc = 0
+    if c.plan.pending or c.gate_work.targets:
+        wf = Path(cfg.workflow)
+        _clear_stale_snakemake_locks(wf)
+        env_path = os.environ.get("PATH", "")
+        if cfg.source_venv:  # as SHEPARD does: the jobs see the venv's tools first
+            os.environ["VIRTUAL_ENV"] = cfg.source_venv
+            os.environ["PATH"] = f"{cfg.source_venv}/bin:{env_path}"
+        snakefile = wf / ".padocc" / "builds" / c.build / "Snakefile"
+        t0 = time.monotonic()
+        rc = run_snakemake(
+            cfg.workflow,
+            cfg.profile,
+            str(snakefile),
+            extra=["--quiet", "all"],
+            log=out,
+            timeout=cfg.snakemake_timeout,
+        )
+        print(f"snakemake exited {rc} after {time.monotonic() - t0:.0f}s", file=out)
+    state = {
+        "groups": {g["name"]: g["digest"] for g in c.manifest["groups"]},
+        "completed": prev.get("completed", {}),
+    }
+    _complete_groups(c, cfg, state, cycle_id, out)
+    tmp = state_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    os.replace(tmp, state_path)
+    return 0 if rc == 0 else 1
+
+
+def _report_flock(prev: dict, manifest: dict, cfg: CycleConfig, out: TextIO) -> None:
+    old = prev.get("groups", {})
+    for g in manifest["groups"]:
+        if g["name"] not in old:
+            print(f"new group {g['name']}: {len(g['datasets'])} datasets", file=out)
+        elif old[g["name"]] != g["digest"]:
+            print(f"group {g['name']} changed (content hash {g['digest']})", file=out)
+    for entry in sorted(Path(cfg.flock_dir).iterdir()):
+        if entry.suffix == ".shpignore" or (entry.is_dir() and (entry / ".shpignore").exists()):
+            print(
+                f"quarantined group skipped: {entry.stem if entry.is_file() else entry.name}",
+                file=out,
+            )
+
+
+def _clear_stale_snakemake_locks(wf: Path) -> None:
+    """We hold the cycle lock and no Snakemake holds the run lock: Snakemake's own
+    locks left by a killed run are stale."""
+    run_lock = wf / ".padocc" / "run.lock"
+    if run_lock.exists():
+        fd = os.open(run_lock, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return
+        finally:
+            os.close(fd)
+    shutil.rmtree(wf / ".snakemake" / "locks", ignore_errors=True)
+
+
+def _group_done(c, ids: list[str]) -> bool:
+    status_dir = Path(c.model.status_dir)
+    root = c.manifest["graph"]["root"]
+    for ds in ids:
+        pos = position_of(read_history(status_dir / f"{ds}.status").stats)
+        if not (pos.sub == root and pos.step == root and pos.state == "Pass"):
+            return False
+    return True
+
+
+def _complete_groups(c, cfg: CycleConfig, state: dict, cycle_id: str, out: TextIO) -> None:
+    """A group whose every dataset ended in Pass (Success, or a non-fatal Warning)
+    moves to complete_dir with its status files and reports, atomically."""
+    flock = Path(cfg.flock_dir)
+    for g in c.manifest["groups"]:
+        if not g["datasets"] or not _group_done(c, g["datasets"]):
+            continue
+        src = next(
+            (
+                p
+                for p in flock.iterdir()
+                if (p.stem if p.is_file() else p.name) == g["name"]
+                and not p.name.endswith(".shpignore")
+            ),
+            None,
+        )
+        if src is None:
+            continue
+        dest_root = Path(cfg.complete_dir)
+        dest_root.mkdir(parents=True, exist_ok=True)
+        final = dest_root / g["name"]
+        if final.exists():
+            final = dest_root / f"{g['name']}.{cycle_id}"
+        tmp = dest_root / f".tmp-{g['name']}-{cycle_id}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        if src.is_dir():
+            shutil.copytree(src, tmp / src.name)
+        else:
+            shutil.copy2(src, tmp / src.name)
+        for ds in g["datasets"]:
+            st = Path(c.model.status_dir) / f"{ds}.status"
+            (tmp / "status").mkdir(exist_ok=True)
+            shutil.copy2(st, tmp / "status" / st.name)
+            work = Path(c.model.work_dir) / ds
+            for rep in sorted(work.glob("*report*")) if work.is_dir() else []:
+                (tmp / "reports" / ds).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(rep, tmp / "reports" / ds / rep.name)
+        os.rename(tmp, final)
+        # Recorded before the originals go: a crash here finishes next cycle, never twice.
+        state.setdefault("completed", {})[g["name"]] = {
+            "to": str(final),
+            "source": str(src),
+            "datasets": g["datasets"],
+            "status_dir": c.model.status_dir,
+        }
+        _remove_originals(state["completed"][g["name"]])
+        state["groups"].pop(g["name"], None)
+        print(f"group {g['name']} complete: moved to {final}", file=out)
+
+
+def _remove_originals(rec: dict) -> None:
+    src = Path(rec["source"])
+    if src.is_dir():
+        shutil.rmtree(src, ignore_errors=True)
+    elif src.exists():
+        src.unlink()
+    for ds in rec["datasets"]:
+        p = Path(rec["status_dir"]) / f"{ds}.status"
+        if p.exists():
+            p.unlink()
+
+
+def _finish_completions(prev: dict, cfg: CycleConfig, out: TextIO) -> None:
+    for name, rec in list(prev.get("completed", {}).items()):
+        if Path(rec["source"]).exists():
+            _remove_originals(rec)
+            print(f"group {name}: finished moving to {rec['to']}", file=out)

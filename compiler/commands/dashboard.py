@@ -1,0 +1,182 @@
+"""`padocc dashboard WORKFLOW_DIR -o FILE.html`: the workflow's state as one HTML page.
+
+The page stands alone: CSS, JavaScript and SVG charts are inline, nothing is fetched,
+and it opens from disk. It shows the state matrix (steps x states, each count linking
+to its list of datasets further down the page), a coverage timeline per gate with its
+gaps, time per step as a bar chart, recent failures and datasets stuck Engaged.
+Elements carry stable ids and data-* attributes (data-count, data-step, ...), so
+scripts and tests can read the numbers back.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from compiler.commands.report import Report, axis_text, build_report, times
+from compiler.commands.status import counts
+from compiler.core.diagnostics import CompileError
+from compiler.core.statusfile import format_params
+from compiler.render.render import render_template
+from compiler.runtime.survey import Survey, SurveyError, human_seconds, iso, state_key
+
+TEMPLATE = "dashboard.html.j2"
+CHART_W = 460  # px of the longest bar / of a coverage timeline
+MAX_ROWS = 200  # failures, stuck datasets and warnings shown in the page
+
+
+@dataclass(frozen=True)
+class DashboardOptions:
+    workflow_dir: str = "."
+    output: str = "dashboard.html"
+    since: str | None = None
+    stuck_after: str = "6h"
+    max_list: int = 1000  # dataset ids listed per Step:State; the counts stay exact
+    now: datetime | None = None
+
+
+def run(opts: DashboardOptions) -> int:
+    try:
+        now, since, after = times(opts.since, opts.stuck_after, opts.now)
+    except ValueError as e:
+        print(f"padocc dashboard: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        s, r = build_report(opts.workflow_dir, now, since, after)
+    except SurveyError as e:
+        print(e, file=sys.stderr)
+        return 2
+    for w in s.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    try:
+        html = render_template(TEMPLATE, context(s, r, max(0, opts.max_list)))
+    except CompileError as e:
+        for d in e.diagnostics:
+            print(d, file=sys.stderr)
+        return 1
+    try:
+        _write_atomic(Path(opts.output), html)
+    except OSError as e:
+        print(f"{opts.output}: error: cannot write the page: {e.strerror or e}", file=sys.stderr)
+        return 1
+    print(f"wrote {opts.output}: {len(s.records)} datasets, {len(s.warnings)} warnings")
+    return 0
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """A reader (a browser refreshing the page) never sees half a page."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class _Ids:
+    """Stable, unique HTML ids from names: unsafe characters become '_'."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def __call__(self, *parts: str) -> str:
+        base = "-".join(re.sub(r"[^A-Za-z0-9_.]", "_", p) for p in parts)
+        out, n = base, 1
+        while out in self.used:
+            n += 1
+            out = f"{base}-{n}"
+        self.used.add(out)
+        return out
+
+
+def context(s: Survey, r: Report, max_list: int) -> dict:
+    ids = _Ids()
+    by_pos = counts(s, s.records)
+    root = s.root
+    # Every step the graph runs gets a row (zeros too), the workflow's own row last:
+    # datasets not started yet stand at its entry, finished ones at its end states.
+    pairs = {(a["sub"], a["step"]) for acts in s.manifest["graph"]["table"].values()
+             for a in acts.values() if a.get("kind") == "run"}
+    pairs |= {(wf, step) for wf, step, _ in by_pos}
+    order = {name: i for i, name in enumerate(s.manifest["steps"])}
+    pairs_sorted = sorted(pairs - {(root, root)}, key=lambda p: (order.get(p[1], len(order)), p[1], p[0]))
+    states = sorted({st for _, _, st in by_pos} | {"Engaged", "Pass", "Fail"}, key=state_key)
+    rows = {(wf, step): {
+        "workflow": wf, "step": step, "id": ids("row", wf, step),
+        "label": f"{step} (not started, and ended)" if (wf, step) == (root, root) else step,
+        "cells": {}, "total": 0, "blocked": 0,
+    } for wf, step in [*pairs_sorted, (root, root)]}
+    members: dict[tuple[str, str, str], list[str]] = {}
+    for rec in s.records:
+        members.setdefault((rec.workflow, rec.step, rec.state), []).append(rec.id)
+    lists = []
+    for (wf, step, state), (n, blocked) in by_pos.items():
+        row = rows[(wf, step)]
+        anchor = ids("ds", wf, step, state)
+        row["cells"][state] = {"count": n, "blocked": blocked, "id": ids("cell", wf, step, state),
+                               "anchor": anchor}
+        row["total"] += n
+        row["blocked"] += blocked
+        shown = sorted(members[(wf, step, state)])
+        lists.append({"id": anchor, "workflow": wf, "step": step, "state": state, "count": n,
+                      "ids": shown[:max_list], "more": max(0, n - max_list)})
+    longest = max((x.total_s for x in r.steps), default=0.0)
+    steps = [{
+        "step": x.step, "id": ids("bar", x.step), "seconds": round(x.total_s, 3),
+        "width": round(CHART_W * x.total_s / longest, 1) if longest else 0.0,
+        "total": human_seconds(x.total_s), "mean": human_seconds(x.mean_s),
+        "median": human_seconds(x.median_s), "p95": human_seconds(x.p95_s),
+        "share": f"{x.share * 100:.1f}%", "engaged": x.engaged, "datasets": x.datasets,
+        "passed": x.passed, "failed": x.failed, "other": x.other, "retries": x.retries,
+        "peak": "-" if x.peak_mb is None else f"{x.peak_mb:.0f}",
+    } for x in r.steps]
+    gates = []
+    for c in r.coverage:
+        span = (c.high - c.low) or 1.0
+
+        def px(v: float, c=c, span=span) -> float:
+            return round(CHART_W * (min(max(v, c.low), c.high) - c.low) / span, 1)
+
+        gates.append({
+            "gate": c.gate, "id": ids("gate", c.gate), "axis": c.axis,
+            "low": axis_text(c.axis, c.low), "high": axis_text(c.axis, c.high),
+            "covered": f"{c.covered * 100:.1f}%",
+            "intervals": [{"x": px(a), "w": max(0.5, px(b) - px(a)), "kind": k} for a, b, k in c.intervals],
+            "gaps": [{"x": px(a), "w": max(0.5, px(b) - px(a)), "text": f"{axis_text(c.axis, a)} .. "
+                      f"{axis_text(c.axis, b)}"} for a, b in c.gaps],
+        })
+    return {
+        "workflow": s.name,
+        "build": r.build,
+        "generated": r.now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "since": r.since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if r.since else "",
+        "stuck_after": human_seconds(r.stuck_after.total_seconds()),
+        "n_datasets": len(s.records),
+        "n_blocked": sum(1 for rec in s.records if rec.blocked),
+        "states": states,
+        "rows": list(rows.values()),
+        "lists": lists,
+        "steps": steps,
+        "chart_w": CHART_W,
+        "gates": gates,
+        "failures": [{"dataset": f.dataset, "step": f.step, "state": f.state, "when": iso(f.ts),
+                      "params": format_params(f.params), "log": f.log or "",
+                      "log_url": Path(f.log).as_uri() if f.log else "", "slurm_jobid": f.slurm_jobid}
+                     for f in r.failures[:MAX_ROWS]],
+        "n_failures": len(r.failures),
+        "stuck": [{"dataset": x.dataset, "step": x.step, "since": iso(x.ts), "age": human_seconds(x.age_s),
+                   "host": x.host, "pid": x.pid, "slurm_jobid": x.slurm_jobid, "log": x.log or ""}
+                  for x in r.stuck[:MAX_ROWS]],
+        "n_stuck": len(r.stuck),
+        "warnings": s.warnings[:MAX_ROWS],
+        "n_warnings": len(s.warnings),
+    }

@@ -1,0 +1,96 @@
+"""Manual intervention between cycles, from any terminal: `padocc requeue`,
+`padocc block`, `padocc unblock`. Each appends STAT lines, so history stays whole.
+
+Ids come from the command line or, with '-', one per line on standard input (so
+`padocc status --format ids ... | padocc requeue WF - --at Compute` works).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler.core.diagnostics import CompileError, Loc, suggest
+from compiler.core.ids import check_id
+from compiler.core.statusfile import Stat, append_stats, position_of, read_history, utc_stamp
+from compiler.render.manifest import load_manifest
+
+
+@dataclass(frozen=True)
+class ManualOptions:
+    action: str  # requeue | block | unblock
+    workflow_dir: str
+    ids: tuple[str, ...] = field(default_factory=tuple)
+    at: str = ""  # requeue: Step or Step:Ready
+    groups: tuple[str, ...] = field(default_factory=tuple)
+    reason: str = ""
+
+
+def _ids(opts: ManualOptions, m: dict) -> list[str]:
+    ids: list[str] = []
+    for i in opts.ids:
+        if i == "-":
+            ids += [ln.strip() for ln in sys.stdin if ln.strip()]
+        else:
+            ids.append(i)
+    by_group = {g["name"]: g["datasets"] for g in m.get("groups", [])}
+    for g in opts.groups:
+        if g not in by_group:
+            raise CompileError([_err(f"unknown group '{g}'{suggest(g, by_group)}")])
+        ids += by_group[g]
+    for i in ids:
+        check_id(i, Loc("padocc " + opts.action))
+    return ids
+
+
+def _err(msg: str):
+    from compiler.core.diagnostics import Diagnostic
+
+    return Diagnostic(Loc("padocc"), msg)
+
+
+def _requeue_target(m: dict, at: str) -> tuple[str, str]:
+    step = at.split(":")[0]
+    if at.count(":") > 1 or (":" in at and not at.endswith(":Ready")):
+        raise CompileError([_err(f"--at takes Step or Step:Ready, not '{at}'")])
+    for pos in m["graph"]["table"]:
+        sub, _, rest = pos.partition("/")
+        if rest == f"{step}:Ready":
+            return sub, step
+    raise CompileError([_err(f"'{step}' is not a step this workflow can re-queue at{suggest(step, m['steps'])}")])
+
+
+def run(opts: ManualOptions) -> int:
+    mpath = Path(opts.workflow_dir) / ".padocc" / "current" / "manifest.json"
+    try:
+        m = load_manifest(str(mpath))
+    except (OSError, ValueError) as e:
+        print(f"{mpath}: error: no compiled workflow here; run padocc-compile first ({e})", file=sys.stderr)
+        return 2
+    try:
+        ids = _ids(opts, m)
+        target = _requeue_target(m, opts.at) if opts.action == "requeue" else None
+    except CompileError as e:
+        print(e.diagnostics[0], file=sys.stderr)
+        return 2
+    if not ids:
+        print(f"padocc {opts.action}: error: no datasets named", file=sys.stderr)
+        return 2
+    wf, root = m["workflow"]["name"], m["graph"]["root"]
+    status_dir = Path(m["workflow"]["status_dir"])
+    for ds in ids:
+        path = status_dir / f"{ds}.status"
+        params = {"by": f"padocc {opts.action}"}
+        if opts.reason:
+            params["reason"] = opts.reason
+        if target is not None:
+            # Binding, and it starts the visit count afresh.
+            line = Stat(utc_stamp(), wf, target[0], target[1], "Ready", {**params, "requeue": "1"})
+        else:
+            pos = position_of(read_history(path).stats)
+            state = "Blocked" if opts.action == "block" else "Unblocked"
+            line = Stat(utc_stamp(), wf, pos.sub or root, pos.step or root, state, params)
+        append_stats(path, ds, [line])
+        print(f"{opts.action} {ds}" + (f" at {target[1]}:Ready" if target else ""))
+    return 0

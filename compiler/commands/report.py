@@ -1,0 +1,171 @@
+"""`padocc report WORKFLOW_DIR [--since 7d] [--stuck-after 6h] [--format table|json]`.
+
+Per step: datasets that engaged it and how often, outcomes, wall time per engagement
+(total, mean, median, p95; the `wall=` of the outcome line, else the time between
+Engaged and the outcome), the share of all processing time, retries and peak memory.
+Then the failures, the datasets stuck Engaged, and per-gate coverage with its gaps.
+`--since` counts only engagements, retries and failures from then on; stuck datasets
+are shown whenever they started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+from compiler.core.statusfile import format_params
+from compiler.runtime.survey import (
+    Coverage,
+    Failure,
+    StepRow,
+    Stuck,
+    Survey,
+    SurveyError,
+    Tally,
+    coverage,
+    human_seconds,
+    iso,
+    load_current,
+    parse_duration,
+    parse_since,
+    stamp_of,
+    stuck,
+    survey,
+    text_table,
+    write_or_quit,
+)
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    workflow_dir: str = "."
+    since: str | None = None  # ISO time or a duration back from now
+    stuck_after: str = "6h"
+    format: str = "table"
+    now: datetime | None = None  # None: the clock; fixed in tests
+
+
+@dataclass(frozen=True)
+class Report:
+    workflow: str
+    build: str
+    datasets: int
+    now: datetime
+    since: datetime | None
+    stuck_after: timedelta
+    steps: list[StepRow]
+    failures: list[Failure]
+    stuck: list[Stuck]
+    coverage: list[Coverage]
+
+
+def build_report(workflow_dir: str, now: datetime, since: datetime | None,
+                 stuck_after: timedelta) -> tuple[Survey, Report]:
+    """Everything the report and the dashboard show. Raises SurveyError."""
+    manifest, _ = load_current(workflow_dir)
+    tally = Tally(manifest, Path(os.path.abspath(workflow_dir)), stamp_of(since) if since else None)
+    s = survey(workflow_dir, visit=tally.add)
+    return s, Report(s.name, str(s.manifest.get("build", "")), len(s.records), now, since, stuck_after,
+                     tally.step_rows(), tally.recent_failures(), stuck(s, now, stuck_after),
+                     coverage(s.manifest))
+
+
+def times(opts_since: str | None, opts_stuck: str, now: datetime | None) -> tuple[datetime, datetime | None, timedelta]:
+    """(now, since, stuck-after) from the options. Raises ValueError with a message."""
+    now = now or datetime.now(UTC)
+    since = parse_since(opts_since, now) if opts_since else None
+    try:
+        after = parse_duration(opts_stuck)
+    except ValueError as e:
+        raise ValueError(f"--stuck-after: {e}") from None
+    return now, since, after
+
+
+def run(opts: ReportOptions, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    try:
+        now, since, after = times(opts.since, opts.stuck_after, opts.now)
+    except ValueError as e:
+        print(f"padocc report: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        s, r = build_report(opts.workflow_dir, now, since, after)
+    except SurveyError as e:
+        print(e, file=sys.stderr)
+        return 2
+    for w in s.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    write_or_quit(out, json.dumps(as_json(r), indent=1) + "\n" if opts.format == "json" else as_text(r))
+    return 0
+
+
+def _iso_dt(t: datetime | None) -> str | None:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if t else None
+
+
+def as_json(r: Report) -> dict:
+    def rounded(d: dict) -> dict:
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in d.items()}
+
+    return {
+        "workflow": r.workflow,
+        "build": r.build,
+        "datasets": r.datasets,
+        "now": _iso_dt(r.now),
+        "since": _iso_dt(r.since),
+        "stuck_after_s": r.stuck_after.total_seconds(),
+        "steps": [rounded(asdict(x)) for x in r.steps],
+        "failures": [{**asdict(f), "params": dict(f.params), "ts": iso(f.ts)} for f in r.failures],
+        "stuck": [rounded({**asdict(x), "ts": iso(x.ts)}) for x in r.stuck],
+        "coverage": [{"gate": c.gate, "axis": c.axis, "low": c.low, "high": c.high,
+                      "covered": round(c.covered, 4),
+                      "intervals": [list(i) for i in c.intervals], "gaps": [list(g) for g in c.gaps]}
+                     for c in r.coverage],
+    }
+
+
+def axis_text(axis: str, v: float) -> str:
+    if axis == "time":
+        return datetime.fromtimestamp(v, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{v:g}"
+
+
+def as_text(r: Report) -> str:
+    window = f"since {_iso_dt(r.since)}" if r.since else "all time"
+    parts = [f"{r.workflow}: {r.datasets} datasets, build {r.build}, {window}\n\n"]
+    parts.append(text_table(
+        ("STEP", "DATASETS", "ENGAGED", "PASS", "FAIL", "OTHER", "RETRIES", "TOTAL", "MEAN", "MEDIAN",
+         "P95", "SHARE", "PEAK_MB"),
+        ((x.step, x.datasets, x.engaged, x.passed, x.failed, x.other, x.retries, human_seconds(x.total_s),
+          human_seconds(x.mean_s), human_seconds(x.median_s), human_seconds(x.p95_s),
+          f"{x.share * 100:.1f}%", None if x.peak_mb is None else f"{x.peak_mb:.0f}") for x in r.steps),
+        right=range(1, 13),
+    ))
+    parts.append(f"\nfailures ({len(r.failures)}):\n")
+    if r.failures:
+        parts.append(text_table(
+            ("DATASET", "STEP", "STATE", "WHEN", "SLURM_JOB", "LOG", "PARAMS"),
+            ((f.dataset, f.step, f.state, iso(f.ts), f.slurm_jobid or None, f.log, format_params(f.params))
+             for f in r.failures),
+        ))
+    parts.append(f"\nstuck Engaged longer than {human_seconds(r.stuck_after.total_seconds())} ({len(r.stuck)}):\n")
+    if r.stuck:
+        parts.append(text_table(
+            ("DATASET", "STEP", "SINCE", "AGE", "HOST", "PID", "SLURM_JOB", "LOG"),
+            ((x.dataset, x.step, iso(x.ts), human_seconds(x.age_s), x.host or None, x.pid or None,
+              x.slurm_jobid or None, x.log) for x in r.stuck),
+        ))
+    parts.append(f"\ngate coverage ({len(r.coverage)}):\n")
+    if r.coverage:
+        parts.append(text_table(
+            ("GATE", "AXIS", "FROM", "TO", "COVERED", "GAPS"),
+            ((c.gate, c.axis, axis_text(c.axis, c.low), axis_text(c.axis, c.high), f"{c.covered * 100:.1f}%",
+              " ".join(f"{axis_text(c.axis, a)}..{axis_text(c.axis, b)}" for a, b in c.gaps) or None)
+             for c in r.coverage),
+        ))
+    return "".join(parts)

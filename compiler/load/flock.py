@@ -1,0 +1,122 @@
+"""SHEPARD's flock: a directory of groups, each listing its datasets.
+
+A group is a file or a directory (whose *.csv / *.txt files are read):
+- padocc's group CSV: `proj_code, /glob/**/*.nc, updates.json|, removals.json|`
+  (empty trailing fields allowed; '#' lines and a header starting proj_code skipped);
+- a plain list: one dataset id per line.
+A group holding a `.shpignore` file (or with a `NAME.shpignore` beside it) is
+quarantined: the cycle skips it entirely.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler.core.diagnostics import CompileError, Diagnostic, Loc, fail
+from compiler.core.ids import check_id
+from compiler.load.yamlpos import read_text
+
+IGNORE = ".shpignore"
+GROUP_NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+=-")
+
+
+@dataclass
+class Group:
+    name: str
+    path: Path
+    digest: str
+    ignored: bool
+    entries: list[tuple[str, dict, Loc]] = field(default_factory=list)
+
+
+def _group_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix in (".csv", ".txt") and p.is_file())
+    return [path]
+
+
+def _read_group_file(p: Path, shown: str, group: str) -> list[tuple[str, dict, Loc]]:
+    text = read_text(p, shown)
+    out = []
+    if p.suffix == ".csv":
+        for n, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+            cells = [c.strip() for c in row]
+            if not cells or not cells[0] or cells[0].startswith("#") or cells[0] == "proj_code":
+                continue
+            if len(cells) > 4:
+                raise fail(
+                    Loc(shown, n, 1), f"a group CSV row has at most 4 fields, not {len(cells)}"
+                )
+            cells += [""] * (4 - len(cells))
+            facets = {
+                "group": group,
+                "pattern": cells[1],
+                "updates": cells[2],
+                "removals": cells[3],
+            }
+            out.append((cells[0], facets, Loc(shown, n, 1)))
+    else:
+        for n, line in enumerate(text.splitlines(), start=1):
+            s = line.strip()
+            if s and not s.startswith("#"):
+                facets = {"group": group, "pattern": "", "updates": "", "removals": ""}
+                out.append((s, facets, Loc(shown, n, line.index(s[0]) + 1)))
+    return out
+
+
+def scan_flock(flock_dir: Path, shown_dir: str) -> tuple[list[Group], list[Diagnostic]]:
+    """Every group, with the problems of groups that had to be skipped."""
+    if not flock_dir.is_dir():
+        raise fail(Loc(shown_dir), "flock_dir is not a directory")
+    groups, problems = [], []
+    for path in sorted(flock_dir.iterdir()):
+        if path.name.startswith(".") or path.suffix == IGNORE:
+            continue
+        if path.is_file() and path.suffix not in (".csv", ".txt"):
+            continue
+        name = path.stem if path.is_file() else path.name
+        shown = f"{shown_dir.rstrip('/')}/{path.name}"
+        ignored = (path.is_dir() and (path / IGNORE).exists()) or (
+            flock_dir / f"{name}{IGNORE}"
+        ).exists()
+        h = hashlib.sha256()
+        g = Group(name, path, "", ignored)
+        try:
+            if not set(name) <= GROUP_NAME_OK or name.startswith(("-", ".")):
+                raise fail(
+                    Loc(shown),
+                    f"group name {name!r} is not allowed: use letters, digits and _ . + = -",
+                )
+            for f in _group_files(path):
+                h.update(f.name.encode() + b"\0" + f.read_bytes())
+                fshown = f"{shown}/{f.name}" if path.is_dir() else shown
+                g.entries += _read_group_file(f, fshown, name)
+            for ds_id, _, loc in g.entries:
+                check_id(ds_id, loc)
+        except CompileError as e:
+            problems += e.diagnostics
+            continue
+        except OSError as e:
+            problems.append(Diagnostic(Loc(shown), f"cannot read group: {e.strerror}"))
+            continue
+        g.digest = h.hexdigest()[:16]
+        groups.append(g)
+    # A dataset listed by two groups: the later group waits until that is fixed.
+    seen: dict[str, str] = {}
+    kept = []
+    for g in groups:
+        dup = next(((i, loc) for i, _, loc in g.entries if i in seen), None)
+        if dup:
+            problems.append(
+                Diagnostic(
+                    dup[1], f"dataset '{dup[0]}' is also in group '{seen[dup[0]]}'; group skipped"
+                )
+            )
+            continue
+        seen.update((i, g.name) for i, _, _ in g.entries)
+        kept.append(g)
+    return kept, problems

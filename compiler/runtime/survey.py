@@ -1,0 +1,976 @@
+"""The survey: every dataset of the current build and where it stands, from the status files.
+
+Shared by `padocc status`, `padocc report`, `padocc dashboard` and bench/survey.py.
+It reads the build's manifest.json and datasets.tsv (never the YAML) and one status
+file per dataset, tolerantly: a damaged file gives warnings that name it, and the
+state its valid lines say.
+
+Speed. `status` needs only each file's position: `fold` checks all its STAT lines
+with one regular expression, then reads only the lines that decide, walking back from
+the end. The survey keeps an index under WORKFLOW_DIR/.padocc/survey/ keyed by file
+name and (device, inode, size, mtime_ns, ctime_ns): a file whose signature differs in
+any field is read again, and a file changed in the last RACY_NS is not indexed at all
+(a rewrite within one tick of a coarse clock would keep its mtime), so the index makes
+a survey faster but never stale. `report` and `dashboard` need whole histories: they
+read every file and tally each history as it is read (`Tally`), keeping none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import functools
+import json
+import math
+import os
+import re
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import NamedTuple, TextIO
+
+from compiler.core.statusfile import (
+    ENGAGED,
+    HEADER,
+    NON_BINDING,
+    QUARANTINED,
+    History,
+    Stat,
+    parse_params,
+    parse_stamp,
+    unescape_value,
+)
+from compiler.render.manifest import load_manifest
+
+INDEX_VERSION = 2
+RACY_NS = 2_000_000_000  # 2 s: covers 1 s clocks and FAT's 2 s mtime
+INDEX_FILE = Path(".padocc") / "survey" / "status-index.json"
+
+
+class SurveyError(Exception):
+    """No usable build to survey: `path` is the file at fault."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(f"{path}: error: {message}")
+        self.path = path
+
+
+# --- reading one status file -------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def _date_ok(ymd: str) -> bool:
+    try:
+        datetime(int(ymd[:4]), int(ymd[4:6]), int(ymd[6:]))
+    except ValueError:
+        return False
+    return True
+
+
+def stamp_ok(ts: str) -> bool:
+    """Exactly `parse_stamp`'s verdict. For the usual ASCII shape 8_6_6 digits strptime
+    accepts what datetime() accepts, so strptime (the slow part) is only asked about odd
+    shapes; the date part is cached because a whole archive has few distinct days."""
+    if len(ts) == 22 and ts[8] == "_" and ts[15] == "_" and ts.isascii():
+        hms = ts[9:15]
+        if ts[:8].isdigit() and hms.isdigit() and ts[16:].isdigit():
+            return hms[:2] <= "23" and hms[2:4] <= "59" and hms[4:] <= "59" and _date_ok(ts[:8])
+    try:
+        parse_stamp(ts)
+    except ValueError:
+        return False
+    return True
+
+
+# A valid STAT line as parse_stat splits it, less "STAT": (ts, workflow, sub, step, state, params).
+Parts = tuple[str, str, str, str, str, str]
+
+# Only lines parse_stat accepts, cut where it cuts them, on the usual stamp shape with
+# its fields in range (days per month are checked after). [0-9]: \d takes any digit.
+_STAT_LINE = re.compile(
+    r"^STAT:([0-9]{4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])_(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]_[0-9]{6})"
+    r":([^:\n]+):([^:\n]+):([^:\n]+):([^:\n]+)(?::(.*))?$",
+    re.M,
+)
+
+
+def scan(data: bytes, path: str) -> tuple[str | None, list[Parts], list[str]]:
+    """(header id, valid STAT lines as Parts, warnings): the same lines and warnings as
+    `statusfile.parse_history` gives, in the same order.
+
+    A whole file is matched by one regular expression when it looks as files usually
+    do (a header, a final newline, no CR). Anything unusual in it, a line that does not
+    match or a day that does not exist, sends it through the line-by-line reading."""
+    if data.startswith(b"DATASETID=") and data.endswith(b"\n") and b"\r" not in data:
+        text = data.decode("utf-8", errors="replace")
+        found = _STAT_LINE.findall(text)
+        if len(found) == text.count("\nSTAT") and all(_date_ok(d) for d in {f[0][:8] for f in found}):
+            return text[len(HEADER):text.index("\n")].strip(), found, []
+    return _scan_lines(data, path)
+
+
+def _scan_lines(data: bytes, path: str) -> tuple[str | None, list[Parts], list[str]]:
+    warnings: list[str] = []
+    if not data:
+        return None, [], [f"{path}: empty status file"]
+    lines = data.decode("utf-8", errors="replace").split("\n")
+    torn = lines.pop()  # "" when the file ends with a newline
+    dataset_id = None
+    out: list[Parts] = []
+    for n, line in enumerate(lines, start=1):
+        if n == 1:
+            if line.startswith(HEADER):
+                dataset_id = line[len(HEADER):].strip()
+                continue
+            warnings.append(f"{path}:1: missing DATASETID header")
+        if not line.startswith("STAT"):
+            continue  # a comment
+        p = line.rstrip("\r\n").split(":", 6) if line.startswith("STAT:") else []
+        if len(p) < 6 or not (p[2] and p[3] and p[4] and p[5]) or not stamp_ok(p[1]):
+            warnings.append(f"{path}:{n}: malformed STAT line ignored")
+            continue
+        out.append((p[1], p[2], p[3], p[4], p[5], p[6] if len(p) > 6 else ""))
+    if torn:
+        warnings.append(f"{path}:{len(lines) + 1}: torn last line ignored")
+    return dataset_id, out, warnings
+
+
+def to_stat(p: Sequence[str]) -> Stat:
+    return Stat(p[0], p[1], p[2], p[3], p[4], parse_params(p[5]) if p[5] else {})
+
+
+def history_of(data: bytes, path: str) -> History:
+    """`statusfile.parse_history`, with the same result, at a fraction of its cost."""
+    dataset_id, parts, warnings = scan(data, path)
+    return History(path, dataset_id, [to_stat(p) for p in parts], warnings)
+
+
+class Brief(NamedTuple):
+    """Where one status file puts its dataset: what `statusfile.position_of` says of
+    the current line, open engagement and block, kept as raw Parts (cheap to index)."""
+
+    dataset_id: str | None
+    current: Parts | None  # the last binding line that is not an Engaged
+    engaged: Parts | None  # an Engaged with no end yet: running, or crashed
+    blocked: bool
+    warnings: tuple[str, ...]
+
+
+# Checks the first five fields of every STAT line as _STAT_LINE does, without capturing
+# them (the days are captured, to check per month); about twice as fast.
+_STAT_HEAD = re.compile(
+    r"\nSTAT:([0-9]{4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01]))_(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]_[0-9]{6}"
+    r":[^:\n]+:[^:\n]+:[^:\n]+:[^:\n]+(?=[:\n])"
+)
+
+
+def fold(data: bytes, path: str) -> Brief:
+    """`fold_lines(*scan(data, path))`, reading only the lines that decide.
+
+    When the whole file checks out as usual (header, final newline, no CR, every STAT
+    line well formed), the position is found walking back from the end: the last
+    binding line, an Engaged after it, and the last Blocked/Unblocked. Anything else
+    is read line by line."""
+    if data.startswith(b"DATASETID=") and data.endswith(b"\n") and b"\r" not in data:
+        text = data.decode("utf-8", errors="replace")
+        days = _STAT_HEAD.findall(text)
+        if len(days) == text.count("\nSTAT") and all(_date_ok(d) for d in set(days)):
+            return _fold_back(text)
+    return fold_lines(*_scan_lines(data, path))
+
+
+def _fold_back(text: str) -> Brief:
+    cur: Parts | None = None
+    eng: Parts | None = None
+    eng_seen = False
+    cancelled: set[str] = set()  # steps cancelled after the last Engaged
+    blocked: bool | None = None
+    end = len(text) - 1  # the final newline
+    first = text.index("\n")  # the header's newline
+    while end > first:
+        start = text.rfind("\n", 0, end) + 1
+        line, end = text[start:end], start - 1
+        if not line.startswith("STAT"):
+            continue
+        p = line.split(":", 6)
+        state = p[5]
+        if state == "Blocked" or state == "Unblocked":
+            if blocked is None:
+                blocked = state == "Blocked"
+                if cur is not None:
+                    break
+        elif cur is not None:
+            continue  # only a block is still to be found
+        elif state == "Cancelled":
+            if not eng_seen:
+                cancelled.add(p[4])
+        elif state in NON_BINDING:
+            continue
+        elif state == ENGAGED:
+            if not eng_seen:
+                eng_seen = True
+                eng = None if p[4] in cancelled else (p[1], p[2], p[3], p[4], p[5], p[6] if len(p) > 6 else "")
+        else:
+            cur = (p[1], p[2], p[3], p[4], p[5], p[6] if len(p) > 6 else "")
+            if blocked is not None or text.find("locked", first, start) < 0:
+                break  # no Blocked/Unblocked line before it
+    return Brief(text[len(HEADER):first].strip(), cur, eng, bool(blocked), ())
+
+
+def fold_lines(dataset_id: str | None, lines: list[Parts], warnings: list[str]) -> Brief:
+    cur: Parts | None = None
+    eng: Parts | None = None
+    blocked = False
+    for p in lines:  # the same fold as position_of, on raw fields
+        state = p[4]
+        if state == "Blocked":
+            blocked = True
+        elif state == "Unblocked":
+            blocked = False
+        elif state == "Cancelled":
+            if eng is not None and eng[3] == p[3]:
+                eng = None
+        elif state in NON_BINDING:
+            continue
+        elif state == ENGAGED:
+            eng = p
+        else:
+            eng, cur = None, p
+    return Brief(dataset_id, cur, eng, blocked, tuple(warnings))
+
+
+def _read(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while True:
+            b = os.read(fd, 1 << 16)
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+# --- the survey --------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Record:
+    """One dataset of the build. `workflow`/`step`/`state` is its current Step:State:
+    the open Engaged if there is one, else the last binding line, else (no status
+    line yet) the graph's entry. Not frozen, with slots: a survey makes 100,000 of
+    them and frozen init costs twice as much; nothing changes them once made."""
+
+    id: str
+    routing_key: str
+    facets_json: str
+    status_file: str | None  # None: no status file yet
+    workflow: str  # the (sub-)workflow of the current step
+    step: str
+    state: str
+    since: str | None  # stamp of the line that put it there
+    blocked: bool
+    current_parts: Parts | None
+    engaged_parts: Parts | None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def facets(self) -> dict[str, str]:
+        try:
+            f = json.loads(self.facets_json)
+        except ValueError:
+            return {}
+        return {str(k): str(v) for k, v in f.items()} if isinstance(f, dict) else {}
+
+    @property
+    def current(self) -> Stat | None:
+        return to_stat(self.current_parts) if self.current_parts else None
+
+    @property
+    def engaged(self) -> Stat | None:
+        return to_stat(self.engaged_parts) if self.engaged_parts else None
+
+
+@dataclass
+class Survey:
+    workflow_dir: Path
+    manifest: dict
+    status_dir: Path
+    records: list[Record]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.manifest["workflow"]["name"]
+
+    @property
+    def root(self) -> str:
+        return self.manifest["graph"]["root"]
+
+
+def manifest_path(workflow_dir: str | Path) -> Path:
+    return Path(workflow_dir) / ".padocc" / "current" / "manifest.json"
+
+
+def load_current(workflow_dir: str | Path) -> tuple[dict, Path]:
+    """The current build's manifest and its datasets.tsv. Raises SurveyError."""
+    mpath = manifest_path(workflow_dir)
+    try:
+        m = load_manifest(str(mpath))
+        for part, key in (("workflow", "status_dir"), ("workflow", "name"), ("graph", "entry"),
+                          ("graph", "root"), ("datasets", "file")):
+            if not isinstance(m[part][key], str):
+                raise ValueError(f"{part}.{key} is not a string")
+        if not isinstance(m["steps"], dict):
+            raise ValueError("steps is not a mapping")
+        tsv = mpath.parent / m["datasets"]["file"]
+    except FileNotFoundError:
+        raise SurveyError(str(mpath), "no compiled workflow here (run `padocc compile` first)") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SurveyError(str(mpath), f"unreadable manifest: {e}") from None
+    if not tsv.is_file():
+        raise SurveyError(str(tsv), "the build's dataset list is missing")
+    return m, tsv
+
+
+def _datasets(tsv: Path) -> list[tuple[str, str, str]]:
+    rows = []
+    with open(tsv, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            ds, _, rest = line.rstrip("\n").partition("\t")
+            key, _, facets = rest.partition("\t")
+            if ds:
+                rows.append((ds, key, facets or "{}"))
+    return rows
+
+
+def _entry(manifest: Mapping) -> tuple[str, str, str]:
+    sub, _, pos = manifest["graph"]["entry"].partition("/")
+    step, _, state = pos.partition(":")
+    return sub, step, state
+
+
+def _record(ds: str, key: str, facets: str, path: str | None, brief: Brief | None,
+            entry: tuple[str, str, str]) -> Record:
+    if brief is None:
+        return Record(ds, key, facets, None, *entry, None, False, None, None, ())
+    warnings = brief.warnings
+    if brief.dataset_id is not None and brief.dataset_id != ds:
+        warnings += (f"{path}:1: header names dataset {brief.dataset_id!r}, not {ds!r}",)
+    at = brief.engaged or brief.current
+    if at is None:
+        wf, step, state, since = *entry, None
+    else:
+        wf, step, state, since = at[2], at[3], at[4], at[0]
+    return Record(ds, key, facets, path, wf, step, state, since, brief.blocked, brief.current,
+                  brief.engaged, warnings)
+
+
+def _line(p: Parts | None) -> str | None:
+    return None if p is None else ":".join(p)
+
+
+def _unline(s: str | None) -> Parts | None:
+    if s is None:
+        return None
+    p = tuple(s.split(":", 5))  # the first five fields hold no ':'
+    if len(p) != 6:
+        raise ValueError(s)
+    return p  # type: ignore[return-value]
+
+
+class _Index:
+    """file name -> [dev, ino, size, mtime_ns, ctime_ns, id, current, engaged, blocked,
+    warnings], the lines as text: few JSON tokens per file keep loading it fast."""
+
+    def __init__(self, path: Path, status_dir: str):
+        self.path, self.status_dir = path, status_dir
+        self.racy_from = time.time_ns() - RACY_NS
+        self.files: dict[str, list] = {}
+        self.changed = False
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            if data.get("version") == INDEX_VERSION and data.get("status_dir") == status_dir:
+                self.files = dict(data["files"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            self.files = {}  # missing or damaged: start again, it is only a cache
+
+    def get(self, name: str, sig: list[int]) -> Brief | None:
+        e = self.files.get(name)
+        try:
+            if e is None or e[:5] != sig:
+                return None
+            return Brief(e[5], _unline(e[6]), _unline(e[7]), bool(e[8]), tuple(e[9]))
+        except (IndexError, TypeError, ValueError, AttributeError):
+            return None  # a damaged entry: read the file
+
+    def put(self, name: str, sig: list[int], b: Brief) -> None:
+        if sig[3] >= self.racy_from or sig[4] >= self.racy_from:
+            if self.files.pop(name, None) is not None:  # changed just now: read it next time
+                self.changed = True
+            return
+        self.files[name] = [*sig, b.dataset_id, _line(b.current), _line(b.engaged), int(b.blocked),
+                            list(b.warnings)]
+        self.changed = True
+
+    def save(self, keep: set[str]) -> None:
+        gone = self.files.keys() - keep
+        for name in gone:
+            del self.files[name]
+        if not (self.changed or gone):
+            return
+        tmp = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                # dumps, then one write: json.dump writes piece by piece, many times slower
+                f.write(json.dumps({"version": INDEX_VERSION, "status_dir": self.status_dir,
+                                    "files": self.files}, separators=(",", ":")))
+            os.chmod(tmp, 0o644)  # like the rest of .padocc: other operators may read it
+            os.replace(tmp, self.path)
+        except OSError:
+            # A read-only or full disk: the survey is right, only slower next time.
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+
+Visit = Callable[["Record", list[Parts]], None]
+
+
+def survey(workflow_dir: str | Path, *, visit: Visit | None = None, use_index: bool = True) -> Survey:
+    """Every dataset of the current build with its position.
+
+    With `visit`, every status file is read whole and `visit(record, lines)` sees each
+    history (its valid STAT lines) once, which is not kept. Without it, `use_index`
+    takes unchanged files from the index.
+    """
+    wf_dir = Path(os.path.abspath(workflow_dir))  # log paths in reports are absolute
+    manifest, tsv = load_current(wf_dir)
+    status_dir = Path(manifest["workflow"]["status_dir"])
+    if not status_dir.is_absolute():
+        status_dir = wf_dir / status_dir
+    entry = _entry(manifest)
+    index = _Index(wf_dir / INDEX_FILE, str(status_dir)) if use_index and visit is None else None
+    records: list[Record] = []
+    warnings: list[str] = []
+    seen: set[str] = set()
+    sdir = os.path.join(str(status_dir), "")  # with its trailing separator
+    for ds, key, facets in _datasets(tsv):
+        name = ds + ".status"
+        path = sdir + name
+        brief: Brief | None = None
+        lines: list[Parts] = []
+        sig: list[int] | None = None
+        if index is not None:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                records.append(_record(ds, key, facets, None, None, entry))
+                continue
+            except OSError as e:
+                st = None
+                brief = Brief(None, None, None, False, (f"{path}: unreadable status file: {e.strerror}",))
+            if st is not None:
+                seen.add(name)
+                # Taken before the read: a file that grows meanwhile differs next time.
+                sig = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+                brief = index.get(name, sig)
+        if brief is None:
+            try:
+                data = _read(path)
+            except FileNotFoundError:
+                records.append(_record(ds, key, facets, None, None, entry))
+                continue
+            except OSError as e:
+                data = None
+                brief = Brief(None, None, None, False, (f"{path}: unreadable status file: {e.strerror}",))
+                sig = None  # never index an unreadable file: try it again next time
+            if data is not None:
+                if visit is not None:
+                    hid, lines, w = scan(data, path)
+                    brief = fold_lines(hid, lines, w)
+                else:
+                    brief = fold(data, path)
+                if index is not None and sig is not None:
+                    index.put(name, sig, brief)
+        rec = _record(ds, key, facets, path, brief, entry)
+        warnings.extend(rec.warnings)
+        records.append(rec)
+        if visit is not None and lines:
+            visit(rec, lines)
+    if index is not None:
+        index.save(seen)
+    return Survey(wf_dir, manifest, status_dir, records, warnings)
+
+
+# --- selecting and ordering ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Globs (fnmatch, case-sensitive). Several values of one filter: any may match;
+    different filters (and different facets): all must match."""
+
+    facets: tuple[tuple[str, str], ...] = ()
+    workflows: tuple[str, ...] = ()
+    steps: tuple[str, ...] = ()
+    states: tuple[str, ...] = ()
+
+
+def _any(globs: Sequence[str], *values: str) -> bool:
+    return any(fnmatch.fnmatchcase(v, g) for g in globs for v in values)
+
+
+def select(records: Iterable[Record], f: Filters) -> list[Record]:
+    by_facet: dict[str, list[str]] = {}
+    for k, g in f.facets:
+        by_facet.setdefault(k, []).append(g)
+    out = []
+    for r in records:
+        if f.workflows and not _any(f.workflows, r.workflow):
+            continue
+        if f.steps and not _any(f.steps, r.step):
+            continue
+        # `--state Blocked` finds blocked datasets, whatever their Step:State.
+        if f.states and not _any(f.states, r.state, *(("Blocked",) if r.blocked else ())):
+            continue
+        if by_facet:
+            facets = r.facets
+            if not all(k in facets and _any(gs, facets[k]) for k, gs in by_facet.items()):
+                continue
+        out.append(r)
+    return out
+
+
+_STATE_RANK = {"Ready": 0, ENGAGED: 1, "Pass": 2, "Fail": 8, QUARANTINED: 9}
+
+
+def position_order(manifest: Mapping) -> functools.partial:
+    """A sort key for (workflow, step, state): not started first, then steps in the
+    order the workflow declares them, the workflow's own end states last."""
+    root = manifest["graph"]["root"]
+    steps = {s: i for i, s in enumerate(manifest["steps"])}
+    return functools.partial(_position_key, root, steps)
+
+
+def _position_key(root: str, steps: Mapping[str, int], pos: tuple[str, str, str]) -> tuple:
+    wf, step, state = pos
+    if step == root and wf == root:
+        group = 0 if state == "Ready" else 3
+    else:
+        group = 1 if step in steps else 2
+    return (group, steps.get(step, 0), step, *state_key(state), wf)
+
+
+def state_key(state: str) -> tuple[int, str]:
+    """Ready, Engaged, Pass, custom outcomes (by name), Fail, Quarantined."""
+    return (_STATE_RANK.get(state, 5), state)
+
+
+def iso(ts: str | None) -> str | None:
+    """A STAT stamp as ISO 8601 UTC to the second."""
+    if not ts:
+        return None
+    return parse_stamp(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- reports ------------------------------------------------------------------------
+
+
+def param(text: str, key: str) -> str | None:
+    """One parameter of a STAT line's raw `k=v,...` text, as parse_params would give it."""
+    return pick(text, (key,)).get(key)
+
+
+def pick(text: str, keys: tuple[str, ...]) -> dict[str, str]:
+    """Some parameters of a raw `k=v,...` text, as parse_params gives them (the last of a
+    repeated key wins), without unescaping all the others: reports read two or three
+    parameters of a million lines."""
+    found: dict[str, str] = {}
+    for part in text.split(","):
+        k, _, v = part.partition("=")
+        if "%" in k or "^" in k:
+            k = unescape_value(k)
+        if k in keys:
+            found[k] = unescape_value(v) if ("%" in v or "^" in v) else v
+    return found
+
+
+def _dt(ts: str) -> datetime:
+    if len(ts) == 22:  # the usual shape: direct, no strptime
+        return datetime(int(ts[:4]), int(ts[4:6]), int(ts[6:8]), int(ts[9:11]), int(ts[11:13]),
+                        int(ts[13:15]), int(ts[16:]), tzinfo=UTC)
+    return parse_stamp(ts)
+
+
+@dataclass(frozen=True)
+class Engagement:
+    dataset: str
+    workflow: str
+    step: str
+    engaged: Parts
+    end: Parts | None  # the outcome, Retry or Cancelled that closed it
+    outcome: str  # Pass, Fail, a custom state, or: retry, cancelled, lost (crashed), open
+    seconds: float | None  # the wall= of its end, else the time from Engaged to its end
+    maxrss_mb: float | None = None
+
+
+def _float(s: str | None) -> float | None:
+    try:
+        v = float(s) if s is not None else None
+    except ValueError:
+        return None
+    return v if v is not None and math.isfinite(v) else None
+
+
+_ENDS = ("wall", "maxrss_mb")
+
+
+def _closed(dataset: str, start: Parts, end: Parts, outcome: str) -> Engagement:
+    got = pick(end[5], _ENDS) if end[5] else {}
+    wall = _float(got.get("wall"))
+    secs = wall if wall is not None else (_dt(end[0]) - _dt(start[0])).total_seconds()
+    return Engagement(dataset, start[2], start[3], start, end, outcome, secs, _float(got.get("maxrss_mb")))
+
+
+def engagements(dataset: str, lines: Iterable[Parts]) -> list[Engagement]:
+    """Pair each Engaged with what closed it. An Engaged followed by something else of
+    another step (or another Engaged) crashed: it is `lost`; one never closed is `open`."""
+    out: list[Engagement] = []
+    cur: Parts | None = None
+    for p in lines:
+        state = p[4]
+        if state == ENGAGED:
+            if cur is not None:
+                out.append(Engagement(dataset, cur[2], cur[3], cur, None, "lost", None))
+            cur = p
+        elif state == "Retry" or state == "Cancelled":
+            if cur is not None and cur[3] == p[3]:
+                out.append(_closed(dataset, cur, p, state.lower()))
+                cur = None
+        elif state in NON_BINDING:
+            continue
+        elif cur is not None:
+            if cur[2] == p[2] and cur[3] == p[3]:
+                out.append(_closed(dataset, cur, p, state))
+            else:
+                out.append(Engagement(dataset, cur[2], cur[3], cur, None, "lost", None))
+            cur = None
+    if cur is not None:
+        out.append(Engagement(dataset, cur[2], cur[3], cur, None, "open", None))
+    return out
+
+
+@dataclass(frozen=True)
+class StepRow:
+    step: str
+    datasets: int
+    engaged: int
+    passed: int
+    failed: int
+    other: int  # custom outcome states, e.g. Warning
+    retries: int  # Retry lines
+    cancelled: int
+    lost: int
+    open: int
+    total_s: float
+    mean_s: float | None
+    median_s: float | None
+    p95_s: float | None
+    share: float  # of all processing time
+    peak_mb: float | None
+
+
+def p95(values: Sequence[float]) -> float | None:
+    """Nearest-rank 95th percentile: a value that was really measured."""
+    if not values:
+        return None
+    s = sorted(values)
+    return s[max(0, math.ceil(0.95 * len(s)) - 1)]
+
+
+def log_path(workflow_dir: Path, dataset: str, engaged: Parts | None) -> str | None:
+    """Where the wrapper's job log of an engagement is (build and slot are on its line)."""
+    if engaged is None:
+        return None
+    build, slot = param(engaged[5], "build"), param(engaged[5], "slot")
+    if not build or not slot:
+        return None
+    return str(workflow_dir / ".padocc" / "logs" / build / dataset / f"{slot}.log")
+
+
+@dataclass(frozen=True)
+class Failure:
+    dataset: str
+    workflow: str
+    step: str  # the step that failed, or the one quarantined at
+    state: str  # Fail (the workflow ended failed) or Quarantined
+    ts: str
+    params: Mapping[str, str]  # of the last STAT line that says why
+    log: str | None
+    slurm_jobid: str
+
+
+_SPECIAL = frozenset({"Pass", "Fail", "retry", "cancelled", "lost", "open"})
+
+
+class _StepTally:
+    __slots__ = ("datasets", "outcomes", "retries", "seconds", "peak")
+
+    def __init__(self) -> None:
+        self.datasets = 0
+        self.outcomes: dict[str, int] = {}
+        self.retries = 0
+        self.seconds: list[float] = []
+        self.peak: float | None = None
+
+
+class Tally:
+    """What `report` shows of the histories, gathered one status file at a time: a
+    survey of 100,000 files never holds all their lines at once."""
+
+    def __init__(self, manifest: Mapping, workflow_dir: Path, since: str | None = None):
+        self.root = manifest["graph"]["root"]
+        self.workflow_dir, self.since = workflow_dir, since
+        self.steps: dict[str, _StepTally] = {name: _StepTally() for name in manifest["steps"]}
+        self.failures: list[Failure] = []
+
+    def add(self, rec: Record, lines: list[Parts]) -> None:
+        since = self.since
+        engs = engagements(rec.id, lines)
+        seen: set[str] = set()
+        for e in engs:
+            if since is not None and not at_or_after(e.engaged[0], since):
+                continue
+            t = self.steps.get(e.step) or self.steps.setdefault(e.step, _StepTally())
+            if e.step not in seen:
+                seen.add(e.step)
+                t.datasets += 1
+            t.outcomes[e.outcome] = t.outcomes.get(e.outcome, 0) + 1
+            if e.seconds is not None:
+                t.seconds.append(e.seconds)
+            mb = e.maxrss_mb
+            if mb is not None and (t.peak is None or mb > t.peak):
+                t.peak = mb
+        for p in lines:
+            if p[4] == "Retry" and (since is None or at_or_after(p[0], since)):
+                (self.steps.get(p[3]) or self.steps.setdefault(p[3], _StepTally())).retries += 1
+        f = self._failure(rec, lines, engs)
+        if f is not None and (since is None or at_or_after(f.ts, since)):
+            self.failures.append(f)
+
+    def _failure(self, rec: Record, lines: list[Parts], engs: list[Engagement]) -> Failure | None:
+        """A dataset that ended `<root>:Fail` or is Quarantined (and not running again)."""
+        cur, root = rec.current_parts, self.root
+        if cur is None or rec.engaged_parts is not None:
+            return None
+        if not ((cur[2] == root and cur[3] == root and cur[4] == "Fail") or cur[4] == QUARANTINED):
+            return None
+        # The root's end marker only says "Fail": the line before it says why.
+        why = next((p for p in reversed(lines) if p[4] not in NON_BINDING and p[4] != ENGAGED
+                    and not (p[2] == root and p[3] == root)), cur)
+        ended = next((e for e in reversed(engs) if e.end is not None), None)
+        eng = ended.engaged if ended is not None else None
+        jobid = (param(why[5], "slurm_jobid")
+                 or (param(ended.end[5], "slurm_jobid") if ended is not None and ended.end else None)
+                 or (param(eng[5], "slurm_jobid") if eng is not None else None) or "")
+        step = cur[3] if cur[4] == QUARANTINED else why[3]
+        return Failure(rec.id, why[2], step, cur[4], cur[0], parse_params(why[5]) if why[5] else {},
+                       log_path(self.workflow_dir, rec.id, eng), jobid)
+
+    def step_rows(self) -> list[StepRow]:
+        grand = sum(sum(t.seconds) for t in self.steps.values())
+        rows = []
+        for name, t in self.steps.items():
+            secs, o = t.seconds, t.outcomes
+            total = sum(secs)
+            rows.append(StepRow(
+                step=name, datasets=t.datasets, engaged=sum(o.values()), passed=o.get("Pass", 0),
+                failed=o.get("Fail", 0), other=sum(n for k, n in o.items() if k not in _SPECIAL),
+                retries=t.retries, cancelled=o.get("cancelled", 0), lost=o.get("lost", 0), open=o.get("open", 0),
+                total_s=total, mean_s=total / len(secs) if secs else None,
+                median_s=statistics.median(secs) if secs else None, p95_s=p95(secs),
+                share=total / grand if grand else 0.0, peak_mb=t.peak,
+            ))
+        return rows
+
+    def recent_failures(self) -> list[Failure]:
+        return sorted(self.failures, key=lambda f: (_dt(f.ts), f.dataset), reverse=True)
+
+
+@dataclass(frozen=True)
+class Stuck:
+    dataset: str
+    workflow: str
+    step: str
+    ts: str
+    age_s: float
+    host: str
+    pid: str
+    slurm_jobid: str
+    log: str | None
+
+
+def stuck(s: Survey, now: datetime, after: timedelta) -> list[Stuck]:
+    """Datasets `Engaged` for longer than `after`: a long job, or a crash nobody saw."""
+    out = []
+    for r in s.records:
+        p = r.engaged_parts
+        if p is None:
+            continue
+        age = (now - _dt(p[0])).total_seconds()
+        if age > after.total_seconds():
+            out.append(Stuck(r.id, p[2], p[3], p[0], age, param(p[5], "host") or "", param(p[5], "pid") or "",
+                             param(p[5], "slurm_jobid") or "", log_path(s.workflow_dir, r.id, p)))
+    out.sort(key=lambda x: (_dt(x.ts), x.dataset))
+    return out
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """One gate's coverage on its axis: intervals by kind (done, missing, running,
+    failed, permanent) and the gaps, what neither done nor permanently missing covers."""
+
+    gate: str
+    axis: str
+    low: float
+    high: float
+    intervals: tuple[tuple[float, float, str], ...]
+    gaps: tuple[tuple[float, float], ...]
+
+    @property
+    def covered(self) -> float:
+        span = self.high - self.low
+        return 1.0 - sum(b - a for a, b in self.gaps) / span if span > 0 else 1.0
+
+
+def _axis_value(v: object) -> float:
+    if isinstance(v, bool):
+        raise ValueError(v)
+    if isinstance(v, int | float):
+        return float(v)
+    t = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
+
+
+def gaps_of(low: float, high: float, filled: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    out, at = [], low
+    for a, b in sorted((max(a, low), min(b, high)) for a, b in filled):
+        if a > at:
+            out.append((at, a))
+        at = max(at, b)
+    if at < high:
+        out.append((at, high))
+    return out
+
+
+def coverage(manifest: Mapping) -> list[Coverage]:
+    """Coverage rows of the build's gates: `manifest["gates"][name]` with `axis`,
+    `range: [low, high]` and `intervals: [[low, high, kind], ...]` (numbers, or ISO times
+    on a time axis). A workflow without gates has none; a gate that is not in this
+    shape is left out rather than drawn wrong."""
+    rows = []
+    for name, g in sorted((manifest.get("gates") or {}).items()):
+        try:
+            lo, hi = (_axis_value(v) for v in g["range"])
+            ivs = tuple((_axis_value(a), _axis_value(b), str(k)) for a, b, k in g.get("intervals", ()))
+        except (KeyError, TypeError, ValueError):
+            continue
+        filled = [(a, b) for a, b, k in ivs if k in ("done", "permanent")]
+        rows.append(Coverage(str(name), str(g.get("axis", "")), lo, hi, ivs, tuple(gaps_of(lo, hi, filled))))
+    return rows
+
+
+# --- time arguments -----------------------------------------------------------------
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `30m`, `6h`, `7d`, `2w`, or several: `1d12h`."""
+    t = text.strip()
+    if not t or _DURATION.sub("", t):
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30m, 6h, 7d, 1d12h)")
+    return timedelta(seconds=sum(float(n) * _UNIT[u] for n, u in _DURATION.findall(t)))
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """An ISO date or time (UTC unless it says otherwise), or a duration back from now."""
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not a time or duration: {text!r} (use e.g. 2026-11-20, "
+                         "2026-11-20T06:00, 7d)") from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def at_or_after(ts: str, since: str) -> bool:
+    """Compare STAT stamps: as text when both have the usual 22 characters (it sorts
+    in time order), else as times (strptime also takes shorter fractions)."""
+    if len(ts) == 22 and len(since) == 22:
+        return ts >= since
+    return parse_stamp(ts) >= parse_stamp(since)
+
+
+def stamp_of(t: datetime) -> str:
+    """A datetime as a STAT stamp, which sorts as text in time order."""
+    return t.astimezone(UTC).strftime("%Y%m%d_%H%M%S_%f")
+
+
+# --- output helpers ------------------------------------------------------------------
+
+
+def text_table(headers: Sequence[str], rows: Iterable[Sequence[object]], right: Iterable[int] = ()) -> str:
+    """Columns padded to their widest cell; `right` are the indexes right-aligned (numbers)."""
+    cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    ra = set(right)
+    out = []
+    for r in cells:
+        line = "  ".join(c.rjust(w) if i in ra else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        out.append(line.rstrip())
+    return "\n".join(out) + "\n"
+
+
+def human_seconds(s: float | None) -> str:
+    """12.3s, 4m05s, 3h02m, 2d03h: readable at a glance, exact enough for operators."""
+    if s is None:
+        return "-"
+    if s < 59.95:  # what rounds to 60.0s is shown as 1m00s
+        return f"{s:.1f}s"
+    n = int(round(s))
+    if n < 3600:
+        return f"{n // 60}m{n % 60:02d}s"
+    if n < 86400:
+        return f"{n // 3600}h{n % 3600 // 60:02d}m"
+    return f"{n // 86400}d{n % 86400 // 3600:02d}h"
+
+
+def write_or_quit(out: TextIO, text: str) -> bool:
+    """Write; False if the reader went away (`padocc status --format ids | head`): the
+    rest of the output is dropped quietly, not a traceback."""
+    try:
+        out.write(text)
+        out.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's own flush at exit stays quiet.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, out.fileno())
+            os.close(devnull)
+        return False
+    return True
