@@ -1,0 +1,172 @@
+"""The cron cycle, driven several times in a row as cron would, on the local profile."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import WORKFLOWS, padocc
+from compiler.render.plan import Pending, Selection, select
+
+
+@pytest.fixture
+def flock(tmp_path: Path) -> Path:
+    dst = tmp_path / "flock"
+    shutil.copytree(WORKFLOWS / "flock", dst, ignore=shutil.ignore_patterns(
+        ".padocc", "status", "work", "complete", "logs", "Snakefile", "profiles"))
+    conf = dst / "shepard.yaml"
+    conf.write_text(conf.read_text().replace("batch_limit: 1000", "batch_limit: 6"))
+    return dst
+
+
+def cycle(wf: Path, *args: str) -> subprocess.CompletedProcess:
+    r = padocc("cycle", "--conf", str(wf / "shepard.yaml"), "--autolog", *args, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r
+
+
+def current_build(wf: Path) -> str:
+    return os.readlink(wf / ".padocc" / "current").split("/")[-1]
+
+
+def engaged_in_build(wf: Path, build: str) -> int:
+    n = 0
+    for d in (wf / "status", wf / "complete"):
+        for p in d.rglob("*.status") if d.exists() else []:
+            n += sum(1 for ln in p.read_text().splitlines() if ":Engaged:" in ln and f"build={build}" in ln)
+    return n
+
+
+def test_cycles_as_cron_would(flock: Path):
+    (flock / "groups" / "obs_b.txt").write_text("OBS_sst_b\nOBS_ice_b\nOBS_sal_bad\n")
+    seen_complete: list[str] = []
+    for n in range(1, 16):
+        if n == 2:  # a new group arrives between cycles
+            (flock / "groups" / "new_c.txt").write_text("NEW_x_c\nNEW_y_c\n")
+        if n == 3:  # a group changes: one more dataset
+            (flock / "groups" / "new_c.txt").write_text("NEW_x_c\nNEW_y_c\nNEW_z_c\n")
+        if n == 4:  # quarantine a group for one cycle
+            (flock / "groups" / "cmip_a.shpignore").write_text("")
+        if n == 5:
+            (flock / "groups" / "cmip_a.shpignore").unlink()
+        before = {p.name: p.read_text() for p in (flock / "status").glob("CMIP6_*")} if n == 4 else {}
+        r = cycle(flock)
+        b = current_build(flock)
+        # batch_limit holds: what was planned, and what actually engaged.
+        slots = sum(int(ln.split("\t")[2]) for ln in (flock / ".padocc/current/pending.tsv").read_text().splitlines())
+        assert slots <= 6 and engaged_in_build(flock, b) <= 6
+        if n == 2:
+            assert "new group new_c: 2 datasets" in r.stdout
+        if n == 3:
+            assert "group new_c changed" in r.stdout
+        if n == 4:
+            assert "quarantined group skipped: cmip_a" in r.stdout
+            after = {p.name: p.read_text() for p in (flock / "status").glob("CMIP6_*")}
+            assert after == before  # skipped entirely
+        seen_complete += [ln.split()[1] for ln in r.stdout.splitlines() if ln.startswith("group ") and "complete" in ln]
+        if not any((flock / "groups").iterdir()) or set(seen_complete) >= {"cmip_a", "new_c"} and n > 6:
+            break
+    # cmip_a and new_c end in Pass (some with a bypassed metadata Warning): complete.
+    assert sorted(set(seen_complete)) == ["cmip_a", "new_c"]
+    done = flock / "complete" / "cmip_a"
+    assert (done / "cmip_a.csv").exists() and not (flock / "groups" / "cmip_a.csv").exists()
+    assert (done / "reports" / "CMIP6_pr_meta" / "data_report.json").exists()
+    meta = (done / "status" / "CMIP6_pr_meta.status").read_text()
+    assert ":Validate:Warning:" in meta and "bypassed=metadata.attrs" in meta
+    # obs_b holds a dataset whose data differ (a real Fail): it stays in the flock.
+    assert (flock / "groups" / "obs_b.txt").exists()
+    assert "PADOCC:PADOCC:PADOCC:Fail" in (flock / "status" / "OBS_sal_bad.status").read_text()
+    # one log file per cycle
+    assert len(list((flock / "logs").glob("cycle-*.log"))) >= 4
+
+    # A re-queue by hand: the next cycle runs the dataset again from that step.
+    r = padocc("requeue", str(flock), "OBS_sal_bad", "--at", "Validate")
+    assert r.returncode == 0, r.stderr
+    cycle(flock)
+    lines = (flock / "status" / "OBS_sal_bad.status").read_text().splitlines()
+    i = next(k for k, ln in enumerate(lines) if "requeue=1" in ln)
+    assert ":Validate:Engaged:" in lines[i + 1]
+
+
+def test_selection_is_fair_and_new_groups_do_not_jump(flock: Path):
+    old = [Pending(f"A{i}", "", 1, "Init") for i in range(30)] + [Pending(f"B{i}", "", 1, "Init") for i in range(30)]
+    new = [Pending(f"N{i}", "", 1, "Init") for i in range(10)]
+    picks = Counter()
+    for seed in range(400):
+        chosen, left = select(old + new, Selection(7, seed))
+        assert sum(p.slots for p in chosen) <= 7 and left == 70 - 7
+        picks.update(p.id[0] for p in chosen)
+    total = sum(picks.values())
+    # Shares follow group size (30:30:10), so the new group gets no head start...
+    assert abs(picks["N"] / total - 10 / 70) < 0.03
+    # ...and nobody starves.
+    assert abs(picks["A"] / total - 30 / 70) < 0.05 and abs(picks["B"] / total - 30 / 70) < 0.05
+    # The seed is logged and replays the same choice.
+    a = cycle(flock, "--dry-run", "--seed", "7").stdout
+    b = cycle(flock, "--dry-run", "--seed", "7").stdout
+    strip = lambda s: [ln for ln in s.splitlines() if ln.startswith("next:")]  # noqa: E731
+    assert strip(a) == strip(b) and "seed 7" in a
+    assert not (flock / "status").exists()  # a dry run runs nothing
+
+
+def test_overlapping_cycle_exits_cleanly(flock: Path):
+    lock = flock / ".padocc" / "cycle.lock"
+    lock.parent.mkdir(parents=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, b"cycle 20260101T000000Z pid 1 on elsewhere\n")
+    try:
+        r = cycle(flock)
+        assert r.stdout.splitlines() == [
+            "padocc cycle: cycle 20260101T000000Z pid 1 on elsewhere is still running; "
+            f"this cycle ({r.stdout.split('(')[1].split(')')[0]}) submits nothing"
+        ]
+        assert not (flock / ".padocc" / "builds").exists() and not (flock / "status").exists()
+    finally:
+        os.close(fd)
+    # The holder is gone: the lock is free at once (the kernel drops a dead holder's flock).
+    r = cycle(flock)
+    assert "still running" not in r.stdout
+
+
+def test_two_cycles_at_once_and_a_kill_lose_nothing(flock: Path):
+    env = {**os.environ, "FLOCK_STEP_SLEEP": "0.4"}
+    cmd = [sys.executable, "-m", "compiler", "cycle", "--conf", str(flock / "shepard.yaml")]
+    a = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    b = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    # Let some steps finish, then kill -9 whichever cycle is running, mid-way.
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        st = flock / "status"
+        if st.exists() and sum(p.read_text().count(":Pass:") for p in st.glob("*.status")) >= 3:
+            break
+        time.sleep(0.1)
+    for p in (a, b):
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    outs = [p.communicate()[0] for p in (a, b)]
+    assert sum("still running" in o for o in outs) == 1, outs  # exactly one ran
+    # The next cycles finish the work; nothing was lost or done twice.
+    for _ in range(12):
+        cycle(flock)
+        if not any(p.suffix in (".csv", ".txt") for p in (flock / "groups").iterdir()):
+            break
+    assert sorted(p.name for p in (flock / "complete").iterdir()) == ["cmip_a", "obs_b"]
+    for status in (flock / "complete").rglob("*.status"):
+        text = status.read_text()
+        for line in text.splitlines()[1:]:
+            assert line.startswith("STAT:") and len(line.split(":")) >= 7, line
+        ends = Counter(ln.split(":")[4] for ln in text.splitlines() if ln.split(":")[5:6] in (["Pass"], ["Warning"]))
+        for step in ("Init", "Scan", "Validate"):
+            assert ends[step] == 1, (status.name, ends)

@@ -1,0 +1,441 @@
+"""`padocc status` and `padocc report` on hand-written status files in a compiled demo.
+
+The fixture has datasm-style lines (workflow WAREHOUSE), escaped ':' written '^',
+comments, a torn last line, a non-binding Blocked, a Retry, a file without header, an
+empty file and a status "file" that cannot be read. Outputs are checked exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as hs
+
+from compiler.commands import report, status
+from compiler.core.statusfile import parse_history, position_of
+from compiler.runtime import survey as sv
+from compiler.runtime.survey import Filters
+
+REPO = Path(__file__).resolve().parents[1]
+NOW = datetime(2023, 5, 4, 0, 0, 0, tzinfo=UTC)
+
+A, B, C = "DEMO.atmos.hist.r1.tas", "DEMO.atmos.hist.r2.tas", "DEMO.atmos.hist.r3.tas"
+D, E, F = "DEMO.ocean.hist.r1.so", "DEMO.ocean.hist.r2.so", "DEMO.ocean.hist.r3.so"
+G, H = "DEMO.ocean.ssp.r1.so", "DEMO.ocean.ssp.r2.so"
+
+FILES = {
+    # Finished: a Retry, then the custom outcome Warning with an escaped ':'; a comment.
+    A: """DATASETID=DEMO.atmos.hist.r1.tas
+# imported by hand, 2023-05-03
+STAT:20230503_140000_000000:DEMO:DEMO:Generate:Engaged:host=vm,pid=101,attempt=1,slot=1,build=B1
+STAT:20230503_140010_000000:DEMO:DEMO:Generate:Retry:exit=1,attempt=1,wall=10.0,maxrss_mb=100
+STAT:20230503_140011_000000:DEMO:DEMO:Generate:Engaged:host=vm,pid=102,attempt=2,slot=1,build=B1
+STAT:20230503_140031_000000:DEMO:DEMO:Generate:Pass:exit=0,wall=20.0,maxrss_mb=250,attempt=2
+STAT:20230503_140100_000000:DEMO:VALIDATION:CheckTime:Engaged:host=vm,pid=103,attempt=1,slot=2,build=B1
+STAT:20230503_140130_000000:DEMO:VALIDATION:CheckTime:Pass:exit=0,wall=30.0,maxrss_mb=80,attempt=1
+STAT:20230503_140200_000000:DEMO:VALIDATION:CheckMeta:Engaged:host=vm,pid=104,attempt=1,slot=3,build=B1
+STAT:20230503_140205_000000:DEMO:VALIDATION:CheckMeta:Warning:report=meta^ units differ,exit=0,wall=5.0,maxrss_mb=60,attempt=1
+STAT:20230503_140300_000000:DEMO:DEMO:Regrid:Engaged:host=vm,pid=105,attempt=1,slot=4,build=B1
+STAT:20230503_140440_000000:DEMO:DEMO:Regrid:Pass:exit=0,wall=100.0,maxrss_mb=900,attempt=1
+STAT:20230503_140500_000000:DEMO:DEMO:Publish:Engaged:host=vm,pid=106,attempt=1,slot=5,build=B1
+STAT:20230503_140510_000000:DEMO:DEMO:Publish:Pass:exit=0,wall=10.0,maxrss_mb=50,attempt=1
+STAT:20230503_140510_100000:DEMO:DEMO:DEMO:Pass:build=B1
+""",
+    # datasm-style lines (workflow WAREHOUSE), on SLURM, still Engaged in CheckTime.
+    B: """DATASETID=DEMO.atmos.hist.r2.tas
+STAT:20230503_143045_123456:WAREHOUSE:DEMO:Generate:Engaged:host=node7,pid=4242,slurm_jobid=9001,attempt=1,slot=1,build=B1
+STAT:20230503_143059_123456:WAREHOUSE:DEMO:Generate:Pass:exit=0,maxrss_mb=120,attempt=1,slurm_jobid=9001
+STAT:20230503_150000_000000:WAREHOUSE:VALIDATION:CheckTime:Engaged:host=node7,pid=4243,slurm_jobid=9002,attempt=1,slot=2,build=B1
+""",
+    # Failed: FixTime failed with an escaped ':' and markup in its params.
+    C: """DATASETID=DEMO.atmos.hist.r3.tas
+STAT:20230503_160000_000000:DEMO:DEMO:Generate:Engaged:host=vm,pid=201,attempt=1,slot=1,build=B2
+STAT:20230503_160004_000000:DEMO:DEMO:Generate:Pass:exit=0,wall=4.0,maxrss_mb=100,attempt=1
+STAT:20230503_160100_000000:DEMO:VALIDATION:CheckTime:Engaged:host=vm,pid=202,attempt=1,slot=2,build=B2
+STAT:20230503_160102_000000:DEMO:VALIDATION:CheckTime:Fail:exit=1,wall=2.0,maxrss_mb=50,attempt=1
+STAT:20230503_160200_000000:DEMO:VALIDATION:FixTime:Engaged:host=vm,pid=203,attempt=1,slot=3,build=B2,slurm_jobid=777
+STAT:20230503_160206_000000:DEMO:VALIDATION:FixTime:Fail:exit=2,wall=6.0,maxrss_mb=70,attempt=1,slurm_jobid=777,problem=time axis^ gap at 1850-02,note=<b>bold</b>
+STAT:20230503_160206_500000:DEMO:DEMO:DEMO:Fail:build=B2
+""",
+    # Quarantined after the visit limit; its reason holds an escaped ':'.
+    D: """DATASETID=DEMO.ocean.hist.r1.so
+STAT:20230503_190000_000000:DEMO:DEMO:Generate:Engaged:host=vm,pid=501,attempt=1,slot=1,build=B2
+STAT:20230503_190005_000000:DEMO:DEMO:Generate:Pass:exit=0,wall=5.0,maxrss_mb=110,attempt=1
+STAT:20230503_190100_000000:DEMO:VALIDATION:CheckTime:Engaged:host=vm,pid=502,attempt=1,slot=2,build=B2
+STAT:20230503_190101_000000:DEMO:VALIDATION:CheckTime:Fail:exit=1,wall=1.0,maxrss_mb=40,attempt=1
+STAT:20230503_190200_000000:DEMO:VALIDATION:FixTime:Engaged:host=vm,pid=503,attempt=1,slot=3,build=B2
+STAT:20230503_190208_000000:DEMO:VALIDATION:FixTime:Pass:exit=0,wall=8.0,maxrss_mb=75,attempt=1
+STAT:20230503_190209_000000:DEMO:VALIDATION:CheckTime:Quarantined:reason=visit limit^ CheckTime already ran 3 times,build=B2
+""",
+    # Blocked (non-binding: it stays at Generate:Pass), then a torn last line.
+    E: """DATASETID=DEMO.ocean.hist.r2.so
+STAT:20230503_170000_000000:DEMO:DEMO:Generate:Engaged:host=vm,pid=301,attempt=1,slot=1,build=B2
+STAT:20230503_170003_000000:DEMO:DEMO:Generate:Pass:exit=0,wall=3.0,maxrss_mb=90,attempt=1
+STAT:20230503_170100_000000:DEMO:DEMO:Generate:Blocked:by=operator,why=disk full
+STAT:20230503_1702""",
+    # No header, a garbage line and a malformed STAT line: state from the valid lines.
+    F: """STAT:20230503_180000_000000:DEMO:DEMO:Generate:Engaged:host=vm,pid=401,attempt=1,slot=1,build=B2
+this line is garbage
+STAT:2023-05-03:DEMO:DEMO:Generate:Pass
+STAT:20230503_180009_000000:DEMO:DEMO:Generate:Pass:exit=0,wall=9.0,maxrss_mb=95,attempt=1
+""",
+    G: "",  # empty
+}
+
+
+def make_fixture(tmp: Path) -> Path:
+    """The demo workflow, compiled, with the status files above (and 28 datasets that
+    have none yet)."""
+    wf = tmp / "wf"
+    shutil.copytree(REPO / "workflows" / "demo", wf,
+                    ignore=shutil.ignore_patterns(".padocc", "status", "work", "Snakefile"))
+    r = subprocess.run([sys.executable, "-m", "compiler", "compile", "-q", str(wf)], cwd=REPO,
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    st = wf / "status"
+    st.mkdir()
+    for ds, text in FILES.items():
+        (st / f"{ds}.status").write_text(text, encoding="utf-8")
+    (st / f"{H}.status").mkdir()  # cannot be read as a file
+    return wf
+
+
+@pytest.fixture
+def wf(tmp_path: Path) -> Path:
+    return make_fixture(tmp_path)
+
+
+def expected_warnings(wf: Path) -> list[str]:
+    s = wf / "status"
+    return [
+        f"warning: {s}/{E}.status:5: torn last line ignored",
+        f"warning: {s}/{F}.status:1: missing DATASETID header",
+        f"warning: {s}/{F}.status:3: malformed STAT line ignored",
+        f"warning: {s}/{G}.status: empty status file",
+        f"warning: {s}/{H}.status: unreadable status file: Is a directory",
+    ]
+
+
+STATUS_TABLE = """\
+WORKFLOW    STEP       STATE        DATASETS  BLOCKED
+DEMO        DEMO       Ready              30        0
+DEMO        Generate   Pass                2        1
+VALIDATION  CheckTime  Engaged             1        0
+VALIDATION  CheckTime  Quarantined         1        0
+DEMO        DEMO       Pass                1        0
+DEMO        DEMO       Fail                1        0
+total                                     36        1
+"""
+
+
+@pytest.mark.parametrize("use_index", [True, False])
+def test_status_table(wf: Path, capsys, use_index: bool):
+    for _ in range(2):  # the second run reads the index the first one wrote
+        assert status.run(status.StatusOptions(str(wf), use_index=use_index)) == 0
+        out, err = capsys.readouterr()
+        assert out == STATUS_TABLE
+        assert err.splitlines() == expected_warnings(wf)
+
+
+def test_status_list_and_filters(wf: Path, capsys):
+    f = Filters(facets=(("realm", "oc*"), ("variable", "so")), states=("Pass", "Quarantined", "Blocked"))
+    assert status.run(status.StatusOptions(str(wf), f, list_datasets=True)) == 0
+    assert capsys.readouterr().out == """\
+DATASET                WORKFLOW    STEP       STATE        SINCE                 BLOCKED
+DEMO.ocean.hist.r1.so  VALIDATION  CheckTime  Quarantined  2023-05-03T19:02:09Z
+DEMO.ocean.hist.r2.so  DEMO        Generate   Pass         2023-05-03T17:00:03Z  yes
+DEMO.ocean.hist.r3.so  DEMO        Generate   Pass         2023-05-03T18:00:09Z
+"""
+    # --state Blocked finds blocked datasets; ids print one a line, for scripts.
+    assert status.run(status.StatusOptions(str(wf), Filters(states=("Blocked",)), "ids")) == 0
+    assert capsys.readouterr().out == f"{E}\n"
+    assert status.run(status.StatusOptions(str(wf), Filters(workflows=("VALIDATION",)), "ids")) == 0
+    assert capsys.readouterr().out == f"{B}\n{D}\n"
+    # The same facet twice: either may match; a missing facet never matches.
+    f = Filters(facets=(("variable", "tas"), ("variable", "s?"), ("experiment", "hist")), steps=("Gen*", "DEMO"),
+                states=("P*", "F*"))
+    assert status.run(status.StatusOptions(str(wf), f, "ids")) == 0
+    assert capsys.readouterr().out == f"{A}\n{C}\n{E}\n{F}\n"
+    assert status.run(status.StatusOptions(str(wf), Filters(facets=(("nope", "*"),)), "ids")) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_status_json(wf: Path, capsys):
+    assert status.run(status.StatusOptions(str(wf), Filters(workflows=("VALIDATION",)), "json")) == 0
+    doc = json.loads(capsys.readouterr().out)
+    build = (wf / ".padocc" / "current").resolve().name
+    assert doc == {
+        "workflow": "DEMO",
+        "build": build,
+        "datasets_total": 36,
+        "matched": 2,
+        "counts": [
+            {"workflow": "VALIDATION", "step": "CheckTime", "state": "Engaged", "datasets": 1, "blocked": 0},
+            {"workflow": "VALIDATION", "step": "CheckTime", "state": "Quarantined", "datasets": 1, "blocked": 0},
+        ],
+        "datasets": [
+            {"id": B, "workflow": "VALIDATION", "step": "CheckTime", "state": "Engaged",
+             "since": "2023-05-03T15:00:00Z", "blocked": False,
+             "params": {"host": "node7", "pid": "4243", "slurm_jobid": "9002", "attempt": "1", "slot": "2",
+                        "build": "B1"},
+             "routing_key": "atmos-mon",
+             "facets": {"dataset": B, "ens": "r2", "experiment": "hist", "realm": "atmos", "variable": "tas"},
+             "status_file": str(wf / "status" / f"{B}.status"), "warnings": []},
+            {"id": D, "workflow": "VALIDATION", "step": "CheckTime", "state": "Quarantined",
+             "since": "2023-05-03T19:02:09Z", "blocked": False,
+             "params": {"reason": "visit limit: CheckTime already ran 3 times", "build": "B2"},
+             "routing_key": "ocean-mon",
+             "facets": {"dataset": D, "ens": "r1", "experiment": "hist", "realm": "ocean", "variable": "so"},
+             "status_file": str(wf / "status" / f"{D}.status"), "warnings": []},
+        ],
+    }
+
+
+REPORT_STEPS = """\
+DEMO: 36 datasets, build {build}, all time
+
+STEP       DATASETS  ENGAGED  PASS  FAIL  OTHER  RETRIES  TOTAL   MEAN  MEDIAN    P95  SHARE  PEAK_MB
+Generate          6        7     6     0      0        1  1m05s   9.3s    9.0s  20.0s  28.6%      250
+CheckTime         4        4     1     2      0        0  33.0s  11.0s    2.0s  30.0s  14.5%       80
+FixTime           2        2     1     1      0        0  14.0s   7.0s    7.0s   8.0s   6.2%       75
+CheckMeta         1        1     0     0      1        0   5.0s   5.0s    5.0s   5.0s   2.2%       60
+Regrid            1        1     1     0      0        0  1m40s  1m40s   1m40s  1m40s  44.1%      900
+Publish           1        1     1     0      0        0  10.0s  10.0s   10.0s  10.0s   4.4%       50
+"""
+
+
+def _squeeze(text: str, wf: Path) -> str:
+    # Log paths hold the temporary directory, whose length varies: name it WF and
+    # compare those sections with runs of spaces squeezed.
+    return re.sub(r" {2,}", "  ", text.replace(str(wf), "WF"))
+
+
+def test_report_table(wf: Path, capsys):
+    assert report.run(report.ReportOptions(str(wf), now=NOW)) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines() == expected_warnings(wf)
+    build = (wf / ".padocc" / "current").resolve().name
+    steps, rest = out.split("\nfailures", 1)
+    assert steps == REPORT_STEPS.format(build=build)
+    assert _squeeze("failures" + rest, wf) == _squeeze("""\
+failures (2):
+DATASET                STEP       STATE        WHEN                  SLURM_JOB  LOG                                          PARAMS
+DEMO.ocean.hist.r1.so  CheckTime  Quarantined  2023-05-03T19:02:09Z  -          WF/.padocc/logs/B2/DEMO.ocean.hist.r1.so/3.log   reason=visit limit^ CheckTime already ran 3 times,build=B2
+DEMO.atmos.hist.r3.tas  FixTime    Fail         2023-05-03T16:02:06Z  777        WF/.padocc/logs/B2/DEMO.atmos.hist.r3.tas/3.log  exit=2,wall=6.0,maxrss_mb=70,attempt=1,slurm_jobid=777,problem=time axis^ gap at 1850-02,note=<b>bold</b>
+
+stuck Engaged longer than 6h00m (1):
+DATASET                 STEP       SINCE                 AGE    HOST   PID   SLURM_JOB  LOG
+DEMO.atmos.hist.r2.tas  CheckTime  2023-05-03T15:00:00Z  9h00m  node7  4243  9002       WF/.padocc/logs/B1/DEMO.atmos.hist.r2.tas/2.log
+
+gate coverage (0):
+""", wf)
+
+
+def test_report_json_since_and_stuck_after(wf: Path, capsys):
+    opts = report.ReportOptions(str(wf), since="2023-05-03T17:00", stuck_after="10h", format="json", now=NOW)
+    assert report.run(opts) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["since"], doc["now"], doc["stuck_after_s"]) == ("2023-05-03T17:00:00Z", "2023-05-04T00:00:00Z", 36000.0)
+    assert doc["stuck"] == []  # Engaged 9 hours: not stuck after 10h
+    gen = next(x for x in doc["steps"] if x["step"] == "Generate")
+    # From 17:00 on: E (3 s), F (9 s), D (5 s); with D's CheckTime (1 s) and FixTime (8 s), 26 s in all.
+    assert gen == {"step": "Generate", "datasets": 3, "engaged": 3, "passed": 3, "failed": 0, "other": 0,
+                   "retries": 0, "cancelled": 0, "lost": 0, "open": 0, "total_s": 17.0, "mean_s": 5.667,
+                   "median_s": 5.0, "p95_s": 9.0, "share": 0.654, "peak_mb": 110.0}
+    assert [f["dataset"] for f in doc["failures"]] == [D]
+    assert doc["failures"][0] == {
+        "dataset": D, "workflow": "VALIDATION", "step": "CheckTime", "state": "Quarantined",
+        "ts": "2023-05-03T19:02:09Z", "params": {"reason": "visit limit: CheckTime already ran 3 times", "build": "B2"},
+        "log": str(wf / ".padocc" / "logs" / "B2" / D / "3.log"), "slurm_jobid": "",
+    }
+    # The open CheckTime of B began before --since: it is not counted.
+    ct = next(x for x in doc["steps"] if x["step"] == "CheckTime")
+    assert (ct["engaged"], ct["open"], ct["failed"]) == (1, 0, 1)
+    assert doc["coverage"] == []
+
+
+def test_report_durations_and_bad_options(wf: Path, capsys):
+    opts = report.ReportOptions(str(wf), since="1d", format="json", now=NOW)
+    assert report.run(opts) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["since"] == "2023-05-03T00:00:00Z"
+    assert sum(x["engaged"] for x in doc["steps"]) == 16
+    for bad in (report.ReportOptions(str(wf), since="yesterday"), report.ReportOptions(str(wf), stuck_after="6x")):
+        assert report.run(bad) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("padocc report: error: ") and err.count("\n") == 1
+
+
+def test_cli_missing_manifest_and_ids(wf: Path, tmp_path: Path):
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    for cmd in (["status"], ["report"], ["dashboard", "-o", str(tmp_path / "x.html")]):
+        r = subprocess.run([sys.executable, "-m", "compiler", *cmd, str(empty)], cwd=REPO,
+                           capture_output=True, text=True, check=False)
+        assert r.returncode == 2
+        assert r.stdout == ""
+        assert r.stderr == (f"{empty}/.padocc/current/manifest.json: error: no compiled workflow here "
+                            "(run `padocc compile` first)\n")
+    assert not (tmp_path / "x.html").exists()
+    r = subprocess.run([sys.executable, "-m", "compiler", "status", str(wf), "--facet", "realm=atm*",
+                        "--state", "Engaged", "--format", "ids"], cwd=REPO, capture_output=True, text=True,
+                       check=False)
+    assert (r.returncode, r.stdout) == (0, f"{B}\n")
+    r = subprocess.run([sys.executable, "-m", "compiler", "status", str(wf), "--facet", "realm"], cwd=REPO,
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 2 and "expected FACET=GLOB" in r.stderr
+
+
+# --- the index never shows stale state ----------------------------------------------
+
+
+def _states(wf: Path) -> dict[str, str]:
+    s = sv.survey(wf)
+    return {r.id: f"{r.step}:{r.state}{'/blocked' if r.blocked else ''}" for r in s.records if r.status_file}
+
+
+def _index_names(wf: Path) -> set[str]:
+    return set(json.loads((wf / sv.INDEX_FILE).read_text())["files"])
+
+
+def test_index_rereads_changed_files(wf: Path):
+    first = _states(wf)
+    assert not (wf / sv.INDEX_FILE).exists()  # all written just now: none indexed yet
+    time.sleep(sv.RACY_NS / 1e9 + 0.2)
+    full = _states(wf)
+    assert full == first
+    # Seven files: the eighth, a directory, cannot be read; the 28 others do not exist.
+    assert _index_names(wf) == {f"{d}.status" for d in (A, B, C, D, E, F, G)}
+    assert _states(wf) == full  # from the index now
+    p = wf / "status" / f"{F}.status"
+
+    # An append: size and mtime change.
+    with open(p, "a", encoding="utf-8") as f:
+        f.write("STAT:20230503_200000_000000:DEMO:VALIDATION:CheckTime:Engaged:host=vm,pid=9\n")
+    assert _states(wf)[F] == "CheckTime:Engaged"
+    assert f"{F}.status" not in _index_names(wf)  # changed just now: not indexed yet
+    time.sleep(sv.RACY_NS / 1e9 + 0.2)
+    assert _states(wf)[F] == "CheckTime:Engaged"
+    assert f"{F}.status" in _index_names(wf)
+
+    # Rewritten in place to the same size with its old mtime put back: only ctime says so.
+    st = os.stat(p)
+    text = p.read_text()
+    p.write_text(text.replace("CheckTime:Engaged", "CheckTime:Blocked"))  # as long
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = os.stat(p)
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (st.st_size, st.st_mtime_ns, st.st_ino)
+    assert _states(wf)[F] == "Generate:Pass/blocked"
+
+    # Replaced by rename (a new inode), and a new file where there was none.
+    tmp = p.with_suffix(".new")
+    tmp.write_text(f"DATASETID={F}\nSTAT:20230503_210000_000000:DEMO:DEMO:Generate:Blocked:by=x\n")
+    os.replace(tmp, p)
+    (wf / "status" / "DEMO.ocean.ssp.r3.so.status").write_text(
+        "DATASETID=DEMO.ocean.ssp.r3.so\nSTAT:20230503_210000_000000:DEMO:DEMO:Generate:Engaged:pid=1\n")
+    now = _states(wf)
+    assert now[F] == "DEMO:Ready/blocked"
+    assert f"{F}.status" not in _index_names(wf)  # changed just now
+    assert now["DEMO.ocean.ssp.r3.so"] == "Generate:Engaged"
+    # And the whole indexed survey equals a full read.
+    fresh = sv.survey(wf, use_index=False)
+    cached = sv.survey(wf)
+    assert [(r.id, r.workflow, r.step, r.state, r.since, r.blocked, r.current_parts, r.engaged_parts, r.warnings)
+            for r in cached.records] == \
+           [(r.id, r.workflow, r.step, r.state, r.since, r.blocked, r.current_parts, r.engaged_parts, r.warnings)
+            for r in fresh.records]
+
+
+def test_damaged_index_is_ignored(wf: Path):
+    full = _states(wf)
+    idx = wf / sv.INDEX_FILE
+    idx.parent.mkdir(parents=True)
+    for junk in ("{not json", '{"version": 2, "status_dir": "x", "files": {}}', "[]",
+                 json.dumps({"version": sv.INDEX_VERSION, "status_dir": str(wf / "status"),
+                             "files": {f"{A}.status": [1, 2, 3]}})):
+        idx.write_text(junk)
+        assert _states(wf) == full
+
+
+# --- the fast readers agree with statusfile's reference readers ---------------------
+
+_STEPS = ("Generate", "CheckTime", "FixTime")
+_STATES = ("Engaged", "Pass", "Fail", "Warning", "Blocked", "Unblocked", "Retry", "Cancelled", "Quarantined")
+
+
+_GOOD_TS = ("20230503_140000_000000", "20230503_140001_000000", "20240229_235959_999999")
+_BAD_TS = ("20230503_140000_5", "20230229_010101_000000", "20231301_000000_000000", "2023-05-03",
+           "00000101_000000_000000", "20230503_240000_000000", "\uff120230503_140000_000000")
+
+
+@hs.composite
+def status_bytes(draw) -> bytes:
+    """Clean files (the fast paths take them) and damaged ones (the line-by-line path)."""
+    clean = draw(hs.booleans())
+    lines = ["DATASETID=X"] if clean or draw(hs.booleans()) else []
+    for _ in range(draw(hs.integers(0, 14))):
+        if not clean and draw(hs.integers(0, 5)) == 0:
+            lines.append(draw(hs.sampled_from(["# comment", "garbage", "STATUS: x", "STAT", "", "STAT:"])))
+            continue
+        ts = draw(hs.sampled_from(_GOOD_TS if clean else _GOOD_TS + _BAD_TS))
+        sub = draw(hs.sampled_from(["DEMO", "VALIDATION"] if clean else ["DEMO", "VALIDATION", ""]))
+        step, state = draw(hs.sampled_from(_STEPS)), draw(hs.sampled_from(_STATES))
+        params = draw(hs.sampled_from(["", ":", ":a=1,b=x^y", ":k=v:w"] + ([] if clean else [":\r"])))
+        lines.append(f"STAT:{ts}:W:{sub}:{step}:{state}{params}")
+        if clean and draw(hs.integers(0, 6)) == 0:
+            lines.append("# a comment")
+    end = "\n" if clean else draw(hs.sampled_from(["\n", "", "\nSTAT:2023"]))
+    return ("\n".join(lines) + end).encode()
+
+
+@settings(max_examples=600, deadline=None)
+@given(status_bytes())
+def test_fast_readers_match_reference(data: bytes):
+    ref = parse_history(data, "f")
+    h = sv.history_of(data, "f")
+    assert (h.dataset_id, h.stats, h.warnings) == (ref.dataset_id, ref.stats, ref.warnings)
+    pos = position_of(ref.stats)
+    b = sv.fold(data, "f")
+    assert (sv.to_stat(b.current) if b.current else None) == pos.last
+    assert (sv.to_stat(b.engaged) if b.engaged else None) == pos.open_engagement
+    assert b.blocked == pos.blocked
+    assert b.dataset_id == ref.dataset_id
+    assert list(b.warnings) == ref.warnings
+
+
+def test_stamp_check_matches_strptime():
+    from compiler.core.statusfile import parse_stamp
+
+    for ts in ("20230503_143045_123456", "20240229_000000_000000", "20230229_000000_000000",
+               "00000101_000000_000000", "20231301_000000_000000", "20230100_000000_000000",
+               "20230131_235959_999999", "20230131_235960_000000", "20230131_240000_000000",
+               "20230131_000000_1", "2023053_143045_1", "２0230503_143045_123456", "20230503_143045_12345x"):
+        try:
+            parse_stamp(ts)
+            ok = True
+        except ValueError:
+            ok = False
+        assert sv.stamp_ok(ts) == ok, ts
+
+
+@settings(max_examples=300, deadline=None)
+@given(hs.lists(hs.tuples(hs.sampled_from(["wall", "maxrss_mb", "w:all", "a,b", "x=y", "%", "build"]),
+                          hs.text(max_size=8)), max_size=6))
+def test_pick_matches_parse_params(pairs):
+    from compiler.core.statusfile import escape_value, parse_params
+
+    text = ",".join(f"{escape_value(k)}={escape_value(v)}" for k, v in pairs)  # repeats kept
+    keys = ("wall", "w:all", "a,b", "maxrss_mb")
+    want = {k: v for k, v in parse_params(text).items() if k in keys}
+    assert sv.pick(text, keys) == want
+    assert sv.param(text, "wall") == want.get("wall")
