@@ -873,20 +873,33 @@ def gaps_of(low: float, high: float, filled: Iterable[tuple[float, float]]) -> l
     return out
 
 
-def coverage(manifest: Mapping) -> list[Coverage]:
-    """Coverage rows of the build's gates: `manifest["gates"][name]` with `axis`,
-    `range: [low, high]` and `intervals: [[low, high, kind], ...]` (numbers, or ISO times
-    on a time axis). A workflow without gates has none; a gate that is not in this
-    shape is left out rather than drawn wrong."""
+def coverage(manifest: Mapping, now: float | None = None) -> list[Coverage]:
+    """Coverage rows of the build's gates over their wanted range, from the gates' own
+    coverage view (chunk outputs, status files, status commands): intervals by kind
+    (done, missing, running, failed, permanent) and the gaps. Keyed gates get one row
+    per key that has a status file; clock gates have nothing to show."""
+    from compiler.render.coverage import ChunkStates, chunk_states, coverage_runs
+
+    if now is None:  # the compile's "now": what that build planned against
+        now = float(manifest.get("now") or time.time())
     rows = []
+    status_dir = manifest["workflow"]["status_dir"]
     for name, g in sorted((manifest.get("gates") or {}).items()):
-        try:
-            lo, hi = (_axis_value(v) for v in g["range"])
-            ivs = tuple((_axis_value(a), _axis_value(b), str(k)) for a, b, k in g.get("intervals", ()))
-        except (KeyError, TypeError, ValueError):
+        if g.get("clock_lag") is not None or g.get("want_low") is None:
             continue
-        filled = [(a, b) for a, b, k in ivs if k in ("done", "permanent")]
-        rows.append(Coverage(str(name), str(g.get("axis", "")), lo, hi, ivs, tuple(gaps_of(lo, hi, filled))))
+        lo = float(g["want_low"])
+        hi = float(now if g["want_now"] else g["want_high"])
+        keys = [""]
+        if g["keyed"]:
+            d = Path(status_dir) / "gates"
+            found = d.glob(f"{name}@*.status") if d.is_dir() else []
+            keys = sorted(p.name[len(name) + 1 : -len(".status")] for p in found)
+        for key in keys:
+            st: ChunkStates = chunk_states(dict(manifest), name, now, key)
+            ivs = tuple((float(a), float(b), "permanent" if k == "gap" else k) for a, b, k in coverage_runs(g, st, lo, hi))
+            filled = [(a, b) for a, b, k in ivs if k in ("done", "permanent")]
+            label = f"{name}@{key}" if key else name
+            rows.append(Coverage(label, str(g["axis"]), lo, hi, ivs, tuple(gaps_of(lo, hi, filled))))
     return rows
 
 
