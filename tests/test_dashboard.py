@@ -169,30 +169,31 @@ def test_dataset_lists_are_capped(tmp_path: Path):
     assert "and 20 more" in ready["text"]
 
 
-def test_coverage_hook(tmp_path: Path):
-    """Gates are not built yet: coverage rows come from manifest["gates"] when a gate
-    carries its range and intervals, and the page draws them with their gaps."""
-    assert sv.coverage({}) == []
-    assert sv.coverage({"gates": {"g": {"axis": "time", "maxrange": 3}}}) == []  # no coverage data: no row
-    m = {"gates": {"lev1": {"axis": "serial", "range": [0, 100],
-                            "intervals": [[0, 40, "done"], [50, 60, "permanent"], [60, 70, "running"],
-                                          [90, 100, "done"]]}}}
-    (row,) = sv.coverage(m)
-    assert row.gaps == ((40.0, 50.0), (60.0, 90.0))
-    assert abs(row.covered - 0.6) < 1e-9
-    wf = make_fixture(tmp_path)
-    mpath = wf / ".padocc" / "current" / "manifest.json"
-    doc = json.loads(mpath.read_text())
-    doc["gates"] = {"lev1<x>": {"axis": "time", "range": ["2010-05-01T00:00:00Z", "2010-05-03T00:00:00Z"],
-                                "intervals": [["2010-05-01T00:00:00Z", "2010-05-02T00:00:00Z", "done"]]}}
-    mpath.write_text(json.dumps(doc))
+def test_gate_coverage_in_report_and_page(tmp_path: Path):
+    """Coverage rows come from the gates' own coverage view: a partly made gate shows
+    its done chunks, the permanent gap and what is still missing."""
+    from conftest import WORKFLOWS, padocc
+
+    assert sv.coverage({"workflow": {"status_dir": str(tmp_path)}, "gates": {}}) == []
+    wf = tmp_path / "hmi"
+    shutil.copytree(WORKFLOWS / "hmi", wf)
+    r = padocc("gate", "make", "hmi.lev1", "2010-05-01T00:00:00Z", "2010-05-02T00:00:00Z", "-C", str(wf),
+               "--now", "2026-01-01T01:00:00Z")
+    assert r.returncode == 0, r.stdout + r.stderr
+    m = json.loads((wf / ".padocc" / "current" / "manifest.json").read_text())
+    rows = {c.gate: c for c in sv.coverage(m)}
+    lev1 = rows["hmi.lev1"]
+    assert [k for _, _, k in lev1.intervals] == ["done", "permanent", "done", "missing"]
+    day = 86400.0
+    assert lev1.gaps == ((lev1.low + day, lev1.low + 2 * day),)
+    assert abs(lev1.covered - 0.5) < 1e-9
     out = tmp_path / "gates.html"
     assert dashboard.run(dashboard.DashboardOptions(str(wf), str(out), now=NOW)) == 0
     dom = Dom(out.read_text(encoding="utf-8"))
-    assert dom.by_id("coverage")["attrs"]["data-gates"] == "1"
-    (gate,) = dom.all("div", cls="gate")
-    assert gate["attrs"]["data-gate"] == "lev1<x>" and gate["attrs"]["data-gaps"] == "1"
-    assert "2010-05-02T00:00:00Z .. 2010-05-03T00:00:00Z" in gate["text"]
+    gates = {g["attrs"]["data-gate"]: g for g in dom.all("div", cls="gate")}
+    assert dom.by_id("coverage")["attrs"]["data-gates"] == str(len(gates))
+    assert gates["hmi.lev1"]["attrs"]["data-gaps"] == "1"
+    assert "2010-05-02T00:00:00Z .. 2010-05-03T00:00:00Z" in gates["hmi.lev1"]["text"]
 
 
 def _png_size(path: Path) -> tuple[int, int]:
