@@ -347,3 +347,45 @@ def test_keyed_gate_hook_and_lookback(tmp_path: Path):
     # the hook: the whole previous day, once.
     assert [ln for ln in lines if ln.startswith("daily")] == ["daily 2010-05-01T00:00:00Z 2010-05-02T00:00:00Z"]
     assert (wf / "status" / "gates" / "sharp@AR.11101.status").read_text().startswith("DATASETID=sharp@AR.11101\n")
+
+
+SOURCE = {
+    "workflow.yaml": "name: SRC\ngates: gates.yaml\n",
+    "gates.yaml": """\
+gates:
+  # Telemetry arrives from the instrument: not made here, only reported by a status command.
+  lev0:
+    axis: time
+    coverage: "cat {workflow_dir}/telemetry.txt"
+  lev1:
+    axis: time
+    maxrange: 6h
+    want: {low: "2010-05-01T00:00:00Z", high: "2010-05-02T00:00:00Z"}
+    command: "{python} {workflow_dir}/make.py {gate} {low} {high}"
+    preconditions: [lev0]
+""",
+    "make.py": KEYED["make.py"],
+}
+
+
+def test_status_command_coverage_lets_only_covered_chunks_through(tmp_path: Path):
+    wf = tmp_path / "src"
+    wf.mkdir()
+    for name, text in SOURCE.items():
+        (wf / name).write_text(text)
+    (wf / "telemetry.txt").write_text("2010-05-01T00:00:00Z 2010-05-01T13:30:00Z\n")
+    targets = compile_at(wf)
+    assert [t.split("/")[-1] for t in targets] == [
+        "20100501T000000Z__20100501T060000Z.done", "20100501T060000Z__20100501T120000Z.done"]
+    waiting = (wf / ".padocc" / "current" / "gate_waiting.txt").read_text().splitlines()
+    assert waiting[0] == ("lev1 20100501T120000Z__20100501T180000Z: "
+                          "waiting for lev0 data up to 2010-05-01T18:00:00Z")
+    snakemake(wf)
+    # More telemetry arrives: the next cycle makes only the newly covered chunks.
+    (wf / "telemetry.txt").write_text("2010-05-01T00:00:00Z 2010-05-02T00:00:00Z\n")
+    assert len(compile_at(wf)) == 2
+    snakemake(wf)
+    lines = (wf / "runs.log").read_text().splitlines()
+    assert len(lines) == len(set(lines)) == 4
+    r = gate(wf, "range", "lev0")
+    assert r.stdout.split() == ["2010-05-01T00:00:00Z", "2010-05-02T00:00:00Z"]
