@@ -59,6 +59,8 @@ class _Request:
         self.g = m["gates"][opts.gate]
         if self.g["keyed"] and not opts.key:
             raise CompileError([_diag(f"gate '{opts.gate}' is keyed: name a dataset with --key")])
+        if opts.key and not self.g["keyed"]:
+            raise CompileError([_diag(f"gate '{opts.gate}' is not keyed: --key does not apply")])
         self.key = opts.key if self.g["keyed"] else ""
         self.now = parse_time(opts.now, Loc("--now")) if opts.now else time.time()
         self.low = self.high = None
