@@ -10,12 +10,19 @@ from pathlib import Path
 from typing import TextIO
 
 from compiler.core.diagnostics import CompileError, Loc
+from compiler.core.statusfile import StatusWriteError
 from compiler.model.axes import parse_time
 from compiler.model.resolve import Overrides, build_model
 from compiler.model.types import Workflow
 from compiler.render.gateplan import GatePlanner, GateWork
 from compiler.render.manifest import manifest_of
-from compiler.render.plan import Plan, Selection, make_plan, running_slurm_jobs
+from compiler.render.plan import (
+    Plan,
+    Selection,
+    make_plan,
+    requeue_changed_inputs,
+    running_slurm_jobs,
+)
 from compiler.render.render import render_build
 from compiler.render.write import write_build
 
@@ -86,7 +93,20 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
         for w in plan.warnings + gate_work.warnings:
             print(f"warning: {w}", file=err)
     if opts.write:
-        write_build(wf_dir, build, render_build(model, manifest, plan, gate_work))
+        files = render_build(model, manifest, plan, gate_work)
+        try:
+            # Finished datasets whose inputs changed: their binding Ready line first, so
+            # slot 1 finds them where the plan put them.
+            requeue_changed_inputs(model, manifest, plan)
+        except StatusWriteError as e:
+            print(f"error: {e}", file=err)
+            return 2, None
+        write_build(wf_dir, build, files)
+    if not opts.quiet:
+        for r in plan.requeue:
+            print(
+                f"re-queued {r.id}: input {r.newest_input} changed after {r.final_stamp}", file=err
+            )
     if not opts.quiet:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(plan.counts.items()))
         line = f"compiled {model.name}: {len(model.datasets)} datasets ({counts or 'none'})"

@@ -92,10 +92,17 @@ def load_config(path: str) -> CycleConfig:
 
 class CycleLock:
     """flock on .padocc/cycle.lock: the kernel drops it when its holder dies, so a
-    lock left by `kill -9` is never stale; the file's text only says who holds it."""
+    lock left by `kill -9` is never held; the file's text says who took it last
+    ("cycle ID pid P on HOST"), and is emptied when a cycle ends normally.
+
+    Taking the lock checks that text explicitly: a free flock whose text names a
+    live padocc process on this host is reported and respected (a holder the
+    flock does not show, e.g. on a file system without flock); one naming a dead
+    pid is a stale lock of a killed cycle, cleared with a message saying so."""
 
     def __init__(self, workflow_dir: str):
         self.path = Path(workflow_dir) / ".padocc" / "cycle.lock"
+        self.notes: list[str] = []
 
     def acquire(self, cycle_id: str) -> int | None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,15 +112,67 @@ class CycleLock:
         except BlockingIOError:
             os.close(fd)
             return None
+        text = os.pread(fd, 512, 0).decode(errors="replace").strip()
+        held = parse_holder(text)
+        if held is not None:
+            old_id, pid, host = held
+            if host != socket.gethostname():
+                self.notes.append(
+                    f"lock names cycle {old_id} (pid {pid} on {host}), another host: "
+                    "its flock is free, taking it"
+                )
+            elif pid != os.getpid() and _padocc_alive(pid):
+                os.close(fd)  # releases our flock
+                self.live_holder = f"cycle {old_id} (pid {pid} on {host}, alive)"
+                return None
+            else:
+                self.notes.append(
+                    f"cleared stale lock of cycle {old_id} (pid {pid} on {host}, dead)"
+                )
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"cycle {cycle_id} pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        os.fsync(fd)
         return fd
 
+    def release(self, fd: int) -> None:
+        """A normal end: empty the text while still holding the flock, then drop it."""
+        try:
+            os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)
+
     def holder(self) -> str:
+        if getattr(self, "live_holder", None):
+            return self.live_holder
         try:
             return self.path.read_text().strip() or "another cycle"
         except OSError:
             return "another cycle"
+
+
+def parse_holder(text: str) -> tuple[str, int, str] | None:
+    """("ID", pid, "HOST") from "cycle ID pid P on HOST", else None."""
+    parts = text.split()
+    if len(parts) == 6 and parts[0] == "cycle" and parts[2] == "pid" and parts[4] == "on":
+        try:
+            return parts[1], int(parts[3]), parts[5]
+        except ValueError:
+            return None
+    return None
+
+
+def _padocc_alive(pid: int) -> bool:
+    """Is pid a live (not zombie) padocc process on this host? A pid reused by some
+    other program does not count."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            if f.read().rsplit(b")", 1)[-1].split()[0] == b"Z":
+                return False
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ")
+    except (OSError, IndexError):
+        return False
+    return b"compiler" in cmd or b"padocc" in cmd
 
 
 class _Tee:
@@ -154,11 +213,13 @@ def run(opts: CycleOptions) -> int:
                 open(Path(cfg.log_dir) / f"cycle-{cycle_id}.log", "w", encoding="utf-8")
             )
             out = _Tee(sys.stdout, logf)  # type: ignore[assignment]
+        for note in lock.notes:
+            print(f"padocc cycle: {note}", file=out)
         try:
             return _cycle(cfg, opts, cycle_id, out)
         finally:
             if fd is not None:
-                os.close(fd)
+                lock.release(fd)
 
 
 def _cycle(cfg: CycleConfig, opts: CycleOptions, cycle_id: str, out: TextIO) -> int:

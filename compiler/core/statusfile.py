@@ -147,7 +147,10 @@ def read_history(path: Path) -> History:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return History(str(path), None)
+        h = History(str(path), None)
+        if path.is_symlink():  # dangling: appends refuse it, so say so now
+            h.warnings.append(f"{path}: status file is a symbolic link to nowhere; ignored")
+        return h
     except OSError as e:
         h = History(str(path), None)
         h.warnings.append(f"{path}: unreadable status file: {e.strerror}")
@@ -156,7 +159,10 @@ def read_history(path: Path) -> History:
 
 
 class StatusWriteError(OSError):
-    pass
+    """A status line could not be written; str() is the one-line message alone."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def append_stats(path: Path, dataset_id: str, stats: Iterable[Stat]) -> None:
@@ -168,10 +174,13 @@ def append_stats(path: Path, dataset_id: str, stats: Iterable[Stat]) -> None:
     payload = "".join(format_stat(s) + "\n" for s in stats)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # O_NOFOLLOW: a status file that is a symbolic link could point anywhere,
+        # outside the workflow too; it is refused, never followed.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as e:
+        why = "it is a symbolic link" if e.errno == errno.ELOOP else e.strerror
         raise StatusWriteError(
-            e.errno or errno.EIO, f"cannot open status file {path}: {e.strerror}"
+            e.errno or errno.EIO, f"cannot open status file {path}: {why}"
         ) from e
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -39,11 +39,25 @@ def _group_files(path: Path) -> list[Path]:
     return [path]
 
 
+def _csv_rows(text: str, shown: str):
+    """(line, row) of a group CSV; a malformed row (a stray carriage return, a NUL)
+    is one diagnostic at its line, never a traceback."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise fail(Loc(shown, reader.line_num, 1), f"malformed CSV row: {e}") from None
+        yield reader.line_num, row
+
+
 def _read_group_file(p: Path, shown: str, group: str) -> list[tuple[str, dict, Loc]]:
     text = read_text(p, shown)
     out = []
     if p.suffix == ".csv":
-        for n, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        for n, row in _csv_rows(text, shown):
             cells = [c.strip() for c in row]
             if not cells or not cells[0] or cells[0].startswith("#") or cells[0] == "proj_code":
                 continue

@@ -168,6 +168,7 @@ DATASETS = Record(
         K("lists", LIST, doc="plain id list files, one id per line"),
         K("facet_maps", MAP, doc="facet -> value -> extra facets"),
         K("flock", STR, doc="a flock directory of groups (a cycle config's flock_dir wins)"),
+        K("inputs", STR, doc="glob of a dataset's input files, e.g. data/{dataset}/*.nc"),
     ),
 )
 

@@ -197,6 +197,8 @@ def load_graph_file(path: Path, shown: str) -> RawGraphFile:
     if data is None:
         raise fail(Loc(shown), "transition graph is empty")
     S.check_kind(data, (S.MAP,), Loc(shown, 1, 1), "a transition graph")
+    if not data:
+        raise fail(Loc(shown, 1, 1), "transition graph is empty")
     for key, routes in data.items():
         S.check_kind(routes, (S.MAP,), data.val_loc(key), f"transitions of '{key}'")
         for rkey, targets in routes.items():

@@ -42,6 +42,48 @@ def _loc(path: str, node: yaml.Node) -> Loc:
     return Loc(path, m.line + 1, m.column + 1)
 
 
+# Aliases let a few lines of YAML expand to billions of values ("billion laughs"),
+# or to a value that contains itself: its expanded size is counted (each shared
+# node once) before anything is converted, and a document past this is rejected. The largest shipped input is far below it.
+MAX_NODES = 1_000_000
+MAX_DEPTH = 200
+
+
+def _check_size(path: str, root: yaml.Node) -> None:
+    """Reject, before converting anything, a document whose aliases expand it past
+    MAX_NODES values, that contains itself, or that nests past MAX_DEPTH."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(node: yaml.Node, depth: int) -> int:
+        k = id(node)
+        if k in sizes:
+            return sizes[k]
+        if k in open_ or depth > MAX_DEPTH:
+            raise fail(
+                _loc(path, node),
+                f"YAML nested more than {MAX_DEPTH} levels deep, or an alias '*' refers to itself",
+            )
+        n = 1
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            open_.add(k)
+            for child in node.value:
+                pair = child if isinstance(child, tuple) else (child,)
+                for c in pair:
+                    n += size(c, depth + 1)
+                    if n > MAX_NODES:
+                        raise fail(
+                            _loc(path, node),
+                            f"YAML document expands to more than {MAX_NODES:,} values "
+                            "(aliases '*' repeat whole subtrees); write it out or split it",
+                        )
+            open_.discard(k)
+        sizes[k] = n
+        return n
+
+    size(root, 0)
+
+
 def _convert(path: str, node: yaml.Node) -> Any:
     if isinstance(node, yaml.MappingNode):
         out = YMap()
@@ -89,8 +131,11 @@ def load_yaml_text(text: str, path: str) -> Any:
         raise fail(Loc(path, line, col), f"invalid YAML: {what}") from None
     except yaml.YAMLError as e:
         raise fail(Loc(path), f"invalid YAML: {e}") from None
+    except RecursionError:
+        raise fail(Loc(path), "invalid YAML: nested too deeply") from None
     if node is None:
         return None
+    _check_size(path, node)
     try:
         return _convert(path, node)
     except yaml.constructor.ConstructorError as e:

@@ -12,6 +12,7 @@ from compiler.model.datasets import expand_datasets
 from compiler.model.gates import resolve_gates
 from compiler.model.graph import resolve_graph
 from compiler.model.steps import resolve_steps, run_defaults
+from compiler.model.templates import parse_template
 from compiler.model.types import Graph, Workflow
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*\Z")
@@ -84,7 +85,18 @@ def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
         common_valid=ov.common_valid or "",
         groups=tuple((g.name, g.digest, tuple(i for i, _, _ in g.entries)) for g in raw.flock),
         skipped=tuple(raw.flock_problems),
+        inputs=_inputs(raw, facets),
     )
+
+
+def _inputs(raw: RawWorkflow, facets: set[str]) -> str:
+    """`datasets: inputs:`, checked like any template: only facets datasets have."""
+    ds = raw.doc.get("datasets")
+    if not isinstance(ds, dict) or "inputs" not in ds:
+        return ""
+    text = ds["inputs"]
+    parse_template(text, ds.val_loc("inputs"), facets, "inputs")
+    return text
 
 
 def build_model(wf_dir: Path, shown_dir: str, ov: Overrides = Overrides()) -> Workflow:

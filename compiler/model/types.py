@@ -99,3 +99,4 @@ class Workflow:
     common_valid: str = ""  # error-bypass template (absolute path), from a cycle config
     groups: tuple = ()  # (name, digest, dataset ids) of the flock groups in this build
     skipped: tuple = ()  # diagnostics of flock groups that were skipped
+    inputs: str = ""  # `datasets: inputs:` id-template glob of each dataset's input files

@@ -1,19 +1,42 @@
 """What a cycle must carry: only datasets with work left, each with its slot budget.
 
-Finished, quarantined and blocked datasets cost one status read and nothing else.
+Finished, quarantined and blocked datasets cost one `stat` of their status file and
+nothing else: where a file puts its dataset is kept in the survey's index
+(.padocc/survey/status-index.json, keyed by device, inode, size, mtime_ns and
+ctime_ns, never stale: see runtime/survey.py), shared with `padocc status`. Only a
+file that changed, or whose dataset still has work, is read whole. A finished
+dataset whose declared inputs (`datasets: inputs:`) changed after its final STAT
+line is re-queued at the graph's entry.
 """
 
 from __future__ import annotations
 
+import glob
+import os
 import random
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compiler.core.diagnostics import Loc
 from compiler.core.routing import decide, engagement_alive, route
-from compiler.core.statusfile import position_of, read_history
+from compiler.core.statusfile import (
+    FINAL,
+    QUARANTINED,
+    Stat,
+    append_stats,
+    parse_history,
+    parse_stamp,
+    position_of,
+    read_history,
+    utc_stamp,
+)
+from compiler.model.datasets import fast_fill
+from compiler.model.templates import parse_template
 from compiler.model.types import Workflow
+from compiler.runtime.survey import INDEX_FILE, Brief, _Index, fold
 
 
 @dataclass(frozen=True)
@@ -29,6 +52,20 @@ class Plan:
     pending: list[Pending] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # Finished datasets whose inputs changed after their final STAT line: pending again
+    # from the graph's entry. The compile appends their binding Ready line (requeue=1)
+    # right before it writes the build (see requeue_changed_inputs).
+    requeue: list[Requeue] = field(default_factory=list)
+    # Status files whose position came from the index (not read) / were read.
+    index_hits: int = 0
+    files_read: int = 0
+
+
+@dataclass(frozen=True)
+class Requeue:
+    id: str
+    newest_input: str  # the input file that changed last
+    final_stamp: str  # the final STAT line it is newer than
 
 
 def status_path(status_dir: str, ds_id: str) -> Path:
@@ -154,25 +191,155 @@ def select(pending: list[Pending], sel: Selection) -> tuple[list[Pending], int]:
     return chosen, len(pending) - len(chosen)
 
 
-def make_plan(model: Workflow, manifest: dict, selection: Selection | None = None) -> Plan:
+def _terminal(b: Brief, root: str) -> str | None:
+    """`decide`'s verdict when it needs no visit counts: blocked, quarantined or done
+    (a final root Pass/Fail), for a file with no open engagement. Else None."""
+    if b.engaged is not None:
+        return None
+    if b.blocked:
+        return "blocked"
+    cur = b.current
+    if cur is None:
+        return None
+    if cur[4] == QUARANTINED:
+        return "quarantined"
+    if cur[2] == root and cur[3] == root and cur[4] in FINAL:
+        return "done"
+    return None
+
+
+class Inputs:
+    """A dataset's declared input files: the workflow's `datasets: inputs:` template, or
+    for a flock group's dataset its CSV `pattern` (when not empty). Relative globs are
+    taken from the workflow directory."""
+
+    def __init__(self, model: Workflow):
+        self.dir = model.dir
+        self.fill = None
+        if model.inputs:
+            t = parse_template(model.inputs, Loc(model.source_file), _names(model.inputs), "inputs")
+            self.fill = fast_fill(t)
+
+    def pattern(self, facets: dict[str, str]) -> str:
+        if facets.get("pattern"):
+            return facets["pattern"]
+        if self.fill is None:
+            return ""
+        try:
+            return self.fill(facets)
+        except KeyError:
+            return ""
+
+    def newest(self, pattern: str) -> tuple[int, str]:
+        """(mtime_ns, path) of the newest file matching, or (0, "") when none does."""
+        full = pattern if os.path.isabs(pattern) else os.path.join(self.dir, pattern)
+        paths = glob.glob(full, recursive=True) if glob.has_magic(full) else [full]
+        best = (0, "")
+        for p in paths:
+            try:
+                m = os.stat(p).st_mtime_ns
+            except OSError:
+                continue
+            if m > best[0]:
+                best = (m, p)
+        return best
+
+
+def _names(template: str) -> set[str]:
+    return {m.split("|")[0].strip() for m in re.findall(r"\{([^{}]*)\}", template)}
+
+
+def _stamp_ns(ts: str) -> int:
+    d = parse_stamp(ts)
+    return int(d.timestamp()) * 1_000_000_000 + d.microsecond * 1000
+
+
+def make_plan(
+    model: Workflow, manifest: dict, selection: Selection | None = None, use_index: bool = True
+) -> Plan:
     plan = Plan()
     graph = manifest["graph"]
     if not graph["entry"]:
         return plan  # no transition graph: datasets only key gates
+    root = graph["root"]
     budget = SlotBudget(graph, model.max_visits, model.max_steps_per_cycle)
     status_dir = Path(model.status_dir)
-    existing = {p.name for p in status_dir.iterdir()} if status_dir.is_dir() else set()
+    sdir = os.path.join(str(status_dir), "")
+    index = _Index(Path(model.dir) / INDEX_FILE, str(status_dir)) if use_index else None
+    inputs = Inputs(model)
+    check_inputs = bool(model.inputs) or bool(model.groups)
+    seen: set[str] = set()
+    try:
+        existing = set(os.listdir(status_dir))  # one listing, not a failed stat per new dataset
+    except OSError:
+        existing = set()
     slurm_jobs: frozenset[str] | None = None
     slurm_checked = False
     counts = plan.counts
     for ds in model.datasets:
         name = f"{ds.id}.status"
-        if name in existing:
-            hist = read_history(status_dir / name)
+        path = sdir + name
+        data: bytes | None = None
+        brief: Brief | None = None
+        try:
+            st = os.stat(path) if name in existing else None
+        except FileNotFoundError:
+            st = None
+        except OSError:
+            st = None
+            data = b""  # unreadable: read_history below says why
+        if st is not None:
+            seen.add(name)
+            sig = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+            if index is not None:
+                brief = index.get(name, sig)
+            if brief is not None:
+                plan.index_hits += 1
+            else:
+                try:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                except OSError:
+                    data = b""
+                else:
+                    plan.files_read += 1
+                    brief = fold(data, path)
+                    if index is not None:
+                        index.put(name, sig, brief)
+        kind = _terminal(brief, root) if brief is not None else None
+        if kind is not None:
+            plan.warnings += brief.warnings
+            if kind == "done" and check_inputs:
+                pattern = inputs.pattern(dict(ds.facets))
+                if pattern:
+                    mtime, newest = inputs.newest(pattern)
+                    final = brief.current[0]
+                    if mtime > _stamp_ns(final):
+                        plan.requeue.append(Requeue(ds.id, newest, final))
+                        counts["pending"] = counts.get("pending", 0) + 1
+                        counts["re-queued: input changed"] = (
+                            counts.get("re-queued: input changed", 0) + 1
+                        )
+                        act = route(graph["table"], graph["entry"], ds.routing_key)
+                        plan.pending.append(
+                            Pending(ds.id, ds.routing_key, budget.budget(act, ds.routing_key),
+                                    act.get("step", ""))
+                        )  # fmt: skip
+                        continue
+            counts[kind] = counts.get(kind, 0) + 1
+            continue
+        if st is None and data is None:
+            pos = position_of(())
+        else:
+            if data is None:
+                try:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                except OSError:
+                    data = b""
+            hist = parse_history(data, path) if data else read_history(Path(path))
             plan.warnings += hist.warnings
             pos = position_of(hist.stats)
-        else:
-            pos = position_of(())
         if pos.open_engagement is not None:
             if "slurm_jobid" in pos.open_engagement.params and not slurm_checked:
                 slurm_jobs, slurm_checked = running_slurm_jobs(), True
@@ -188,12 +355,32 @@ def make_plan(model: Workflow, manifest: dict, selection: Selection | None = Non
         plan.pending.append(
             Pending(ds.id, ds.routing_key, budget.budget(act, ds.routing_key), act.get("step", ""))
         )
+    if index is not None:
+        index.save(seen)
     if selection is not None:
         plan.pending, left = select(plan.pending, selection)
+        chosen = {p.id for p in plan.pending}
+        plan.requeue = [r for r in plan.requeue if r.id in chosen]
         plan.counts["pending"] = len(plan.pending)
         if left:
             plan.counts["left for later cycles"] = left
     return plan
+
+
+def requeue_changed_inputs(model: Workflow, manifest: dict, plan: Plan) -> None:
+    """Append the binding `Ready` line (requeue=1, at the graph's entry) of every
+    finished dataset whose inputs changed, before the build that runs it is written:
+    slot 1's wrapper then finds the dataset where the plan says it is. Raises
+    StatusWriteError when a line cannot be written (the compile then fails)."""
+    sub, _, rest = manifest["graph"]["entry"].partition("/")
+    step, _, state = rest.partition(":")
+    wf = manifest["workflow"]["name"]
+    for r in plan.requeue:
+        line = Stat(utc_stamp(), wf, sub, step, state, {
+            "by": "padocc compile", "requeue": "1", "reason": "input changed",
+            "input": r.newest_input, "final": r.final_stamp, "build": manifest["build"],
+        })  # fmt: skip
+        append_stats(Path(model.status_dir) / f"{r.id}.status", r.id, [line])
 
 
 def pending_tsv(plan: Plan) -> str:

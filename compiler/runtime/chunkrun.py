@@ -21,6 +21,7 @@ from compiler.model.axes import fmt_value, untag
 from compiler.model.templates import parse_template
 from compiler.render.coverage import gate_status_path, marker_path
 from compiler.runtime.build import dataset_row, manifest
+from compiler.runtime.wrapper import die_with_parent
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ def run_chunk(req: ChunkRequest) -> int:
         ["bash", "-c", command],
         cwd=workdir,
         start_new_session=True,
+        preexec_fn=die_with_parent(),  # noqa: PLW1509 (the wrapper has one thread)
         env={
             **os.environ,
             "PADOCC_GATE": req.gate,

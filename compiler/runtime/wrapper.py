@@ -108,6 +108,27 @@ def _terminate(signum, frame):
     raise SystemExit(128 + signum)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent():
+    """A preexec_fn: the command gets SIGKILL if its wrapper dies (even by kill -9),
+    so a killed wrapper never leaves its step running beside the rerun of it."""
+    parent = os.getpid()
+
+    def arm() -> None:
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # not Linux: the open Engaged still covers it
+            return
+        if os.getppid() != parent:  # the wrapper died before the signal was armed
+            os._exit(128 + signal.SIGKILL)
+
+    return arm
+
+
 def _settle(m: dict, status: Path, dataset: str, act: dict) -> dict | None:
     """Record where routing ended, if it ended: the final state, or quarantine.
     Returns what the next slot should see, or None when a step is to run."""
@@ -226,7 +247,11 @@ def _run_command(command: str, workdir: Path, req: SlotRequest, step_name: str, 
                "PADOCC_DATASET": req.dataset, "PADOCC_STEP": step_name, "PADOCC_WORKDIR": str(workdir)}  # fmt: skip
         t0 = time.monotonic()
         proc = subprocess.Popen(
-            ["bash", "-c", command], cwd=workdir, env=env, start_new_session=True
+            ["bash", "-c", command],
+            cwd=workdir,
+            env=env,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),  # noqa: PLW1509 (the wrapper has one thread)
         )
         # SIGTERM (scancel, Snakemake, `padocc cancel`) ends the command's whole process
         # group; the open Engaged line then tells the next compile to run it again.

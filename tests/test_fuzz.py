@@ -1,0 +1,237 @@
+"""Property-based fuzzing (issue 8) of every loader: random YAML-ish text and random
+structures (also valid files with one subtree replaced) never raise anything but
+CompileError; the status-file parser never raises at all."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import yaml
+from conftest import WORKFLOWS
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compiler.commands.cycle import load_config
+from compiler.core.diagnostics import CompileError
+from compiler.core.statusfile import parse_history, parse_stat, position_of
+from compiler.load.flock import scan_flock
+from compiler.load.yamlpos import load_yaml_text
+from compiler.model.resolve import build_model
+
+N = 200
+FUZZ = settings(
+    max_examples=N,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    database=None,
+)
+
+YAMLISH = st.text(
+    alphabet=st.sampled_from(list(":-[]{},&*!|>'\"#\n \t%@`?~<=.0123456789abcTFnuly_\\/\u00e9")),
+    max_size=200,
+)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=20)
+    | st.sampled_from(["", "-", "..", "/etc", "{x}", "{", "}", "6h", "1G", "Pass", "a:b", "~"])
+)
+STRUCT = st.recursive(
+    SCALARS,
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+    max_leaves=20,
+)
+
+
+def _dump(value) -> str:
+    return yaml.safe_dump(value, allow_unicode=True)
+
+
+def _paths(doc, prefix=()):
+    yield prefix
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _paths(v, (*prefix, k))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from _paths(v, (*prefix, i))
+
+
+def _replace(doc, path, value):
+    if not path:
+        return value
+    cur = doc
+    for p in path[:-1]:
+        cur = cur[p]
+    cur[path[-1]] = value
+    return doc
+
+
+@st.composite
+def mutated(draw, text: str):
+    """A valid file with one subtree replaced (or deleted) at random."""
+    doc = yaml.safe_load(text)
+    paths = list(_paths(doc))
+    path = draw(st.sampled_from(paths))
+    if path and draw(st.booleans()) and draw(st.booleans()):
+        parent = doc
+        for p in path[:-1]:
+            parent = parent[p]
+        del parent[path[-1]]
+        return _dump(doc)
+    return _dump(_replace(doc, path, draw(STRUCT)))
+
+
+def _file_input(src: str, name: str):
+    text = (WORKFLOWS / src / name).read_text()
+    return st.one_of(YAMLISH, STRUCT.map(_dump), mutated(text), mutated(text))
+
+
+_COPIES: dict[str, Path] = {}
+
+
+def _build(src: str, name: str, content: str) -> None:
+    """build_model on one copy of the workflow (made once) with `name` replaced."""
+    if src not in _COPIES:
+        wf = Path(tempfile.mkdtemp(prefix="padocc-fuzz-")) / src
+        shutil.copytree(WORKFLOWS / src, wf, ignore=shutil.ignore_patterns(
+            ".padocc", "status", "work", "gates", "Snakefile", "complete", "logs"))  # fmt: skip
+        _COPIES[src] = wf
+    wf = _COPIES[src]
+    original = (WORKFLOWS / src / name).read_text()
+    (wf / name).write_text(content)
+    try:
+        build_model(wf, src)
+    except CompileError:
+        pass
+    finally:
+        (wf / name).write_text(original)
+
+
+@FUZZ
+@given(_file_input("demo", "workflow.yaml"))
+def test_fuzz_workflow_yaml(content):
+    _build("demo", "workflow.yaml", content)
+
+
+@FUZZ
+@given(_file_input("demo", "dataset_spec.yaml"))
+def test_fuzz_dataset_spec(content):
+    _build("demo", "dataset_spec.yaml", content)
+
+
+@FUZZ
+@given(_file_input("demo", "transitions.yaml"))
+def test_fuzz_transitions_yaml(content):
+    _build("demo", "transitions.yaml", content)
+
+
+@FUZZ
+@given(_file_input("demo", "validation/transitions.yaml"))
+def test_fuzz_sub_transitions_yaml(content):
+    _build("demo", "validation/transitions.yaml", content)
+
+
+@FUZZ
+@given(_file_input("hmi", "gates.yaml"))
+def test_fuzz_gates_yaml(content):
+    _build("hmi", "gates.yaml", content)
+
+
+@FUZZ
+@given(_file_input("flock", "shepard.yaml"))
+def test_fuzz_cycle_config(content):
+    with tempfile.TemporaryDirectory() as tmp:
+        wf = Path(tmp) / "flock"
+        shutil.copytree(WORKFLOWS / "flock", wf, ignore=shutil.ignore_patterns(".padocc", "status"))
+        (wf / "shepard.yaml").write_text(content)
+        try:
+            load_config(str(wf / "shepard.yaml"))
+        except CompileError:
+            pass
+
+
+GROUP_TEXT = st.text(
+    alphabet=st.sampled_from(list(",\"'#\n\r \t;$()`-./abcXYZ_0123456789\x00\u00e9")), max_size=200
+)
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(
+            st.text(alphabet="abc_.-;$ ", min_size=1, max_size=6),
+            st.sampled_from([".csv", ".txt", ".shpignore", ""]),
+            GROUP_TEXT | st.binary(max_size=100),
+        ),
+        max_size=4,
+    )
+)
+def test_fuzz_group_files(groups):
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp) / "groups"
+        d.mkdir()
+        for name, ext, content in groups:
+            p = d / (name + ext)
+            if name in (".", "..") or "/" in name:
+                continue
+            data = content if isinstance(content, bytes) else content.encode("utf-8", "replace")
+            try:
+                p.write_bytes(data)
+            except (IsADirectoryError, FileNotFoundError):
+                continue
+        try:
+            kept, problems = scan_flock(d, "groups")
+        except CompileError:
+            return
+        for g in kept:  # what is kept is safe to use as file names
+            for ds_id, _, _ in g.entries:
+                assert "/" not in ds_id and not ds_id.startswith(("-", ".")) and ".." not in ds_id
+
+
+@FUZZ
+@given(YAMLISH | STRUCT.map(_dump))
+def test_fuzz_yaml_loader(text):
+    try:
+        load_yaml_text(text, "f.yaml")
+    except CompileError:
+        pass
+
+
+STATUS_LINES = st.lists(
+    st.one_of(
+        st.text(max_size=80),
+        st.builds(
+            lambda parts: "STAT:" + ":".join(parts),
+            st.lists(st.text(alphabet="0123456789_:=,%^ABCPasEngd\r", max_size=12), max_size=8),
+        ),
+        st.sampled_from(
+            [
+                "DATASETID=x",
+                "STAT:20260101_000000_000000:W:W:A:Engaged:host=h,pid=1",
+                "STAT:20260101_000001_000000:W:W:A:Pass:exit=0",
+                "STAT:20260101_000002_000000:W:W:A:Cancelled:",
+                "STAT:20260101_000003_000000:W:W:A:Blocked:",
+                "STAT:99999999_999999_999999:W:W:A:Pass:",
+                "STAT:20260101_000004_000000:W:W:A:Pass:%ZZ=%",
+                "STAT:::::::",
+            ]
+        ),  # fmt: skip
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=N * 2, deadline=None, database=None)
+@given(STATUS_LINES, st.binary(max_size=200), st.booleans())
+def test_fuzz_status_parser_never_raises(lines, junk, torn):
+    data = "\n".join(lines).encode("utf-8", "surrogatepass" if False else "replace")
+    data = data + (b"" if torn else b"\n") + junk
+    h = parse_history(data, "x.status")
+    position_of(h.stats)
+    for ln in data.decode("utf-8", "replace").split("\n"):
+        parse_stat(ln)

@@ -1,0 +1,566 @@
+"""Reliability (issue 8): kill -9 at random points, concurrent writers, stale locks,
+damaged status files, disk faults. Real padocc, real Snakemake, local profile."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import PROFILES, WORKFLOWS, compile_wf, cycle_until_done, final_states, padocc
+
+from compiler.core.statusfile import (
+    Stat,
+    append_stats,
+    parse_history,
+    parse_stat,
+    position_of,
+    read_history,
+    utc_stamp,
+)
+
+NOW = "2026-01-01T01:00:00Z"
+HMI_REQ = ("hmi.lev1", "2010-05-01T00:00:00Z", "2010-05-02T00:00:00Z")  # 3 chunks
+SMALL_SPEC = """project:
+  DEMO:
+    atmos:
+      variables: [tas, pr]
+      experiments:
+        hist: {ens: [r1]}
+"""
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def small_demo(dst: Path) -> Path:
+    """Two datasets (the Warning chain and the fix loop); every step may retry once,
+    so a killed command is retried, as on a real cluster, and ends as it would have."""
+    shutil.copytree(
+        WORKFLOWS / "demo",
+        dst,
+        ignore=shutil.ignore_patterns(".padocc", "status", "work", "Snakefile", ".snakemake"),
+    )
+    (dst / "dataset_spec.yaml").write_text(SMALL_SPEC)
+    wf = dst / "workflow.yaml"
+    wf.write_text(wf.read_text().replace("  retries: 0\n", "  retries: 1\n"))
+    return dst
+
+
+def hmi_copy(dst: Path) -> Path:
+    shutil.copytree(
+        WORKFLOWS / "hmi", dst, ignore=shutil.ignore_patterns(".padocc", "status", "work", "gates")
+    )
+    return dst
+
+
+def pids_matching(wf: Path | str, *needles: str) -> list[int]:
+    """Processes of workflow wf (named in their command line, or running in it) whose
+    command line holds every needle (not this one)."""
+    out, wf = [], str(wf)
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            stat = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{d}/cwd")
+        except OSError:
+            cwd = ""
+        if (wf in cmd or cwd == wf or cwd.startswith(wf + "/")) and all(n in cmd for n in needles):
+            out.append(int(d))
+    return out
+
+
+def wait_quiet(wf: Path, timeout: float = 90) -> None:
+    """Orphans of a killed run (jobs Snakemake left behind) finish before the rerun."""
+    deadline = time.time() + timeout
+    while pids_matching(wf) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not pids_matching(wf), "processes of the killed run never ended"
+
+
+def snakemake_popen(wf: Path) -> subprocess.Popen:
+    cmd = ["timeout", "-k", "10", "300", sys.executable, "-m", "snakemake", "--profile",
+           str(PROFILES / "local"), "-s", str(wf / "Snakefile"), "-d", str(wf)]  # fmt: skip
+    return subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
+
+def gate_popen(wf: Path) -> subprocess.Popen:
+    cmd = ["timeout", "-k", "10", "300", sys.executable, "-m", "compiler", "gate", "make",
+           *HMI_REQ, "-C", str(wf), "--now", NOW]  # fmt: skip
+    return subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
+
+def kill_at_random(
+    proc: subprocess.Popen, wf: Path, needles: tuple[str, ...], delay: float
+) -> int | None:
+    """After `delay`, SIGKILL one random process matching needles; its pid, or None if
+    the run ended first."""
+    rng = random.Random(delay)
+    t_end = time.time() + 240
+    time.sleep(delay)
+    while proc.poll() is None and time.time() < t_end:
+        pids = pids_matching(wf, *needles)
+        if pids:
+            pid = rng.choice(pids)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                return pid
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+    return None
+
+
+def job_logs(wf: Path) -> str:
+    """What the wrappers said: each job's log under .padocc/logs."""
+    return "".join(p.read_text() for p in sorted((wf / ".padocc" / "logs").rglob("*.log")))
+
+
+def check_status_files(files: list[Path]) -> None:
+    """No STAT line lost or torn: a header, every line parses, nothing to warn about."""
+    for p in files:
+        data = p.read_bytes()
+        h = parse_history(data, str(p))
+        assert h.warnings == [] and h.dataset_id, (p, h.warnings)
+        assert data.endswith(b"\n")
+        for ln in data.decode().splitlines()[1:]:
+            assert parse_stat(ln) is not None, (p, ln)
+
+
+def demo_runs(wf: Path) -> dict[tuple[str, str], int]:
+    out: Counter = Counter()
+    for log in (wf / "work").glob("*/runs.log"):
+        for step in log.read_text().split():
+            out[(log.parent.name, step)] += 1
+    return dict(out)
+
+
+def demo_outcomes(wf: Path) -> dict[tuple[str, str], int]:
+    """Recorded step outcomes (anything but Engaged/Cancelled at step level)."""
+    out: Counter = Counter()
+    for p in (wf / "status").glob("*.status"):
+        ds = p.name[: -len(".status")]
+        for st in read_history(p).stats:
+            if st.step not in ("DEMO", "VALIDATION") and st.state not in ("Engaged", "Cancelled"):
+                out[(ds, st.step.lower())] += 1
+    return dict(out)
+
+
+def hmi_runs(wf: Path) -> dict[tuple[str, ...], int]:
+    p = wf / "work" / "gates" / "runs.log"
+    return dict(Counter(tuple(ln.split()) for ln in p.read_text().splitlines()))
+
+
+def markers(wf: Path) -> list[str]:
+    return sorted(str(p.relative_to(wf)) for p in (wf / "gates").rglob("*.done"))
+
+
+def make_until_done(wf: Path) -> None:
+    for _ in range(4):
+        r = padocc("gate", "make", *HMI_REQ, "-C", str(wf), "--now", NOW, timeout=300)
+        if r.returncode == 0:
+            return
+    raise AssertionError(r.stdout + r.stderr)
+
+
+def snakemake_dry_run_ok(wf: Path) -> None:
+    r = subprocess.run(
+        ["timeout", "-k", "5", "120", sys.executable, "-m", "snakemake", "-n", "--profile",
+         str(PROFILES / "local"), "-s", str(wf / "Snakefile"), "-d", str(wf)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def generated_output_valid(wf: Path, dry_run: bool = True) -> None:
+    cur = wf / ".padocc" / "current"
+    assert cur.is_symlink() and cur.resolve().is_dir()
+    for f in ("Snakefile", "manifest.json", "pending.tsv"):
+        assert (cur / f).is_file(), f
+    assert (wf / "Snakefile").read_bytes() == (cur / "Snakefile").read_bytes()
+    json.loads((cur / "manifest.json").read_text())
+    if dry_run:
+        snakemake_dry_run_ok(wf)
+    else:  # a big build: Snakemake parses it (a full dry-run DAG would take minutes)
+        r = subprocess.run(
+            ["timeout", "-k", "5", "120", sys.executable, "-m", "snakemake", "--list-rules",
+             "-s", str(wf / "Snakefile"), "-d", str(wf)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert r.returncode == 0 and "advance" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+# ---------------------------------------------------------------- 1. crash at random points
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory) -> dict:
+    """One uninterrupted run of each: what every killed run must end equal to."""
+    root = tmp_path_factory.mktemp("baseline")
+    wf = small_demo(root / "demo")
+    cycle_until_done(wf)
+    hmi = hmi_copy(root / "hmi")
+    make_until_done(hmi)
+    return {
+        "states": final_states(wf),
+        "runs": demo_runs(wf),
+        "hmi_markers": markers(hmi),
+        "hmi_runs": hmi_runs(hmi),
+    }
+
+
+TARGETS = ("wrapper", "snakemake", "command", "compile")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_kill_9_at_a_random_point(seed: int, tmp_path: Path, baseline: dict):
+    rng = random.Random(seed)
+    target = TARGETS[seed % 4]
+    gate_trial = seed % 5 == 4
+    delay = rng.uniform(0.2, 3.5)
+
+    if gate_trial:
+        wf = hmi_copy(tmp_path / "hmi")
+        needles = {
+            "wrapper": ("compiler run-chunk",),
+            "snakemake": ("-m snakemake",),
+            "command": ("hmi.py",),
+            "compile": ("compiler gate make",),  # the whole request, its compile too
+        }[target]
+        proc = gate_popen(wf)
+        killed = kill_at_random(proc, wf, needles, delay)
+        proc.wait()
+        if target == "compile" and killed is not None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the gate command took its Snakemake along
+        wait_quiet(wf)
+        make_until_done(wf)
+        assert markers(wf) == baseline["hmi_markers"]
+        runs, want = hmi_runs(wf), baseline["hmi_runs"]
+        extra = {k: runs.get(k, 0) - n for k, n in want.items() if runs.get(k, 0) != n}
+        assert set(runs) == set(want) and all(v == 1 for v in extra.values()), (killed, extra)
+        assert len(extra) <= 1, extra
+        files = sorted((wf / "status").rglob("*.status"))
+        check_status_files(files)
+        # The compiler's view: every chunk covered, nothing left to make.
+        r = padocc("gate", "check", *HMI_REQ, "-C", str(wf), "--now", NOW)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return
+
+    wf = small_demo(tmp_path / "demo")
+    compile_wf(wf)
+    if target == "compile":
+        # A compile killed at a random moment leaves the previous output whole.
+        before = os.readlink(wf / ".padocc" / "current")
+        p = subprocess.Popen(
+            [sys.executable, "-m", "compiler", "compile", str(wf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.05, 1.2))
+        p.kill()
+        p.wait()
+        generated_output_valid(wf)
+        assert os.readlink(wf / ".padocc" / "current") in {before} | {
+            os.readlink(wf / ".padocc" / "current")
+        }
+        killed = p.pid
+    else:
+        needles = {
+            "wrapper": ("compiler run-step",),
+            "snakemake": ("-m snakemake",),
+            "command": ("demo_step.py",),
+        }[target]
+        proc = snakemake_popen(wf)
+        killed = kill_at_random(proc, wf, needles, delay)
+        proc.wait()
+        if target != "command":
+            assert killed is not None, "the run ended before anything was killed"
+        wait_quiet(wf)
+
+    cycle_until_done(wf)
+    assert final_states(wf) == baseline["states"]
+    runs, want = demo_runs(wf), baseline["runs"]
+    extra = {k: runs.get(k, 0) - n for k, n in want.items() if runs.get(k, 0) != n}
+    # Finished steps never ran again; only the interrupted one may differ, by one: it
+    # ran once more, or (a failing step killed on its first attempt) the kill used up
+    # the attempt its retry would have made.
+    assert set(runs) == set(want) and all(abs(v) == 1 for v in extra.values()), (target, extra)
+    assert len(extra) <= 1, (target, extra)
+    files = sorted((wf / "status").glob("*.status"))
+    check_status_files(files)
+    # Every run the commands logged has its recorded outcome (one may be the killed one).
+    outcomes = demo_outcomes(wf)
+    off = {k for k in set(runs) | set(outcomes) if runs.get(k, 0) != outcomes.get(k, 0)}
+    assert len(off) <= 1 and all(abs(runs.get(k, 0) - outcomes.get(k, 0)) == 1 for k in off)
+    # The compiler's view equals the status file: nothing pending, and each dataset's
+    # position is its last binding line.
+    r = compile_wf(wf)
+    assert "pending" not in r.stdout
+    for p in files:
+        stats = read_history(p).stats
+        binding = [s for s in stats if s.binding and s.state != "Engaged"]
+        pos = position_of(stats)
+        assert (pos.step, pos.state) == (binding[-1].step, binding[-1].state)
+        assert pos.open_engagement is None
+
+
+def test_compile_killed_while_writing_keeps_previous_output(tmp_path: Path):
+    """A big spec so the compile is still writing when it is killed, at many moments."""
+    wf = small_demo(tmp_path / "demo")
+    compile_wf(wf)
+    first = os.readlink(wf / ".padocc" / "current")
+    many = "project:\n  DEMO:\n" + "".join(
+        f"    r{i}:\n      variables: [tas, pr, psl]\n      experiments:\n"
+        f"        hist: {{ens: [{', '.join(f'e{j}' for j in range(20))}]}}\n"
+        for i in range(20)
+    )
+    (wf / "dataset_spec.yaml").write_text(many)
+    seen = set()
+    for delay in (0.3, 0.6, 0.9, 1.2, 1.6, 2.0):
+        p = subprocess.Popen([sys.executable, "-m", "compiler", "compile", str(wf)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        time.sleep(delay)
+        p.kill()
+        p.wait()
+        seen.add(os.readlink(wf / ".padocc" / "current"))
+        generated_output_valid(wf, dry_run=False)
+    assert first in seen or len(seen) >= 1
+    # Leftover temporary builds never become current.
+    assert not Path(os.readlink(wf / ".padocc" / "current")).name.startswith(".")
+
+
+# ---------------------------------------------------------------- 2. concurrent writers
+
+
+def _chunk_writer(args):
+    path, n, lines = args
+    for i in range(lines):
+        append_stats(
+            Path(path),
+            "hmi.lev1@KEY.a",
+            [
+                Stat(utc_stamp(), "HMI", "hmi.lev1", "make", "Engaged", {"chunk": f"c{n}", "i": i}),
+                Stat(utc_stamp(), "HMI", "hmi.lev1", "make", "Pass", {"chunk": f"c{n}", "i": i}),
+            ],
+        )
+
+
+def test_keyed_gate_chunks_finishing_together(tmp_path: Path):
+    from compiler.render.coverage import gate_status_path
+
+    p = gate_status_path(str(tmp_path / "status"), "hmi.lev1", "KEY.a")
+    with multiprocessing.Pool(32) as pool:
+        pool.map(_chunk_writer, [(str(p), n, 250) for n in range(32)])
+    data = p.read_bytes()
+    h = parse_history(data, str(p))
+    assert h.warnings == [] and h.dataset_id == "hmi.lev1@KEY.a"
+    assert len(h.stats) == 16000 and data.count(b"\n") == 16001
+    for n in range(32):
+        mine = [s for s in h.stats if s.params["chunk"] == f"c{n}"]
+        # Each chunk's Engaged/Pass pair is adjacent: one write, never interleaved.
+        assert [s.state for s in mine] == ["Engaged", "Pass"] * 250
+        assert [int(s.params["i"]) for s in mine[::2]] == list(range(250))
+
+
+# ---------------------------------------------------------------- 3. stale locks
+
+
+def test_cycle_lock_holder_check(tmp_path: Path):
+    from compiler.commands.cycle import CycleLock
+
+    host = socket.gethostname()
+    lock = CycleLock(str(tmp_path))
+    (tmp_path / ".padocc").mkdir()
+    # A dead pid: the lock is stale, cleared, and said so.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock.path.write_text(f"cycle 20260101T000000Z pid {dead.pid} on {host}\n")
+    fd = lock.acquire("C2")
+    assert fd is not None
+    assert lock.notes == [
+        f"cleared stale lock of cycle 20260101T000000Z (pid {dead.pid} on {host}, dead)"
+    ]
+    assert lock.path.read_text() == f"cycle C2 pid {os.getpid()} on {host}\n"
+    # Held: a second taker steps aside and says who holds it.
+    other = CycleLock(str(tmp_path))
+    assert other.acquire("C3") is None and other.holder().startswith("cycle C2 pid")
+    lock.release(fd)
+    assert lock.path.read_text() == ""  # a normal end leaves no name behind
+    # A free flock whose text names a live padocc process on this host: respected.
+    live = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "compiler", "cycle"]
+    )
+    try:
+        lock.path.write_text(f"cycle C4 pid {live.pid} on {host}\n")
+        lock = CycleLock(str(tmp_path))
+        assert lock.acquire("C5") is None
+        assert lock.holder() == f"cycle C4 (pid {live.pid} on {host}, alive)"
+    finally:
+        live.kill()
+        live.wait()
+    # The same pid now dead: cleared.
+    lock = CycleLock(str(tmp_path))
+    fd = lock.acquire("C6")
+    assert fd is not None and "dead" in lock.notes[0]
+    lock.release(fd)
+
+
+def test_cycle_killed_leaves_no_stale_lock(tmp_path: Path):
+    dst = tmp_path / "flock"
+    shutil.copytree(WORKFLOWS / "flock", dst, ignore=shutil.ignore_patterns(
+        ".padocc", "status", "work", "complete", "logs", "Snakefile", "profiles"))  # fmt: skip
+    conf = dst / "shepard.yaml"
+    conf.write_text(conf.read_text().replace("batch_limit: 1000", "batch_limit: 4"))
+    cmd = ["timeout", "-k", "5", "300", sys.executable, "-m", "compiler", "cycle", "--conf",
+           str(conf), "--seed", "1"]  # fmt: skip
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)  # fmt: skip
+    lockf = dst / ".padocc" / "cycle.lock"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (lockf.exists() and lockf.read_text().strip()):
+        time.sleep(0.05)
+    text = lockf.read_text().split()
+    cycle_pid = pids_matching(conf, "compiler cycle")
+    assert cycle_pid and int(text[3]) in cycle_pid
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    wait_quiet(dst)
+    r = padocc("cycle", "--conf", str(conf), "--seed", "1", timeout=300)
+    assert r.returncode in (0, 1), r.stdout + r.stderr
+    host = socket.gethostname()
+    assert f"cleared stale lock of cycle {text[1]} (pid {text[3]} on {host}, dead)" in r.stdout
+    assert "still running" not in r.stdout
+    assert lockf.read_text() == ""
+
+
+# ---------------------------------------------------------------- 6. damaged status files
+
+
+def test_damaged_status_files(tmp_path: Path):
+    wf = small_demo(tmp_path / "demo")
+    st = wf / "status"
+    st.mkdir()
+    tas, pr = "DEMO.atmos.hist.r1.tas", "DEMO.atmos.hist.r1.pr"
+    good = "STAT:20260101_000000_000000:DEMO:DEMO:Generate:Engaged:host=h,pid=1\n"
+    good += "STAT:20260101_000001_000000:DEMO:DEMO:Generate:Pass:exit=0\n"
+    # tas: garbage lines, no header, and a torn last line.
+    (st / f"{tas}.status").write_bytes(
+        good.encode() + b"STAT:garbage\n\xff\xfe binary\nSTAT:20260101_000002_000000:DEMO:VALI"
+    )
+    (wf / "work" / tas).mkdir(parents=True)  # what its recorded Generate made
+    (wf / "work" / tas / "data.txt").write_text(f"dataset={tas}\ntime=ok\nvalues=1,2,3\n")
+    # pr: empty.
+    (st / f"{pr}.status").write_bytes(b"")
+    before = {p.name: p.read_bytes() for p in st.iterdir() if p.is_file()}
+    r = padocc("compile", str(wf))
+    assert r.returncode == 0, r.stderr
+    err = r.stderr
+    assert f"{st / tas}.status:1: missing DATASETID header" in err
+    assert f"{st / tas}.status:3: malformed STAT line ignored" in err
+    assert f"{st / tas}.status:5: torn last line ignored" in err
+    assert f"{st / pr}.status: empty status file" in err
+    assert "Traceback" not in err
+    # State from valid lines only: tas resumes after Generate:Pass, at VALIDATION.
+    assert position_of(read_history(st / f"{tas}.status").stats).step == "Generate"
+    cycle_until_done(wf)
+    assert final_states(wf) == {tas: "DEMO:Pass", pr: "DEMO:Pass"}
+    # Nothing rewritten in place: only bytes appended.
+    for name, old in before.items():
+        new = (st / name).read_bytes()
+        assert new[: len(old)] == old, name
+    assert (tas, "generate") not in demo_runs(wf)  # its recorded Pass was kept
+
+
+def test_unreadable_status_file_is_a_loud_failure(tmp_path: Path):
+    wf = small_demo(tmp_path / "demo")
+    st = wf / "status"
+    st.mkdir()
+    tas, pr = "DEMO.atmos.hist.r1.tas", "DEMO.atmos.hist.r1.pr"
+    (st / f"{tas}.status").mkdir()  # a directory where the file should be
+    (st / f"{pr}.status").symlink_to(tmp_path / "elsewhere" / "x.status")  # dangling
+    r = padocc("compile", str(wf))
+    assert r.returncode == 0, r.stderr
+    assert f"{st / tas}.status: unreadable status file" in r.stderr
+    assert read_history(st / f"{pr}.status").warnings == [
+        f"{st / pr}.status: status file is a symbolic link to nowhere; ignored"
+    ]
+    from conftest import snakemake
+
+    res = snakemake(wf, check=False)
+    out = job_logs(wf)
+    assert res.returncode != 0 and "exit status 3" in res.stderr + res.stdout
+    assert f"cannot open status file {st / tas}.status: Is a directory" in out
+    assert f"cannot open status file {st / pr}.status: it is a symbolic link" in out
+    # Nothing was created through the dangling link, outside the workflow.
+    assert not (tmp_path / "elsewhere").exists()
+    assert (st / f"{tas}.status").is_dir() and not any((st / f"{tas}.status").iterdir())
+    # No step claims success without its record.
+    assert not any((wf / "work").glob("*/runs.log")) or all(
+        "publish" not in p.read_text() for p in (wf / "work").glob("*/runs.log")
+    )
+
+
+# ---------------------------------------------------------------- 7. disk and permission faults
+
+
+def _mount_tmpfs(where: Path, opts: str) -> bool:
+    where.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)],
+                       capture_output=True, check=False)  # fmt: skip
+    return r.returncode == 0
+
+
+@pytest.mark.parametrize("fault", ["full", "readonly"])
+def test_status_append_fails_loudly(fault: str, tmp_path: Path):
+    wf = small_demo(tmp_path / "demo")
+    compile_wf(wf)
+    st = wf / "status"
+    opts = "size=16k" if fault == "full" else "size=64k,ro"
+    if not _mount_tmpfs(st, opts):
+        pytest.skip("cannot mount a tmpfs here (not root, or no mount namespace)")
+    try:
+        if fault == "full":
+            fd = os.open(st / "filler", os.O_WRONLY | os.O_CREAT)
+            try:
+                while os.write(fd, b"x" * 512):
+                    pass
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        from conftest import snakemake
+
+        r = snakemake(wf, check=False, timeout=200)
+        out = job_logs(wf)
+        assert r.returncode != 0 and "exit status 3" in r.stderr + r.stdout
+        assert "padocc: cannot" in out and "status file" in out
+        # No slot claims a step ran: nothing passed with its record missing.
+        slots = list((wf / ".padocc" / "run").rglob("*.json"))
+        assert not any('"ran"' in p.read_text() for p in slots)
+    finally:
+        subprocess.run(["umount", "-l", str(st)], check=False)
+    # Disk back: the next cycles finish the work, and the records are whole.
+    cycle_until_done(wf)
+    assert set(final_states(wf).values()) == {"DEMO:Pass"}
+    check_status_files(sorted(st.glob("*.status")))
