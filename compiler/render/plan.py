@@ -33,10 +33,10 @@ from compiler.core.statusfile import (
     read_history,
     utc_stamp,
 )
+from compiler.core.statusindex import INDEX_FILE, Brief, Index, fold
 from compiler.model.datasets import fast_fill
 from compiler.model.templates import parse_template
 from compiler.model.types import Workflow
-from compiler.runtime.survey import INDEX_FILE, Brief, _Index, fold
 
 
 @dataclass(frozen=True)
@@ -265,7 +265,7 @@ def make_plan(
     budget = SlotBudget(graph, model.max_visits, model.max_steps_per_cycle)
     status_dir = Path(model.status_dir)
     sdir = os.path.join(str(status_dir), "")
-    index = _Index(Path(model.dir) / INDEX_FILE, str(status_dir)) if use_index else None
+    index = Index(Path(model.dir) / INDEX_FILE, str(status_dir)) if use_index else None
     inputs = Inputs(model)
     check_inputs = bool(model.inputs) or bool(model.groups)
     seen: set[str] = set()

@@ -25,30 +25,40 @@ import math
 import os
 import re
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple, TextIO
+from typing import TextIO
 
 from compiler.core.statusfile import (
     ENGAGED,
-    HEADER,
     NON_BINDING,
     QUARANTINED,
-    History,
     Stat,
     parse_params,
     parse_stamp,
     unescape_value,
 )
+from compiler.core.statusindex import (  # noqa: F401  (re-exported for the survey's users)  # noqa: F401
+    INDEX_FILE,
+    INDEX_VERSION,
+    RACY_NS,
+    Brief,
+    Parts,
+    _line,
+    _read,
+    _unline,
+    fold,
+    fold_lines,
+    history_of,
+    scan,
+    stamp_ok,
+    to_stat,
+)
+from compiler.core.statusindex import Index as _Index
 from compiler.render.manifest import load_manifest
-
-INDEX_VERSION = 2
-RACY_NS = 2_000_000_000  # 2 s: covers 1 s clocks and FAT's 2 s mtime
-INDEX_FILE = Path(".padocc") / "survey" / "status-index.json"
 
 
 class SurveyError(Exception):
@@ -57,204 +67,6 @@ class SurveyError(Exception):
     def __init__(self, path: str, message: str):
         super().__init__(f"{path}: error: {message}")
         self.path = path
-
-
-# --- reading one status file -------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=4096)
-def _date_ok(ymd: str) -> bool:
-    try:
-        datetime(int(ymd[:4]), int(ymd[4:6]), int(ymd[6:]))
-    except ValueError:
-        return False
-    return True
-
-
-def stamp_ok(ts: str) -> bool:
-    """Exactly `parse_stamp`'s verdict. For the usual ASCII shape 8_6_6 digits strptime
-    accepts what datetime() accepts, so strptime (the slow part) is only asked about odd
-    shapes; the date part is cached because a whole archive has few distinct days."""
-    if len(ts) == 22 and ts[8] == "_" and ts[15] == "_" and ts.isascii():
-        hms = ts[9:15]
-        if ts[:8].isdigit() and hms.isdigit() and ts[16:].isdigit():
-            return hms[:2] <= "23" and hms[2:4] <= "59" and hms[4:] <= "59" and _date_ok(ts[:8])
-    try:
-        parse_stamp(ts)
-    except ValueError:
-        return False
-    return True
-
-
-# A valid STAT line as parse_stat splits it, less "STAT": (ts, workflow, sub, step, state, params).
-Parts = tuple[str, str, str, str, str, str]
-
-# Only lines parse_stat accepts, cut where it cuts them, on the usual stamp shape with
-# its fields in range (days per month are checked after). [0-9]: \d takes any digit.
-_STAT_LINE = re.compile(
-    r"^STAT:([0-9]{4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])_(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]_[0-9]{6})"
-    r":([^:\n]+):([^:\n]+):([^:\n]+):([^:\n]+)(?::(.*))?$",
-    re.M,
-)
-
-
-def scan(data: bytes, path: str) -> tuple[str | None, list[Parts], list[str]]:
-    """(header id, valid STAT lines as Parts, warnings): the same lines and warnings as
-    `statusfile.parse_history` gives, in the same order.
-
-    A whole file is matched by one regular expression when it looks as files usually
-    do (a header, a final newline, no CR). Anything unusual in it, a line that does not
-    match or a day that does not exist, sends it through the line-by-line reading."""
-    if data.startswith(b"DATASETID=") and data.endswith(b"\n") and b"\r" not in data:
-        text = data.decode("utf-8", errors="replace")
-        found = _STAT_LINE.findall(text)
-        if len(found) == text.count("\nSTAT") and all(_date_ok(d) for d in {f[0][:8] for f in found}):
-            return text[len(HEADER):text.index("\n")].strip(), found, []
-    return _scan_lines(data, path)
-
-
-def _scan_lines(data: bytes, path: str) -> tuple[str | None, list[Parts], list[str]]:
-    warnings: list[str] = []
-    if not data:
-        return None, [], [f"{path}: empty status file"]
-    lines = data.decode("utf-8", errors="replace").split("\n")
-    torn = lines.pop()  # "" when the file ends with a newline
-    dataset_id = None
-    out: list[Parts] = []
-    for n, line in enumerate(lines, start=1):
-        if n == 1:
-            if line.startswith(HEADER):
-                dataset_id = line[len(HEADER):].strip()
-                continue
-            warnings.append(f"{path}:1: missing DATASETID header")
-        if not line.startswith("STAT"):
-            continue  # a comment
-        p = line.rstrip("\r\n").split(":", 6) if line.startswith("STAT:") else []
-        if len(p) < 6 or not (p[2] and p[3] and p[4] and p[5]) or not stamp_ok(p[1]):
-            warnings.append(f"{path}:{n}: malformed STAT line ignored")
-            continue
-        out.append((p[1], p[2], p[3], p[4], p[5], p[6] if len(p) > 6 else ""))
-    if torn:
-        warnings.append(f"{path}:{len(lines) + 1}: torn last line ignored")
-    return dataset_id, out, warnings
-
-
-def to_stat(p: Sequence[str]) -> Stat:
-    return Stat(p[0], p[1], p[2], p[3], p[4], parse_params(p[5]) if p[5] else {})
-
-
-def history_of(data: bytes, path: str) -> History:
-    """`statusfile.parse_history`, with the same result, at a fraction of its cost."""
-    dataset_id, parts, warnings = scan(data, path)
-    return History(path, dataset_id, [to_stat(p) for p in parts], warnings)
-
-
-class Brief(NamedTuple):
-    """Where one status file puts its dataset: what `statusfile.position_of` says of
-    the current line, open engagement and block, kept as raw Parts (cheap to index)."""
-
-    dataset_id: str | None
-    current: Parts | None  # the last binding line that is not an Engaged
-    engaged: Parts | None  # an Engaged with no end yet: running, or crashed
-    blocked: bool
-    warnings: tuple[str, ...]
-
-
-# Checks the first five fields of every STAT line as _STAT_LINE does, without capturing
-# them (the days are captured, to check per month); about twice as fast.
-_STAT_HEAD = re.compile(
-    r"\nSTAT:([0-9]{4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01]))_(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]_[0-9]{6}"
-    r":[^:\n]+:[^:\n]+:[^:\n]+:[^:\n]+(?=[:\n])"
-)
-
-
-def fold(data: bytes, path: str) -> Brief:
-    """`fold_lines(*scan(data, path))`, reading only the lines that decide.
-
-    When the whole file checks out as usual (header, final newline, no CR, every STAT
-    line well formed), the position is found walking back from the end: the last
-    binding line, an Engaged after it, and the last Blocked/Unblocked. Anything else
-    is read line by line."""
-    if data.startswith(b"DATASETID=") and data.endswith(b"\n") and b"\r" not in data:
-        text = data.decode("utf-8", errors="replace")
-        days = _STAT_HEAD.findall(text)
-        if len(days) == text.count("\nSTAT") and all(_date_ok(d) for d in set(days)):
-            return _fold_back(text)
-    return fold_lines(*_scan_lines(data, path))
-
-
-def _fold_back(text: str) -> Brief:
-    cur: Parts | None = None
-    eng: Parts | None = None
-    eng_seen = False
-    cancelled: set[str] = set()  # steps cancelled after the last Engaged
-    blocked: bool | None = None
-    end = len(text) - 1  # the final newline
-    first = text.index("\n")  # the header's newline
-    while end > first:
-        start = text.rfind("\n", 0, end) + 1
-        line, end = text[start:end], start - 1
-        if not line.startswith("STAT"):
-            continue
-        p = line.split(":", 6)
-        state = p[5]
-        if state == "Blocked" or state == "Unblocked":
-            if blocked is None:
-                blocked = state == "Blocked"
-                if cur is not None:
-                    break
-        elif cur is not None:
-            continue  # only a block is still to be found
-        elif state == "Cancelled":
-            if not eng_seen:
-                cancelled.add(p[4])
-        elif state in NON_BINDING:
-            continue
-        elif state == ENGAGED:
-            if not eng_seen:
-                eng_seen = True
-                eng = None if p[4] in cancelled else (p[1], p[2], p[3], p[4], p[5], p[6] if len(p) > 6 else "")
-        else:
-            cur = (p[1], p[2], p[3], p[4], p[5], p[6] if len(p) > 6 else "")
-            if blocked is not None or text.find("locked", first, start) < 0:
-                break  # no Blocked/Unblocked line before it
-    return Brief(text[len(HEADER):first].strip(), cur, eng, bool(blocked), ())
-
-
-def fold_lines(dataset_id: str | None, lines: list[Parts], warnings: list[str]) -> Brief:
-    cur: Parts | None = None
-    eng: Parts | None = None
-    blocked = False
-    for p in lines:  # the same fold as position_of, on raw fields
-        state = p[4]
-        if state == "Blocked":
-            blocked = True
-        elif state == "Unblocked":
-            blocked = False
-        elif state == "Cancelled":
-            if eng is not None and eng[3] == p[3]:
-                eng = None
-        elif state in NON_BINDING:
-            continue
-        elif state == ENGAGED:
-            eng = p
-        else:
-            eng, cur = None, p
-    return Brief(dataset_id, cur, eng, blocked, tuple(warnings))
-
-
-def _read(path: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        chunks = []
-        while True:
-            b = os.read(fd, 1 << 16)
-            if not b:
-                break
-            chunks.append(b)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 # --- the survey --------------------------------------------------------------------
@@ -370,77 +182,6 @@ def _record(ds: str, key: str, facets: str, path: str | None, brief: Brief | Non
         wf, step, state, since = at[2], at[3], at[4], at[0]
     return Record(ds, key, facets, path, wf, step, state, since, brief.blocked, brief.current,
                   brief.engaged, warnings)
-
-
-def _line(p: Parts | None) -> str | None:
-    return None if p is None else ":".join(p)
-
-
-def _unline(s: str | None) -> Parts | None:
-    if s is None:
-        return None
-    p = tuple(s.split(":", 5))  # the first five fields hold no ':'
-    if len(p) != 6:
-        raise ValueError(s)
-    return p  # type: ignore[return-value]
-
-
-class _Index:
-    """file name -> [dev, ino, size, mtime_ns, ctime_ns, id, current, engaged, blocked,
-    warnings], the lines as text: few JSON tokens per file keep loading it fast."""
-
-    def __init__(self, path: Path, status_dir: str):
-        self.path, self.status_dir = path, status_dir
-        self.racy_from = time.time_ns() - RACY_NS
-        self.files: dict[str, list] = {}
-        self.changed = False
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-            if data.get("version") == INDEX_VERSION and data.get("status_dir") == status_dir:
-                self.files = dict(data["files"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            self.files = {}  # missing or damaged: start again, it is only a cache
-
-    def get(self, name: str, sig: list[int]) -> Brief | None:
-        e = self.files.get(name)
-        try:
-            if e is None or e[:5] != sig:
-                return None
-            return Brief(e[5], _unline(e[6]), _unline(e[7]), bool(e[8]), tuple(e[9]))
-        except (IndexError, TypeError, ValueError, AttributeError):
-            return None  # a damaged entry: read the file
-
-    def put(self, name: str, sig: list[int], b: Brief) -> None:
-        if sig[3] >= self.racy_from or sig[4] >= self.racy_from:
-            if self.files.pop(name, None) is not None:  # changed just now: read it next time
-                self.changed = True
-            return
-        self.files[name] = [*sig, b.dataset_id, _line(b.current), _line(b.engaged), int(b.blocked),
-                            list(b.warnings)]
-        self.changed = True
-
-    def save(self, keep: set[str]) -> None:
-        gone = self.files.keys() - keep
-        for name in gone:
-            del self.files[name]
-        if not (self.changed or gone):
-            return
-        tmp = None
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                # dumps, then one write: json.dump writes piece by piece, many times slower
-                f.write(json.dumps({"version": INDEX_VERSION, "status_dir": self.status_dir,
-                                    "files": self.files}, separators=(",", ":")))
-            os.chmod(tmp, 0o644)  # like the rest of .padocc: other operators may read it
-            os.replace(tmp, self.path)
-        except OSError:
-            # A read-only or full disk: the survey is right, only slower next time.
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
 
 
 Visit = Callable[["Record", list[Parts]], None]
