@@ -13,8 +13,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from conftest import WORKFLOWS, padocc
+
 from compiler.render.plan import Pending, Selection, select
 
 

@@ -82,7 +82,7 @@ def run(opts: CancelOptions) -> int:
         )
         print(
             f"cancelled {ds} {eng.step}"
-            + (f" (SLURM job {params['slurm_jobid']})" if "slurm_jobid" in params else "")
+            + (f" (SLURM job {params['slurm_jobid']})" if params.get("slurm_jobid") else "")
         )
     if not found:
         print("nothing in flight")

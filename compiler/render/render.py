@@ -81,6 +81,12 @@ def render_build(
         "gate_waiting": len(gate_work.waiting),
         "gate_targets": len(gate_work.targets),
         "gates_file": manifest["gates_file"],
+        # Only when the workflow names them: an empty value would override the
+        # profile's default-resources, and the SLURM plugin would submit without -A.
+        "slurm": {
+            k: any(r["resources"][f"slurm_{k}"] for r in [*manifest["steps"].values(), *manifest["gates"].values()])
+            for k in ("partition", "account")
+        },
     }
     files = {
         "Snakefile": render_template("Snakefile.j2", context),

@@ -1,0 +1,388 @@
+"""End to end through REAL sbatch: the slurm profile, job ids in STAT lines, retries with
+more memory, `padocc cancel`. Needs a running cluster (cluster/start-slurm.sh).
+
+Without one these tests skip with one line saying why; with PADOCC_REQUIRE_SLURM=1
+(set by .ci/run) they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import (
+    PROFILES,
+    WORKFLOWS,
+    compile_wf,
+    final_states,
+    padocc,
+    pending_count,
+    snakemake,
+    steps_run,
+)
+from test_demo import expected_final, expected_runs
+
+from compiler.core.statusfile import Stat, parse_stamp, read_history
+
+# Snakemake ignores SIGTERM while it waits on SLURM jobs: every run has a hard limit.
+RUN_TIMEOUT = 420
+
+
+def _slurm_problem() -> str | None:
+    """Why SLURM is not usable here, or None."""
+    if shutil.which("sinfo") is None:
+        return "sinfo not found on PATH"
+    for cmd in (["sinfo", "-h"], ["sacct", "-n", "-X"]):
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"`{' '.join(cmd)}` failed: {e}"
+        if r.returncode != 0:
+            msg = (r.stderr or r.stdout).strip().splitlines()
+            return f"`{' '.join(cmd)}` exited {r.returncode}: {msg[-1] if msg else ''}"
+    return None
+
+
+SLURM_PROBLEM = _slurm_problem()
+REQUIRED = os.environ.get("PADOCC_REQUIRE_SLURM") == "1"
+if SLURM_PROBLEM and not REQUIRED:
+    pytest.skip(
+        f"no usable SLURM ({SLURM_PROBLEM}); start one with `cluster/start-slurm.sh`",
+        allow_module_level=True,
+    )
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+def need_slurm() -> None:
+    """First line of every test: with PADOCC_REQUIRE_SLURM=1 a missing cluster FAILS."""
+    if SLURM_PROBLEM:
+        pytest.fail(
+            f"PADOCC_REQUIRE_SLURM=1 but SLURM is not usable: {SLURM_PROBLEM} "
+            "(start it with `cluster/start-slurm.sh --install`)",
+            pytrace=False,
+        )
+
+
+# ----------------------------------------------------------------------- helpers
+
+
+def cycle_until_done_slurm(wf: Path, max_cycles: int = 3) -> int:
+    """conftest.cycle_until_done through sbatch. Returns the cycles run."""
+    for n in range(1, max_cycles + 1):
+        compile_wf(wf)
+        if pending_count(wf) == 0:
+            return n - 1
+        snakemake(wf, "slurm", timeout=RUN_TIMEOUT)
+    compile_wf(wf)
+    assert pending_count(wf) == 0, "work left after max cycles"
+    return max_cycles
+
+
+def stats(wf: Path, ds: str) -> list[Stat]:
+    return read_history(wf / "status" / f"{ds}.status").stats
+
+
+def step_stats(wf: Path, ds: str) -> list[Stat]:
+    """Lines of steps (Engaged, outcomes, Retry, Cancelled), not the graph's end line."""
+    return [s for s in stats(wf, ds) if s.step != s.workflow]
+
+
+def sacct(ids: list[str], fields: str, want: re.Pattern | None = None) -> dict[str, list[str]]:
+    """`sacct -n -X -P -j IDS -o JobID,FIELDS` as {jobid: [fields...]}, times as epoch
+    seconds. slurmdbd learns of a job's end a moment after it: with `want`, wait (30 s
+    at most) until every job's first field matches it."""
+    assert ids, "no job ids to look up"
+    cmd = ["sacct", "-n", "-X", "-P", "-j", ",".join(ids), "-o", f"JobID,{fields}"]
+    env = {**os.environ, "SLURM_TIME_FORMAT": "%s"}
+    deadline = time.monotonic() + 30
+    while True:
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=False)
+        assert r.returncode == 0, f"{' '.join(cmd)}: {r.stderr}"
+        rows = {ln.split("|")[0]: ln.split("|")[1:] for ln in r.stdout.splitlines() if ln}
+        ok = set(ids) <= rows.keys() and (
+            want is None or all(want.fullmatch(rows[i][0]) for i in ids)
+        )
+        if ok or time.monotonic() > deadline:
+            return rows
+        time.sleep(1)
+
+
+def mem_mb(reqmem: str) -> float:
+    """sacct's ReqMem in MB: `100M`, `2G`; older SLURM appends n (per node) or c (per CPU)."""
+    m = re.fullmatch(r"([0-9.]+)([KMGT])[nc]?", reqmem)
+    assert m, f"cannot read ReqMem {reqmem!r}"
+    return float(m[1]) * {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024**2}[m[2]]
+
+
+def write_workflow(wf: Path, name: str, steps: str) -> None:
+    """A one-dataset, one-step workflow: NAME -> Step -> Pass/Fail."""
+    (step,) = re.findall(r"^  (\w+):$", steps, re.M)
+    wf.mkdir(parents=True)
+    (wf / "ids.txt").write_text(f"{name}.one\n")
+    (wf / "workflow.yaml").write_text(
+        f"name: {name}\n"
+        "datasets:\n  lists: [ids.txt]\n"
+        'routing_key: "all"\n'
+        "graph: transitions.yaml\n"
+        "defaults:\n  resources: {runtime: 10m, mem: 100M, cpus_per_task: 1}\n  retries: 0\n"
+        f"steps:\n{steps}"
+    )
+    (wf / "transitions.yaml").write_text(
+        f"{name}:Ready:\n  default:\n    - {step}:Ready\n"
+        f"{step}:Ready:\n  default:\n    - {step}:Engaged\n"
+        f"{step}:Pass:\n  default:\n    - Pass\n"
+        f"{step}:Fail:\n  default:\n    - Fail\n"
+    )
+
+
+# ------------------------------------------------------------- the demo, on SLURM
+
+SUBSET = {f"DEMO.atmos.hist.{ens}.{v}" for v in ("tas", "pr") for ens in ("r1", "r3")}
+# tas: CheckMeta ends in the custom Warning; pr r1: CheckTime fails, FixTime repairs it
+# (the loop); pr r3: FixTime cannot repair it and the dataset ends DEMO:Fail.
+DEMO_SPEC = """\
+project:
+  DEMO:
+    atmos:
+      variables: [tas, pr]
+      experiments:
+        hist: {ens: [r1, r3]}
+"""
+
+
+@pytest.fixture(scope="module")
+def slurm_demo(tmp_path_factory) -> tuple[Path, int] | None:
+    """The demo shrunk to 4 datasets, run to the end through sbatch (once per module)."""
+    if SLURM_PROBLEM:
+        return None  # each test fails with the reason in need_slurm()
+    wf = tmp_path_factory.mktemp("slurm") / "demo"
+    shutil.copytree(
+        WORKFLOWS / "demo",
+        wf,
+        ignore=shutil.ignore_patterns(".padocc", "status", "work", "Snakefile", ".snakemake"),
+    )
+    (wf / "dataset_spec.yaml").write_text(DEMO_SPEC)
+    t0 = time.monotonic()
+    cycles = cycle_until_done_slurm(wf)
+    print(f"demo subset through sbatch: {cycles} cycle(s), {time.monotonic() - t0:.0f} s")
+    return wf, cycles
+
+
+def demo_expected() -> dict[str, str]:
+    """tests/test_demo.py's expectations, for the 4 datasets of the subset."""
+    return {ds: state for ds, state in expected_final().items() if ds in SUBSET}
+
+
+def test_demo_completes_through_sbatch(slurm_demo):
+    need_slurm()
+    wf, cycles = slurm_demo
+    want = demo_expected()
+    assert len(want) == 4
+    assert final_states(wf) == want
+    for ds in want:
+        assert dict(steps_run(wf, ds)) == expected_runs(ds), ds
+    assert cycles == 1  # the slot chain drives every route, loop included, in one cycle
+    # The custom Warning and the fix loop went through SLURM like the rest.
+    assert any(
+        s.step == "CheckMeta" and s.state == "Warning" for s in stats(wf, "DEMO.atmos.hist.r1.tas")
+    )
+    loop = [
+        (s.step, s.state) for s in step_stats(wf, "DEMO.atmos.hist.r1.pr") if s.state != "Engaged"
+    ]
+    assert loop[:4] == [
+        ("Generate", "Pass"),
+        ("CheckTime", "Fail"),
+        ("FixTime", "Pass"),
+        ("CheckTime", "Pass"),
+    ]
+
+    # Every Engaged and outcome line names its SLURM job, and sacct knows each one
+    # as a job that COMPLETED (a step that fails is a recorded outcome, not a failed job).
+    ids = []
+    for ds in want:
+        for s in step_stats(wf, ds):
+            assert re.fullmatch(r"[0-9]+", s.params.get("slurm_jobid", "")), (ds, s)
+            ids.append(s.params["slurm_jobid"])
+    rows = sacct(sorted(set(ids)), "State", re.compile(r"COMPLETED"))
+    assert {i: rows.get(i, ["(not in sacct)"])[0] for i in set(ids)} == dict.fromkeys(
+        set(ids), "COMPLETED"
+    )
+
+
+def test_failing_step_is_recorded_with_its_job(slurm_demo):
+    need_slurm()
+    wf, _ = slurm_demo
+    ds = "DEMO.atmos.hist.r3.pr"
+    fails = [s for s in step_stats(wf, ds) if s.step == "FixTime" and s.state == "Fail"]
+    assert len(fails) == 1, step_stats(wf, ds)
+    fail = fails[0]
+    assert fail.params["exit"] == "1"
+    jobid = fail.params["slurm_jobid"]
+    assert jobid.isdigit()
+    assert jobid in sacct([jobid], "State", re.compile(r"COMPLETED"))
+    # The Fail routes to the graph's end: the dataset is finished, in Fail, and the
+    # next compile plans nothing for it.
+    assert final_states(wf)[ds] == "DEMO:Fail"
+    last = stats(wf, ds)[-1]
+    assert (last.sub, last.step, last.state) == ("DEMO", "DEMO", "Fail")
+    assert ds not in (wf / ".padocc" / "current" / "pending.tsv").read_text()
+
+
+def test_stat_lines_carry_the_real_slurm_job_id(slurm_demo):
+    need_slurm()
+    wf, _ = slurm_demo
+    engaged = 0
+    for ds in demo_expected():
+        lines = step_stats(wf, ds)
+        jobs: dict[str, list[Stat]] = {}
+        for s in lines:
+            jobs.setdefault(s.params["slurm_jobid"], []).append(s)
+        # One SLURM job per step run: an Engaged line and its outcome, same job id.
+        for jid, pair in jobs.items():
+            assert [p.state for p in pair][0] == "Engaged" and len(pair) == 2, (ds, jid, pair)
+            assert pair[0].step == pair[1].step
+        engaged += len(jobs)
+        # The id is the job that ran the step: sacct's Start..End of that job holds
+        # the moment the wrapper wrote Engaged and the outcome (epoch s, 1 s slack).
+        rows = sacct(sorted(jobs), "State,Start,End", re.compile(r"COMPLETED"))
+        for jid, pair in jobs.items():
+            _, start, end = rows[jid]
+            for s in pair:
+                t = parse_stamp(s.ts).timestamp()
+                assert int(start) - 1 <= t <= int(end) + 1, (ds, jid, s, start, end)
+    # tas 5 steps each, pr r1 7 (the loop), pr r3 3: one job per step run, as the
+    # demo's own run logs count them.
+    assert engaged == 5 + 5 + 7 + 3
+    assert engaged == sum(sum(steps_run(wf, ds).values()) for ds in demo_expected())
+
+
+# --------------------------------------------------------------------- retries
+
+
+def test_retry_resubmits_with_more_memory(tmp_path: Path):
+    need_slurm()
+    wf = tmp_path / "retry"
+    # Fails on attempt 1, passes on attempt 2; each attempt logs the memory of the
+    # allocation it runs in, as slurmctld sees it.
+    write_workflow(
+        wf,
+        "RETRY",
+        "  Flaky:\n"
+        '    command: "echo attempt={attempt} job=$SLURM_JOB_ID >> tries.log; '
+        "scontrol show job -o $SLURM_JOB_ID | grep -o 'MinMemoryNode=[^ ]*' >> tries.log; "
+        'test {attempt} -ge 2"\n'
+        "    resources: {mem: 100M}\n"
+        "    retries: 1\n",
+    )
+    assert cycle_until_done_slurm(wf) == 1
+    ds = "RETRY.one"
+    assert final_states(wf) == {ds: "RETRY:Pass"}
+    lines = step_stats(wf, ds)
+    assert [(s.state, s.params.get("attempt")) for s in lines] == [
+        ("Engaged", "1"),
+        ("Retry", "1"),
+        ("Engaged", "2"),
+        ("Pass", "2"),
+    ]
+    a, b = lines[1].params["slurm_jobid"], lines[3].params["slurm_jobid"]
+    assert a.isdigit() and b.isdigit() and a != b
+    assert lines[0].params["slurm_jobid"] == a and lines[2].params["slurm_jobid"] == b
+    # What SLURM was asked for: 100M, then 200M (default growth x2); attempt 1's job
+    # failed (that is what made Snakemake resubmit), attempt 2's completed.
+    rows = sacct([a, b], "State,ReqMem", re.compile(r"COMPLETED|FAILED"))
+    assert (rows[a][0], mem_mb(rows[a][1])) == ("FAILED", 100)
+    assert (rows[b][0], mem_mb(rows[b][1])) == ("COMPLETED", 200)
+    # ... and what each job ran in.
+    tries = (wf / "work" / ds / "tries.log").read_text().split()
+    assert tries == [
+        "attempt=1",
+        f"job={a}",
+        "MinMemoryNode=100M",
+        "attempt=2",
+        f"job={b}",
+        "MinMemoryNode=200M",
+    ]
+
+
+# ---------------------------------------------------------------------- cancel
+
+
+def test_cancel_stops_the_slurm_job_and_the_next_cycle_reruns_it(tmp_path: Path):
+    need_slurm()
+    wf = tmp_path / "sleepy"
+    write_workflow(
+        wf,
+        "SLEEPY",
+        '  Sleep:\n    command: "echo run >> runs.log; test -e {workflow_dir}/go || sleep 300"\n',
+    )
+    ds = "SLEEPY.one"
+    status = wf / "status" / f"{ds}.status"
+    compile_wf(wf)
+    log = (tmp_path / "snakemake.log").open("w")
+    proc = subprocess.Popen(
+        [
+            "timeout", "-k", "10", "300",
+            sys.executable, "-m", "snakemake",
+            "--profile", str(PROFILES / "slurm"),
+            "-s", str(wf / "Snakefile"),
+            "-d", str(wf),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        # Wait for the step to be running inside its SLURM job.
+        deadline = time.monotonic() + 120
+        engaged: list[Stat] = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            if status.exists():
+                engaged = [s for s in stats(wf, ds) if s.state == "Engaged"]
+                if engaged and engaged[0].params.get("slurm_jobid"):
+                    break
+            time.sleep(0.5)
+        assert engaged, f"step never engaged: {(tmp_path / 'snakemake.log').read_text()[-3000:]}"
+        jobid = engaged[0].params["slurm_jobid"]
+        assert jobid.isdigit()
+
+        r = padocc("cancel", str(wf), "--dataset", ds)
+        assert r.returncode == 0, r.stderr
+        assert f"SLURM job {jobid}" in r.stdout
+
+        cancelled = [s for s in stats(wf, ds) if s.state == "Cancelled"]
+        assert len(cancelled) == 1 and cancelled[0].params["slurm_jobid"] == jobid
+        assert cancelled[0].step == "Sleep"
+        state = sacct([jobid], "State", re.compile(r"CANCELLED.*"))[jobid][0]
+        assert state.startswith("CANCELLED"), state  # sacct says "CANCELLED by <uid>"
+
+        # The run notices at its next status poll, well before the 300 s sleep would end.
+        try:
+            rc = proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            pytest.fail("snakemake did not end within 90 s of the cancel")
+        assert rc not in (0, 124, 137), rc  # it ended by itself, reporting the failed job
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+    # Next cycle: the step starts again cleanly and, with the flag file, passes.
+    (wf / "go").touch()
+    assert cycle_until_done_slurm(wf) == 1
+    assert final_states(wf) == {ds: "SLEEPY:Pass"}
+    after = step_stats(wf, ds)[[s.state for s in step_stats(wf, ds)].index("Cancelled") + 1 :]
+    assert [(s.step, s.state) for s in after] == [("Sleep", "Engaged"), ("Sleep", "Pass")]
+    new = after[0].params["slurm_jobid"]
+    assert new.isdigit() and new != jobid and after[1].params["slurm_jobid"] == new
+    assert after[0].params["attempt"] == "1"
+    assert sacct([new], "State", re.compile(r"COMPLETED"))[new] == ["COMPLETED"]
+    assert (wf / "work" / ds / "runs.log").read_text().split() == ["run", "run"]
