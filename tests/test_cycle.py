@@ -67,7 +67,7 @@ def test_cycles_as_cron_would(flock: Path):
         if n == 2:
             assert "new group new_c: 2 datasets" in r.stdout
         if n == 3:
-            assert "group new_c changed" in r.stdout
+            assert "group new_c changed" in r.stdout and "1 new datasets (NEW_z_c)" in r.stdout
         if n == 4:
             assert "quarantined group skipped: cmip_a" in r.stdout
             after = {p.name: p.read_text() for p in (flock / "status").glob("CMIP6_*")}
@@ -170,3 +170,21 @@ def test_two_cycles_at_once_and_a_kill_lose_nothing(flock: Path):
         ends = Counter(ln.split(":")[4] for ln in text.splitlines() if ln.split(":")[5:6] in (["Pass"], ["Warning"]))
         for step in ("Init", "Scan", "Validate"):
             assert ends[step] == 1, (status.name, ends)
+
+
+def test_block_and_unblock_a_dataset_between_cycles(flock: Path):
+    conf = flock / "shepard.yaml"
+    conf.write_text(conf.read_text().replace("batch_limit: 6", "batch_limit: 100"))
+    cycle(flock, "--dry-run")  # compiles nothing, writes nothing
+    padocc("compile", str(flock))
+    r = padocc("block", str(flock), "CMIP6_tas_a", "--reason", "bad input")
+    assert r.returncode == 0, r.stderr
+    cycle(flock)
+    text = (flock / "status" / "CMIP6_tas_a.status").read_text()
+    assert ":Blocked:" in text and "reason=bad input" in text and ":Engaged:" not in text
+    # the others went on: obs_b finished and left the flock
+    assert "PADOCC:PADOCC:PADOCC:Pass" in (flock / "complete" / "obs_b" / "status" / "OBS_sst_b.status").read_text()
+    assert (flock / "groups" / "cmip_a.csv").exists()  # held back by its blocked dataset
+    padocc("unblock", str(flock), "--group", "cmip_a")
+    cycle(flock)
+    assert "group cmip_a complete" in (flock / "logs").joinpath(sorted(p.name for p in (flock / "logs").iterdir())[-1]).read_text()

@@ -270,7 +270,7 @@ def _cycle(cfg: CycleConfig, opts: CycleOptions, cycle_id: str, out: TextIO) -> 
         )
         print(f"snakemake exited {rc} after {time.monotonic() - t0:.0f}s", file=out)
     state = {
-        "groups": {g["name"]: g["digest"] for g in c.manifest["groups"]},
+        "groups": {g["name"]: {"digest": g["digest"], "datasets": g["datasets"]} for g in c.manifest["groups"]},
         "completed": prev.get("completed", {}),
     }
     _complete_groups(c, cfg, state, cycle_id, out)
@@ -280,13 +280,23 @@ def _cycle(cfg: CycleConfig, opts: CycleOptions, cycle_id: str, out: TextIO) -> 
     return 0 if rc == 0 else 1
 
 
+def _digest(rec) -> str:
+    return rec["digest"] if isinstance(rec, dict) else rec
+
+
+def _ids(rec) -> list[str]:
+    return rec.get("datasets", []) if isinstance(rec, dict) else []
+
+
 def _report_flock(prev: dict, manifest: dict, cfg: CycleConfig, out: TextIO) -> None:
     old = prev.get("groups", {})
     for g in manifest["groups"]:
         if g["name"] not in old:
             print(f"new group {g['name']}: {len(g['datasets'])} datasets", file=out)
-        elif old[g["name"]] != g["digest"]:
-            print(f"group {g['name']} changed (content hash {g['digest']})", file=out)
+        elif _digest(old[g["name"]]) != g["digest"]:
+            added = sorted(set(g["datasets"]) - set(_ids(old[g["name"]])))
+            print(f"group {g['name']} changed (content hash {g['digest']}): {len(added)} new datasets"
+                  + (f" ({', '.join(added[:5])}{', ...' if len(added) > 5 else ''})" if added else ""), file=out)
     for entry in sorted(Path(cfg.flock_dir).iterdir()):
         if entry.suffix == ".shpignore" or (entry.is_dir() and (entry / ".shpignore").exists()):
             print(
