@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shlex
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +17,7 @@ from compiler.model.axes import fmt_value, untag
 from compiler.model.templates import parse_template
 from compiler.render.coverage import gate_status_path, marker_path
 from compiler.runtime.build import dataset_row, manifest
-from compiler.runtime.wrapper import die_with_parent
+from compiler.runtime.proc import run_measured
 
 
 @dataclass(frozen=True)
@@ -32,10 +28,6 @@ class ChunkRequest:
     high: str
     key: str = ""
     attempt: int = 1
-
-
-def _terminate(signum, frame):
-    raise SystemExit(128 + signum)
 
 
 def run_chunk(req: ChunkRequest) -> int:
@@ -88,27 +80,8 @@ def run_chunk(req: ChunkRequest) -> int:
             )
         ],
     )
-    t0 = time.monotonic()
-    proc = subprocess.Popen(
-        ["bash", "-c", command],
-        cwd=workdir,
-        start_new_session=True,
-        preexec_fn=die_with_parent(),  # noqa: PLW1509 (the wrapper has one thread)
-        env={
-            **os.environ,
-            "PADOCC_GATE": req.gate,
-            "PADOCC_LOW": values["low"],
-            "PADOCC_HIGH": values["high"],
-        },
-    )
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        rc = proc.wait()
-    except BaseException:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise
-    wall = time.monotonic() - t0
-    maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    env = {**os.environ, "PADOCC_GATE": req.gate, "PADOCC_LOW": values["low"], "PADOCC_HIGH": values["high"]}
+    rc, wall, maxrss = run_measured(command, workdir, env)
     measured = dict(
         exit=rc,
         wall=f"{wall:.1f}",

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shlex
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +29,7 @@ from compiler.core.statusfile import (
 )
 from compiler.model.templates import parse_template
 from compiler.runtime.build import dataset_row, manifest, slot_path
+from compiler.runtime.proc import run_measured
 
 STATE_FILE_ENV = "PADOCC_STATE_FILE"
 PARAMS_FILE_ENV = "PADOCC_PARAMS_FILE"
@@ -102,31 +99,6 @@ def _bypass(template: str, state: str, params: dict, states: list[str]) -> str:
     allowed = {ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")}
     found = [d.strip() for d in params["differences"].split(";") if d.strip()]
     return ";".join(found) if found and all(d in allowed for d in found) else ""
-
-
-def _terminate(signum, frame):
-    raise SystemExit(128 + signum)
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent():
-    """A preexec_fn: the command gets SIGKILL if its wrapper dies (even by kill -9),
-    so a killed wrapper never leaves its step running beside the rerun of it."""
-    parent = os.getpid()
-
-    def arm() -> None:
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):  # not Linux: the open Engaged still covers it
-            return
-        if os.getppid() != parent:  # the wrapper died before the signal was armed
-            os._exit(128 + signal.SIGKILL)
-
-    return arm
 
 
 def _settle(m: dict, status: Path, dataset: str, act: dict) -> dict | None:
@@ -245,24 +217,7 @@ def _run_command(command: str, workdir: Path, req: SlotRequest, step_name: str, 
         state_file, params_file = os.path.join(tmp, "state"), os.path.join(tmp, "params")
         env = {**os.environ, STATE_FILE_ENV: state_file, PARAMS_FILE_ENV: params_file,
                "PADOCC_DATASET": req.dataset, "PADOCC_STEP": step_name, "PADOCC_WORKDIR": str(workdir)}  # fmt: skip
-        t0 = time.monotonic()
-        proc = subprocess.Popen(
-            ["bash", "-c", command],
-            cwd=workdir,
-            env=env,
-            start_new_session=True,
-            preexec_fn=die_with_parent(),  # noqa: PLW1509 (the wrapper has one thread)
-        )
-        # SIGTERM (scancel, Snakemake, `padocc cancel`) ends the command's whole process
-        # group; the open Engaged line then tells the next compile to run it again.
-        signal.signal(signal.SIGTERM, _terminate)
-        try:
-            rc = proc.wait()
-        except BaseException:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
-        wall = time.monotonic() - t0
-        maxrss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        rc, wall, maxrss_mb = run_measured(command, workdir, env)
         named, extra, problem = _read_outcome_files(
             state_file, params_file, {"Pass", "Fail", *step["states"]}
         )
