@@ -16,8 +16,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compiler.core.diagnostics import CompileError
 from compiler.core.statusfile import Stat, append_stats, position_of, read_history, utc_stamp
-from compiler.render.manifest import load_manifest
+from compiler.render.manifest import current_manifest
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,10 @@ class CancelOptions:
 
 
 def run(opts: CancelOptions) -> int:
-    mpath = Path(opts.workflow_dir) / ".padocc" / "current" / "manifest.json"
     try:
-        m = load_manifest(str(mpath))
-    except (OSError, ValueError) as e:
-        print(f"{mpath}: error: no compiled workflow here ({e})", file=sys.stderr)
+        m = current_manifest(opts.workflow_dir)
+    except CompileError as e:
+        print(e.diagnostics[0], file=sys.stderr)
         return 2
     status_dir = Path(m["workflow"]["status_dir"])
     if opts.datasets:

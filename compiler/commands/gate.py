@@ -26,7 +26,7 @@ from compiler.model.axes import parse_time, parse_value
 from compiler.model.chunks import wanted_chunks
 from compiler.render.coverage import classify, coverage_runs, covered_span, show
 from compiler.render.gateplan import GatePlanner, GateWork
-from compiler.render.manifest import load_manifest
+from compiler.render.manifest import current_manifest
 from compiler.render.plan import running_slurm_jobs
 from compiler.runtime.snakemake_run import run_snakemake
 
@@ -98,14 +98,10 @@ def run(opts: GateOptions) -> int:
         rc = compile_cmd.run(compile_cmd.CompileOptions(str(wf), quiet=True, now=opts.now))
         if rc != 0:
             return rc
-    mpath = wf / ".padocc" / "current" / "manifest.json"
     try:
-        m = load_manifest(str(mpath))
-    except (OSError, ValueError) as e:
-        print(
-            f"{mpath}: error: no compiled workflow here; run padocc-compile first ({e})",
-            file=sys.stderr,
-        )
+        m = current_manifest(wf)
+    except CompileError as e:
+        print(e.diagnostics[0], file=sys.stderr)
         return BAD
     try:
         if opts.action not in ("range",) and opts.low is None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from compiler.core.diagnostics import CompileError, Loc, suggest
 from compiler.core.ids import check_id
 from compiler.core.statusfile import Stat, append_stats, position_of, read_history, utc_stamp
-from compiler.render.manifest import load_manifest
+from compiler.render.manifest import current_manifest
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,10 @@ def _requeue_target(m: dict, at: str) -> tuple[str, str]:
 
 
 def run(opts: ManualOptions) -> int:
-    mpath = Path(opts.workflow_dir) / ".padocc" / "current" / "manifest.json"
     try:
-        m = load_manifest(str(mpath))
-    except (OSError, ValueError) as e:
-        print(f"{mpath}: error: no compiled workflow here; run padocc-compile first ({e})", file=sys.stderr)
+        m = current_manifest(opts.workflow_dir)
+    except CompileError as e:
+        print(e.diagnostics[0], file=sys.stderr)
         return 2
     try:
         ids = _ids(opts, m)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from compiler import MANIFEST_VERSION, __version__
+from compiler.core.diagnostics import Loc, fail
 from compiler.model.gates import gate_json
 from compiler.model.types import Workflow
 
@@ -76,3 +78,13 @@ def load_manifest(path: str) -> dict:
             f"{path}: manifest version {m.get('manifest_version')} is not {MANIFEST_VERSION}"
         )
     return m
+
+
+def current_manifest(workflow_dir: str | Path) -> dict:
+    """The current build's manifest, which ops commands read instead of the YAML.
+    Raises CompileError (one line naming the file) when there is no usable build."""
+    mpath = Path(workflow_dir) / ".padocc" / "current" / "manifest.json"
+    try:
+        return load_manifest(str(mpath))
+    except (OSError, ValueError) as e:
+        raise fail(Loc(str(mpath)), f"no compiled workflow here; run padocc-compile first ({e})") from None

@@ -77,7 +77,7 @@ def running_slurm_jobs() -> frozenset[str] | None:
         return None
     try:
         out = subprocess.run(
-            ["squeue", "-h", "-o", "%i"], capture_output=True, text=True, timeout=30, check=False
+            ["squeue", "-h", "-o", "%i"], capture_output=True, text=True, timeout=5, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
