@@ -454,6 +454,38 @@ def test_cycle_killed_leaves_no_stale_lock(tmp_path: Path):
     assert lockf.read_text() == ""
 
 
+def test_stale_snakemake_lock_cleared_only_while_no_run_is_live(tmp_path: Path):
+    """Snakemake's own lock, left by a run killed with -9, must not stop the next run
+    (it used to, silently under --quiet); a live run's lock is never touched."""
+    import fcntl
+
+    wf = hmi_copy(tmp_path / "hmi")
+    chunks = ["20100501T000000Z__20100501T060000Z", "20100501T060000Z__20100501T120000Z"]
+
+    def stale_lock() -> Path:
+        d = wf / ".snakemake" / "locks"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "0.output.lock").write_text("".join(f"gates/hmi.lev1/{c}.done\n" for c in chunks))
+        return d
+
+    # A live run holds the run lock: its Snakemake lock is real and this run stops.
+    (wf / ".padocc").mkdir()
+    fd = os.open(wf / ".padocc" / "run.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        locks = stale_lock()
+        r = padocc("gate", "make", *HMI_REQ, "-C", str(wf), "--now", NOW, timeout=300)
+        assert r.returncode == 5 and "snakemake exited 1" in r.stderr, r.stdout + r.stderr
+        assert (locks / "0.output.lock").exists()
+    finally:
+        os.close(fd)
+    # Nobody holds it: the lock is a leftover, cleared, and the chunks are made.
+    r = padocc("gate", "make", *HMI_REQ, "-C", str(wf), "--now", NOW, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "made 3 chunks of hmi.lev1" in r.stdout
+    assert not (wf / ".snakemake" / "locks").exists()
+
+
 # ---------------------------------------------------------------- 6. damaged status files
 
 

@@ -253,7 +253,6 @@ def _cycle(cfg: CycleConfig, opts: CycleOptions, cycle_id: str, out: TextIO) -> 
     rc = 0
     if c.plan.pending or c.gate_work.targets:
         wf = Path(cfg.workflow)
-        _clear_stale_snakemake_locks(wf)
         env_path = os.environ.get("PATH", "")
         if cfg.source_venv:  # as SHEPARD does: the jobs see the venv's tools first
             os.environ["VIRTUAL_ENV"] = cfg.source_venv
@@ -303,21 +302,6 @@ def _report_flock(prev: dict, manifest: dict, cfg: CycleConfig, out: TextIO) -> 
                 f"quarantined group skipped: {entry.stem if entry.is_file() else entry.name}",
                 file=out,
             )
-
-
-def _clear_stale_snakemake_locks(wf: Path) -> None:
-    """We hold the cycle lock and no Snakemake holds the run lock: Snakemake's own
-    locks left by a killed run are stale."""
-    run_lock = wf / ".padocc" / "run.lock"
-    if run_lock.exists():
-        fd = os.open(run_lock, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return
-        finally:
-            os.close(fd)
-    shutil.rmtree(wf / ".snakemake" / "locks", ignore_errors=True)
 
 
 def _group_done(c, ids: list[str]) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import socket
 import sys
 import time
@@ -63,6 +64,28 @@ class Build:
 
         value.__name__ = f"padocc_{name}"
         return value
+
+    def clear_stale_snakemake_locks(self) -> None:
+        """Called as the Snakefile is parsed, in the main process. Every live run of
+        this workflow holds the run lock (from onstart to its exit), and the run lock
+        is what keeps two runs apart. So while nobody holds it, Snakemake's own locks
+        are leftovers of a run killed with -9 or of one that stopped itself at onstart
+        ("already running", which skips Snakemake's unlock), and would make this run
+        fail with "Directory cannot be locked", silently under --quiet."""
+        path = os.path.join(self.dir, ".padocc", "run.lock")
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            fd = None  # never run: a lock dir can only be a foreign leftover
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # a run is live: its locks are real
+        finally:
+            if fd is not None:
+                os.close(fd)
+        shutil.rmtree(os.path.join(self.dir, ".snakemake", "locks"), ignore_errors=True)
 
     def take_run_lock(self) -> None:
         """Hold the workflow's run lock for this Snakemake process's lifetime.
