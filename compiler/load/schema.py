@@ -126,7 +126,20 @@ STEP = Record(
         K("retries", INT),
         K("retry_growth", MAP),
         K("states", LIST, doc="extra states the command may name, e.g. [Warning]"),
+        K("inputs", LIST, STR, doc="files staged into the work dir first: paths in the site's store"),
+        K("outputs", LIST, STR, doc="files the step makes, relative to its work dir (globs allowed)"),
+        K("temp", LIST, STR, doc="intermediates (work-dir globs) removed once the dataset ends"),
         K("doc", STR),
+    ),
+)
+
+SITE = Record(
+    "site",
+    (
+        K("shared_fs", BOOL, doc="jobs see the store as a shared filesystem (default true)"),
+        K("stage", STR, doc="with a shared filesystem: link or copy (default link)"),
+        K("store", STR, doc="the central store: a directory (default: no staging)"),
+        K("storage_provider", STR, doc="Snakemake storage plugin without a shared fs (default fs)"),
     ),
 )
 
@@ -199,6 +212,9 @@ WORKFLOW = Record(
         K("work_dir", STR, doc="where step commands run and write (default work)"),
         K("defaults", MAP, doc="default resources / retries / retry_growth for every step"),
         K("gates", STR, doc="gates file (see docs)"),
+        K("site", MAP, doc="staging: shared_fs, stage, store, storage_provider"),
+        K("undeclared", STR, doc="files a job leaves but did not declare: keep, tar or remove"),
+        K("retain", STR, INT, doc="how long logs and old run directories are kept, e.g. 30d"),
         K("doc", STR),
     ),
 )

@@ -6,14 +6,17 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.core.diagnostics import CompileError, Loc, fail
+from compiler.core.diagnostics import CompileError, Loc, fail, suggest
+from compiler.load.schema import SITE, check
 from compiler.load.workflow import RawWorkflow, load_workflow
+from compiler.load.yamlpos import YMap
+from compiler.model.axes import parse_duration_s
 from compiler.model.datasets import expand_datasets
 from compiler.model.gates import resolve_gates
 from compiler.model.graph import resolve_graph
 from compiler.model.steps import resolve_steps, run_defaults
 from compiler.model.templates import parse_template
-from compiler.model.types import Graph, Workflow
+from compiler.model.types import Graph, Site, Workflow
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*\Z")
 
@@ -86,6 +89,35 @@ def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
         groups=tuple((g.name, g.digest, tuple(i for i, _, _ in g.entries)) for g in raw.flock),
         skipped=tuple(raw.flock_problems),
         inputs=_inputs(raw, facets),
+        site=_site(raw),
+        undeclared=_choice(doc, "undeclared", ("keep", "tar", "remove"), "keep"),
+        retain_s=parse_duration_s(doc["retain"], doc.val_loc("retain")) if "retain" in doc else 0,
+    )
+
+
+def _choice(m: YMap, key: str, choices: tuple[str, ...], default: str) -> str:
+    value = m.get(key, default)
+    if value not in choices:
+        raise fail(
+            m.val_loc(key),
+            f"'{key}' must be one of {', '.join(choices)}, not '{value}'{suggest(value, choices)}",
+        )
+    return value
+
+
+def _site(raw: RawWorkflow) -> Site:
+    m = raw.doc.get("site")
+    if m is None:
+        return Site()
+    check(m, SITE, raw.doc.val_loc("site"))
+    store = m.get("store", "")
+    if store:
+        store = str((raw.dir / store).resolve())
+    return Site(
+        shared_fs=m.get("shared_fs", True),
+        stage=_choice(m, "stage", ("link", "copy"), "link"),
+        store=store,
+        storage_provider=m.get("storage_provider", "fs"),
     )
 
 

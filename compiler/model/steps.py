@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from compiler.core.diagnostics import Loc, fail
@@ -183,6 +184,14 @@ def resolve_steps(raw: list[RawStep], defaults: YMap | None, facets: set[str]) -
                     sloc,
                     f"'{st}' cannot be a custom state: it must be a new name of letters and digits",
                 )
+        files = {}
+        for key in ("inputs", "outputs", "temp"):
+            entries = S.str_list(b.get(key, []), b.val_loc(key), f"'{key}'")
+            for text, floc in entries:
+                parse_template(text, floc, known, f"{key} of step '{rs.name}'")
+                if text.startswith("/") and key != "inputs" or ".." in Path(text).parts:
+                    raise fail(floc, f"{key} of step '{rs.name}' must stay inside the work dir")
+            files[key] = tuple(t for t, _ in entries)
         steps.append(
             Step(
                 name=rs.name,
@@ -192,6 +201,7 @@ def resolve_steps(raw: list[RawStep], defaults: YMap | None, facets: set[str]) -
                 retries=retries,
                 growth=growth,
                 states=tuple(s for s, _ in states),
+                **files,
             )
         )
     return tuple(steps)

@@ -46,6 +46,19 @@ class Step:
     retries: int
     growth: Growth
     states: tuple[str, ...]  # outcomes beyond Pass/Fail the command may name
+    inputs: tuple[str, ...] = ()  # templates: paths in the site's store, staged in first
+    outputs: tuple[str, ...] = ()  # templates (globs allowed), relative to the work dir
+    temp: tuple[str, ...] = ()  # work-dir globs removed once the dataset's route has ended
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where inputs come from and outputs go (Rubin's staging steps)."""
+
+    shared_fs: bool = True
+    stage: str = "link"  # link | copy, with a shared filesystem
+    store: str = ""  # absolute; "" = no staging
+    storage_provider: str = "fs"  # Snakemake storage plugin, without a shared filesystem
 
 
 @dataclass(frozen=True)
@@ -100,3 +113,6 @@ class Workflow:
     groups: tuple = ()  # (name, digest, dataset ids) of the flock groups in this build
     skipped: tuple = ()  # diagnostics of flock groups that were skipped
     inputs: str = ""  # `datasets: inputs:` id-template glob of each dataset's input files
+    site: Site = Site()
+    undeclared: str = "keep"  # keep | tar | remove: files a job left but did not declare
+    retain_s: int = 0  # retention of logs and old run directories, seconds (0 = forever)

@@ -33,6 +33,9 @@ def manifest_of(model: Workflow, build_id: str, created: str, now: float) -> dic
             "max_visits": model.max_visits,
             "max_steps_per_cycle": model.max_steps_per_cycle,
             "inputs": model.inputs,
+            "site": model.site.__dict__,
+            "undeclared": model.undeclared,
+            "retain_s": model.retain_s,
         },
         "graph": {
             "root": g.root,
@@ -49,6 +52,9 @@ def manifest_of(model: Workflow, build_id: str, created: str, now: float) -> dic
                 "retries": s.retries,
                 "growth": s.growth.__dict__,
                 "states": list(s.states),
+                "inputs": list(s.inputs),
+                "outputs": list(s.outputs),
+                "temp": list(s.temp),
             }
             for s in model.steps
         },
