@@ -18,10 +18,10 @@ Snakemake at 100k jobs: one run, ~50 s each):
 
   compile          `padocc-compile DIR` with nothing changed (the status index warm);
                    "cold" is the first compile, which reads every status file
-  no-op cycle      ours: compile, then Snakemake only when something is pending, as
-                   `padocc cycle` does; ours+smk: `padocc-compile && snakemake`
-                   (Snakemake runs on an empty `all`); plain: a real `snakemake
-                   --cores 2` run with every output up to date
+  no-op cycle      ours: `padocc run` (compile, then Snakemake only when something is
+                   pending; `padocc cycle` does the same); ours+smk: `padocc-compile
+                   && snakemake` (Snakemake runs on an empty `all`); plain: a real
+                   `snakemake --cores 2` run with every output up to date
   1% new work      the inputs of 1% of the datasets are touched (N/100 jobs of work);
                    ours: compile (re-queues them: input changed) + Snakemake, plain:
                    snakemake; both run to the end on the local executor with
@@ -191,22 +191,39 @@ def pending_of(out: str) -> int:
     return 0
 
 
-def ours_cycle(d: Path, run_smk: str) -> tuple[float, float, int]:
-    """compile, then Snakemake: 'auto' only when something is pending (padocc cycle),
-    'always' as `padocc-compile && snakemake` does."""
+BENCH_PROFILE = """# padocc bench: the local profile with the flags plain Snakemake gets too
+executor: local
+cores: 2
+scheduler: greedy
+keep-going: true
+rerun-incomplete: true
+latency-wait: 1
+"""
+
+
+def bench_profile(base: Path) -> Path:
+    p = base / "profile"
+    p.mkdir(parents=True, exist_ok=True)
+    (p / "config.yaml").write_text(BENCH_PROFILE)
+    return p
+
+
+def ours_cycle(d: Path, run_smk: str, profile: Path) -> tuple[float, float, int]:
+    """'auto': `padocc run` (compile, then Snakemake only when something is pending);
+    'always': `padocc-compile && snakemake`, Snakemake even on an empty `all`."""
+    if run_smk == "auto":
+        w, r, out = timed([PY, "-m", "compiler", "run", str(d), "--profile", str(profile)])
+        return w, r, pending_of(out)
     w1, r1, out = timed(compile_cmd(d))
-    pend = pending_of(out)
-    w2, r2 = 0.0, 0.0
-    if run_smk == "always" or pend:
-        w2, r2, _ = timed(ours_smk_cmd(d))
-    return w1 + w2, max(r1, r2), pend
+    w2, r2, _ = timed(ours_smk_cmd(d))
+    return w1 + w2, max(r1, r2), pending_of(out)
 
 
 def med(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
-def bench_size(base: Path, n: int, runs: int) -> dict:
+def bench_size(base: Path, n: int, runs: int, profile: Path) -> dict:
     print(
         f"\n== {n:,} jobs ({n // len(STEPS):,} datasets x {len(STEPS)} steps): setting up",
         flush=True,
@@ -219,9 +236,9 @@ def bench_size(base: Path, n: int, runs: int) -> dict:
     c = [timed(compile_cmd(ours)) for _ in range(runs)]
     res["compile"] = med([x[0] for x in c])
     res["compile_rss"] = max(x[1] for x in c)
-    a = [ours_cycle(ours, "auto") for _ in range(runs)]
+    a = [ours_cycle(ours, "auto", profile) for _ in range(runs)]
     res["noop_ours"], res["noop_ours_rss"] = med([x[0] for x in a]), max(x[1] for x in a)
-    b = [ours_cycle(ours, "always") for _ in range(runs)]
+    b = [ours_cycle(ours, "always", profile) for _ in range(runs)]
     res["noop_ours_smk"], res["noop_ours_smk_rss"] = med([x[0] for x in b]), max(x[1] for x in b)
     plain_runs = 1 if n >= 50_000 else runs
     res["plain_runs"] = plain_runs
@@ -235,7 +252,7 @@ def bench_size(base: Path, n: int, runs: int) -> dict:
     for d in (ours, plain):
         for i in changed:
             (d / "data" / f"{i}.in").touch()
-    w, r, pend = ours_cycle(ours, "auto")
+    w, r, pend = ours_cycle(ours, "auto", profile)
     res["work_jobs"] = k * len(STEPS)
     res["work_ours"], res["work_ours_rss"], res["work_pending"] = w, r, pend
     _, _, out = timed(compile_cmd(ours))
@@ -285,6 +302,21 @@ def bench_datasm(base: Path, runs: int) -> dict:
     return res
 
 
+def warn_slow_scontrol() -> None:
+    """The SLURM executor plugin runs `scontrol show config` whenever Snakemake starts
+    (it is imported with every executor). Where SLURM's client is installed but no
+    controller answers, that waits ~10 s: every Snakemake start, ours and plain."""
+    if not shutil.which("scontrol"):
+        return
+    t0 = time.perf_counter()
+    subprocess.run(["scontrol", "show", "config"], capture_output=True, check=False)
+    took = time.perf_counter() - t0
+    if took > 1:
+        print(f"WARNING: `scontrol show config` took {took:.1f} s (no SLURM controller?): "
+              "every Snakemake start pays it; start one (cluster/start-slurm.sh) or "
+              "remove the SLURM client for figures that mean anything")  # fmt: skip
+
+
 def ratio(a: float, b: float) -> str:
     return f"{b / a:.0f}x" if a > 0 else "-"
 
@@ -309,9 +341,11 @@ def main() -> int:
     snakemake_version = subprocess.run(
         [PY, "-m", "snakemake", "--version"], capture_output=True, text=True, check=False
     ).stdout.strip()
+    warn_slow_scontrol()
     print(f"machine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"Snakemake {snakemake_version}; scheduler greedy for both; runs per median: {a.runs}")  # fmt: skip
-    results = [bench_size(base, n, a.runs) for n in sizes]
+    profile = bench_profile(base)
+    results = [bench_size(base, n, a.runs, profile) for n in sizes]
     dsm = None if a.no_datasm else bench_datasm(base, a.runs)
     print("\nwall s / peak RSS MB; ratio = plain / ours")
     hdr = ("jobs", "compile (cold)", "no-op ours", "no-op ours+smk", "no-op plain", "ratio",

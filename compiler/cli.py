@@ -21,6 +21,12 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("workflow_dir", nargs="?", default=".")
     d.add_argument("--keys", action="store_true", help="also print each routing key")
 
+    u = sub.add_parser("run", help="compile, then run Snakemake only if there is work (cron)")
+    u.add_argument("workflow_dir", nargs="?", default=".")
+    u.add_argument("--profile", default="local", help="Snakemake profile: local, slurm or a path")
+    u.add_argument("--timeout", type=float, help="seconds Snakemake may run")
+    u.add_argument("--now", help="take this UTC time as now")
+
     m = sub.add_parser("demo", help="copy the demo workflow and run it to the end locally")
     m.add_argument("--dir", default="demo-run", help="where to copy it (default: demo-run)")
     m.add_argument("--profile", default="local", help="Snakemake profile: local, slurm or a path")
@@ -57,6 +63,16 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--now", help="take this UTC time as now")
     g.add_argument("--profile", default="local", help="Snakemake profile for make/remake")
 
+    _ops_args(sub)
+    _campaign_args(sub)
+    _catalog_args(sub)
+
+    _job_args(sub)
+    return p
+
+
+def _job_args(sub) -> None:
+    """The job wrappers' own arguments (also parsed alone: see main)."""
     k = sub.add_parser("run-chunk", help="gate chunk wrapper (called by generated Snakefiles)")
     k.add_argument("build_dir")
     k.add_argument("gate")
@@ -64,14 +80,17 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("high")
     k.add_argument("--key", default="")
     k.add_argument("--attempt", type=int, default=1)
-
-    _ops_args(sub)
-
     r = sub.add_parser("run-step", help="job wrapper (called by generated Snakefiles)")
     r.add_argument("build_dir")
     r.add_argument("dataset")
     r.add_argument("slot", type=int)
     r.add_argument("--attempt", type=int, default=1)
+    r.add_argument("--runtime", type=int, default=0, help="the job's time limit, minutes")
+
+
+def _job_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="padocc")
+    _job_args(p.add_subparsers(dest="command", required=True))
     return p
 
 
@@ -83,13 +102,20 @@ def _compile_args(c: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Jobs start thousands of times a cycle: they skip building every subcommand's parser.
+    job = bool(argv) and argv[0] in ("run-step", "run-chunk")
+    args = (_job_parser() if job else _parser()).parse_args(argv)
     if args.command == "compile":
         return _compile(args)
     if args.command == "datasets":
         from compiler.commands import datasets
 
         return datasets.run(datasets.DatasetsOptions(args.workflow_dir, args.keys))
+    if args.command == "run":
+        from compiler.commands import run as run_cmd
+
+        return run_cmd.run(run_cmd.RunOptions(args.workflow_dir, args.profile, args.timeout, args.now))
     if args.command == "demo":
         from compiler.commands import demo
 
@@ -129,10 +155,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if args.command in ("status", "report", "dashboard"):
         return _ops(args)
+    if args.command in ("campaign", "clean"):
+        return _campaign(args)
+    if args.command == "catalog":
+        from compiler.commands import catalog
+
+        return catalog.run(catalog.CatalogOptions(args.action, args.workflow_dir, getattr(args, "path", ""),
+                                                  getattr(args, "build", "") or "", getattr(args, "latest", False),
+                                                  getattr(args, "format", "table")))
     if args.command == "run-step":
         from compiler.commands import run_step
 
-        return run_step.run(run_step.RunStepOptions(args.build_dir, args.dataset, args.slot, args.attempt))
+        return run_step.run(
+            run_step.RunStepOptions(args.build_dir, args.dataset, args.slot, args.attempt, args.runtime)
+        )
     raise AssertionError(args.command)
 
 
@@ -199,6 +235,51 @@ def _ops(args: argparse.Namespace) -> int:
 
     return dashboard.run(dashboard.DashboardOptions(args.workflow_dir, args.output, args.since,
                                                     args.stuck_after, args.max_list))
+
+
+def _catalog_args(sub) -> None:
+    """catalog rebuild / what-made / produced / stale: the provenance catalog."""
+    c = sub.add_parser("catalog", help="provenance catalog: rebuild, what-made, produced, stale")
+    acts = c.add_subparsers(dest="action", required=True)
+    r = acts.add_parser("rebuild", help="make the catalog again from the status files and the disk")
+    r.add_argument("workflow_dir", nargs="?", default=".")
+    w = acts.add_parser("what-made", help="the job that made a file, and whether the file changed since")
+    w.add_argument("path")
+    p = acts.add_parser("produced", help="what a run (build) produced")
+    p.add_argument("build", nargs="?", help="build id (see .padocc/builds)")
+    p.add_argument("--latest", action="store_true", help="the latest build that ran jobs")
+    s = acts.add_parser("stale", help="outputs made by a step whose definition has changed since")
+    for a in (w, p, s):
+        a.add_argument("-C", "--workflow-dir", default=".", help="the workflow directory (default: .)")
+    for a in (r, w, p, s):
+        a.add_argument("--format", choices=("table", "json"), default="table")
+
+
+def _campaign_args(sub) -> None:
+    """campaign submit / clean: runs as a unit, and what is kept of them."""
+    c = sub.add_parser("campaign", help="submit a campaign: workflows with parameters, run as one unit")
+    c.add_argument("action", choices=("submit",))
+    c.add_argument("campaign_file", metavar="CAMPAIGN.yaml")
+    c.add_argument("--profile", help="Snakemake profile for every workflow (wins over the file)")
+    c.add_argument("--now", help="take this UTC time as now (run directory name, clock gates)")
+    k = sub.add_parser("clean", help="remove logs, old builds and run directories past their retention")
+    k.add_argument("workflow_dirs", nargs="*", metavar="WF", help="workflow directories (default: .)")
+    k.add_argument("--retain", help="keep what is younger than this (e.g. 30d); default: each workflow's retain")
+    k.add_argument("--runs", action="append", default=[], metavar="DIR",
+                   help="also campaign run directories under DIR (repeatable)")
+    k.add_argument("--dry-run", action="store_true", help="say what would be removed; remove nothing")
+    k.add_argument("--now", help="take this UTC time as now")
+
+
+def _campaign(args: argparse.Namespace) -> int:
+    if args.command == "campaign":
+        from compiler.commands import campaign
+
+        return campaign.run(campaign.CampaignOptions(args.action, args.campaign_file, args.profile, args.now))
+    from compiler.commands import clean
+
+    dirs = tuple(args.workflow_dirs) or (() if args.runs else (".",))
+    return clean.run(clean.CleanOptions(dirs, args.retain, tuple(args.runs), args.dry_run, args.now))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ CASES = [
         W,
         "    retries: 1\n",
         "    retires: 1\n",
-        "demo/workflow.yaml:31:5: error: unknown key 'retires' in step (did you mean 'retries'?)",
+        "demo/workflow.yaml:32:5: error: unknown key 'retires' in step (did you mean 'retries'?)",
     ),
     (
         "missing-step",
@@ -74,7 +74,7 @@ CASES = [
         W,
         "resources: {mem: 500M}",
         "resources: {mem: 500 megs}",
-        "demo/workflow.yaml:41:22: error: cannot read memory size '500 megs': use MB or a size like '16G', '500M'",
+        "demo/workflow.yaml:46:22: error: cannot read memory size '500 megs': use MB or a size like '16G', '500M'",
     ),
     (
         "bad-runtime",
@@ -109,7 +109,7 @@ CASES = [
         W,
         "checktime {dataset}",
         "checktime {datset}",
-        "demo/workflow.yaml:33:14: error: command of step 'CheckTime' names unknown facet 'datset' "
+        "demo/workflow.yaml:34:14: error: command of step 'CheckTime' names unknown facet 'datset' "
         "(did you mean 'dataset'?)",
     ),
     (
@@ -132,7 +132,7 @@ CASES = [
         W,
         "states: [Warning]",
         "states: [Pass]",
-        "demo/workflow.yaml:38:14: error: 'Pass' cannot be a custom state: it must be a new name of letters and digits",
+        "demo/workflow.yaml:42:14: error: 'Pass' cannot be a custom state: it must be a new name of letters and digits",
     ),
     (
         "max-visits-range",
@@ -154,7 +154,7 @@ CASES = [
         W,
         "  Regrid:\n",
         "  Re-grid:\n",
-        "demo/workflow.yaml:39:3: error: step name 'Re-grid' must be a letter then letters, digits or _",
+        "demo/workflow.yaml:43:3: error: step name 'Re-grid' must be a letter then letters, digits or _",
     ),
     (
         "split-graph-key",

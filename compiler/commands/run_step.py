@@ -15,11 +15,12 @@ class RunStepOptions:
     dataset: str
     slot: int
     attempt: int = 1
+    runtime: int = 0  # the job's time limit, minutes
 
 
 def run(opts: RunStepOptions) -> int:
     try:
-        return run_slot(SlotRequest(opts.build_dir, opts.dataset, opts.slot, opts.attempt))
+        return run_slot(SlotRequest(opts.build_dir, opts.dataset, opts.slot, opts.attempt, opts.runtime))
     except StatusWriteError as e:
         # The record could not be kept: fail loudly rather than pass without it.
         print(f"padocc: {e}", file=sys.stderr)

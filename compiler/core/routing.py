@@ -21,6 +21,23 @@ def route(table: Mapping[str, Mapping[str, dict]], position: str, key: str) -> d
     return acts.get(key) or acts[""]
 
 
+def run_successors(
+    table: Mapping[str, Mapping[str, dict]], sub: str, step: str, keys: tuple[str, ...]
+) -> list[tuple[str, str]]:
+    """The (sub, step) pairs a dataset with one of `keys` may run right after `step`
+    of `sub` ends, whatever its outcome."""
+    out = []
+    for pos in table:
+        g, _, rest = pos.partition("/")
+        s, _, state = rest.partition(":")
+        if g == sub and s == step and state not in ("Ready", "Engaged"):
+            for key in keys:
+                a = route(table, pos, key)
+                if a["kind"] == "run" and (a["sub"], a["step"]) not in out:
+                    out.append((a["sub"], a["step"]))
+    return out
+
+
 def decide(pos: Position, key: str, graph: Mapping, max_visits: int) -> dict:
     """The next action for a dataset: run / final / stuck, or done / quarantined / blocked."""
     if pos.blocked:

@@ -170,7 +170,12 @@ WALK = Record(
 
 LIST_SOURCE = Record(
     "dataset list",
-    (K("file", STR, required=True), K("pattern", STR, doc="id template to read facets back")),
+    (
+        K("file", STR, required=True, doc="a file, or a glob: work/{parent}/parts.txt"),
+        K("pattern", STR, doc="template reading facets back from each line (the id, unless 'id')"),
+        K("id", STR, doc="id template over facets, e.g. '{parent}.{part}' (default: the line)"),
+        K("facets", MAP, doc="facets every dataset of this list gets, e.g. {kind: part}"),
+    ),
 )
 
 DATASETS = Record(
@@ -208,6 +213,7 @@ WORKFLOW = Record(
         K("routing_key", STR, LIST),
         K("max_visits", INT, doc="times one step may run for one dataset (default 3)"),
         K("max_steps_per_cycle", INT, doc="cap on steps one dataset runs in one cycle"),
+        K("steps_per_job", INT, doc="same-resource steps one job runs back to back (default 4)"),
         K("status_dir", STR, doc="where per-dataset status files live (default status)"),
         K("work_dir", STR, doc="where step commands run and write (default work)"),
         K("defaults", MAP, doc="default resources / retries / retry_growth for every step"),
@@ -288,5 +294,50 @@ CYCLE = Record(
         K("status_dir", STR, doc="where status files live (overrides the workflow's)"),
         K("max_repeats", INT, doc="runs of one step for one dataset before quarantine (SHEPARD: 5)"),
         K("snakemake_timeout", INT, doc="seconds one cycle's Snakemake may run (default 3300)"),
+    ),
+)
+
+CAMPAIGN = Record(
+    "campaign",
+    (
+        K("name", STR, required=True, doc="campaign name; run directories are NAME-<UTC time>"),
+        K("workflows", LIST, required=True, doc="the workflows run, in this order"),
+        K("run_root", STR, doc="where run directories go (default runs/ beside the campaign file)"),
+        K("profile", STR, doc="Snakemake profile: local, slurm or a path (default local)"),
+        K("final", MAP, doc="{command, when_run}: one step after the run (BPS finalJob)"),
+        K("retain", STR, INT, doc="how long `padocc clean --runs` keeps its run directories"),
+        K("rounds", INT, doc="compile-and-run rounds per workflow while datasets have work (default 5)"),
+        K("doc", STR),
+    ),
+)
+
+CAMPAIGN_WORKFLOW = Record(
+    "campaign workflow",
+    (
+        K("dir", STR, required=True, doc="workflow directory, relative to the campaign file"),
+        K("label", STR, doc="its name in the run directory (default: the directory's name)"),
+        K("facets", MAP, doc="facet: glob (or list of globs): only the datasets that match"),
+        K("input_set", STR, doc="file of dataset ids, one a line: only these datasets"),
+        K("gates", LIST, doc="[{gate, low, high, key}]: make these ranges (default: each want)"),
+        K("profile", STR, doc="Snakemake profile for this workflow (default: the campaign's)"),
+        K("doc", STR),
+    ),
+)
+
+GATE_RANGE = Record(
+    "gate range",
+    (
+        K("gate", STR, required=True),
+        K("low", STR, INT, NUM, required=True),
+        K("high", STR, INT, NUM, required=True),
+        K("key", STR, doc="dataset id of a keyed gate (default: every dataset kept)"),
+    ),
+)
+
+FINAL_STEP = Record(
+    "final step",
+    (
+        K("command", STR, required=True, doc="shell command: {run_dir}, {campaign}, {outcome}, {python}"),
+        K("when_run", STR, doc="always, success or failure (default always): BPS finalJob.whenRun"),
     ),
 )

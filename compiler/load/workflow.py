@@ -13,7 +13,8 @@ from typing import Any
 from compiler.core.diagnostics import Loc, fail
 from compiler.load import schema as S
 from compiler.load.flock import scan_flock
-from compiler.load.yamlpos import YList, YMap, load_yaml, read_text
+from compiler.load.listsrc import RawList, load_list_source, shown_path
+from compiler.load.yamlpos import YList, YMap, load_yaml
 
 WORKFLOW_FILE = "workflow.yaml"
 TRANSITIONS_FILE = "transitions.yaml"
@@ -41,14 +42,6 @@ class RawWalk:
     id_template: str
     id_loc: Loc
     except_key: str
-
-
-@dataclass
-class RawList:
-    file: str  # as shown in messages
-    ids: list[tuple[str, Loc]]
-    pattern: str | None
-    pattern_loc: Loc
 
 
 @dataclass
@@ -88,10 +81,6 @@ class RawWorkflow:
     flock: list = field(default_factory=list)  # load.flock.Group, not quarantined
     flock_all: list = field(default_factory=list)  # every group, quarantined ones too
     flock_problems: list = field(default_factory=list)  # groups skipped, as diagnostics
-
-
-def shown_path(base: str, *parts: str) -> str:
-    return os.path.normpath(os.path.join(base, *parts))
 
 
 def _resolve_inside(
@@ -157,23 +146,9 @@ def _load_walks(value: Any, loc: Loc) -> list[RawWalk]:
 def _load_lists(value: Any, loc: Loc, wf_dir: Path, shown_dir: str) -> list[RawList]:
     S.check_kind(value, (S.LIST,), loc, "'lists'")
     assert isinstance(value, YList)
-    out = []
-    for i, item in enumerate(value):
-        iloc = value.item_loc(i)
-        if isinstance(item, str):
-            rel, pattern, ploc = item, None, iloc
-        else:
-            m = S.check(item, S.LIST_SOURCE, iloc)
-            rel, pattern, ploc = m["file"], m.get("pattern"), m.val_loc("pattern")
-        path, shown = _resolve_inside(wf_dir, shown_dir, rel, iloc, "a dataset list")
-        text = read_text(path, shown)
-        ids = []
-        for n, line in enumerate(text.splitlines(), start=1):
-            s = line.strip()
-            if s and not s.startswith("#"):
-                ids.append((s, Loc(shown, n, line.index(s[0]) + 1)))
-        out.append(RawList(shown, ids, pattern, ploc))
-    return out
+    return [
+        load_list_source(item, value.item_loc(i), wf_dir, shown_dir) for i, item in enumerate(value)
+    ]
 
 
 def _load_routing(value: Any, loc: Loc) -> list[tuple[YMap | None, str, Loc]]:

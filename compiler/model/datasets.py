@@ -9,9 +9,10 @@ from typing import Any
 
 from compiler.core.diagnostics import Loc, fail
 from compiler.core.ids import ID_RE, check_id
-from compiler.load.workflow import RawList, RawWalk, RawWorkflow
+from compiler.load.workflow import RawWalk, RawWorkflow
 from compiler.load.yamlpos import YMap
-from compiler.model.templates import FILTERS, Template, parse_template, template_regex
+from compiler.model.listed import ListSource, promised_key
+from compiler.model.templates import FILTERS, Template, parse_template
 from compiler.model.types import Dataset
 
 FACET_RE = re.compile(r"[^\x00-\x1f\x7f/]+\Z")
@@ -236,13 +237,9 @@ def expand_datasets(raw: RawWorkflow) -> tuple[tuple[Dataset, ...], set[str]]:
         facets = walk_spec(raw.spec, w)
         walked.append((w, id_t, facets))
         known |= set(names)
-    lists: list[tuple[RawList, Template | None]] = []
-    for lst in raw.lists:
-        t = None
-        if lst.pattern:
-            t = parse_template(lst.pattern, lst.pattern_loc, _pattern_names(lst.pattern), "pattern")
-            known |= set(t.names)
-        lists.append((lst, t))
+    lists = [ListSource(lst, map_names) for lst in raw.lists]
+    for src in lists:
+        known |= src.names
     known |= map_names
     if raw.flock:
         known |= set(FLOCK_FACETS)
@@ -279,27 +276,29 @@ def expand_datasets(raw: RawWorkflow) -> tuple[tuple[Dataset, ...], set[str]]:
             except KeyError:
                 ds_id = id_t.fill(facets)  # raises as before
             add(ds_id, facets, w.id_loc, source)
-    for lst, t in lists:
-        rx = template_regex(t) if t else None
-        for ds_id, loc in lst.ids:
-            facets: dict[str, str] = {}
-            if rx:
-                m = rx.match(ds_id)
-                if not m:
-                    raise fail(loc, f"id '{ds_id}' does not match pattern '{lst.pattern}'")
-                facets = _apply_maps(m.groupdict(), raw.facet_maps, loc)
-            add(ds_id, facets, loc, lst.file)
+    for src in lists:
+        for ds_id, facets, loc in src.entries(lambda f, loc: _apply_maps(f, raw.facet_maps, loc)):
+            # A child's source is the listing that named it, not the glob.
+            add(ds_id, facets, loc, loc.file if src.raw.is_glob else src.raw.file)
     for group in raw.flock:
         for ds_id, facets, loc in group.entries:
             add(ds_id, facets, loc, f"group {group.name}")
-    if not out and not raw.flock:
+    if not out and not raw.flock and not any(lst.is_glob for lst in raw.lists):
         where = raw.walks[0].loc if raw.walks else Loc(raw.file)
         raise fail(where, "the dataset spec expands to no datasets")
     return tuple(out), known
 
 
-def _pattern_names(pattern: str) -> set[str]:
-    return {m.split("|")[0].strip() for m in re.findall(r"\{([^{}]*)\}", pattern)}
+def promised_keys(raw: RawWorkflow, known: set[str]) -> set[str]:
+    """Routing keys that datasets of glob lists will have once their listings exist."""
+    if not any(lst.is_glob for lst in raw.lists):
+        return set()
+    router = RoutingKeys(raw, known)
+    keys = {
+        promised_key(lst, lambda f, lst=lst: router.key_for(f, lst.file_loc), router.relevant)
+        for lst in raw.lists
+    }
+    return keys - {""}
 
 
 def facet_names_of(walks: list[RawWalk]) -> set[str]:

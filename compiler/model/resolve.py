@@ -11,9 +11,12 @@ from compiler.load.schema import SITE, check
 from compiler.load.workflow import RawWorkflow, load_workflow
 from compiler.load.yamlpos import YMap
 from compiler.model.axes import parse_duration_s
-from compiler.model.datasets import expand_datasets
+from compiler.model.datasets import expand_datasets, promised_keys
+from compiler.model.dsfilter import DatasetFilter
 from compiler.model.gates import resolve_gates
 from compiler.model.graph import resolve_graph
+from compiler.model.jobs import chain_lengths, job_classes
+from compiler.model.site import checked_site
 from compiler.model.steps import resolve_steps, run_defaults
 from compiler.model.templates import parse_template
 from compiler.model.types import Graph, Site, Workflow
@@ -30,12 +33,13 @@ def _inside(wf_dir: Path, rel: str, loc: Loc, what: str) -> str:
 
 @dataclass(frozen=True)
 class Overrides:
-    """What a cycle config sets for the workflow it drives."""
+    """What a cycle config (or a campaign) sets for the workflow it drives."""
 
     flock_dir: str | None = None
     status_dir: str | None = None
     max_visits: int | None = None
     common_valid: str | None = None
+    dataset_filter: DatasetFilter | None = None  # a campaign's facet globs / input set
 
 
 def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
@@ -43,7 +47,7 @@ def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
     datasets, facets = expand_datasets(raw) if has_datasets else ((), set())
     steps = resolve_steps(raw.steps, raw.defaults, facets)
     doc = raw.doc
-    keys = {d.routing_key for d in datasets if d.routing_key}
+    keys = {d.routing_key for d in datasets if d.routing_key} | promised_keys(raw, facets)
     if raw.graph is not None:
         graph = resolve_graph(
             raw.graph,
@@ -71,6 +75,13 @@ def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
         raise fail(
             doc.val_loc("max_steps_per_cycle"), "max_steps_per_cycle must be between 1 and 1000"
         )
+    if ov.dataset_filter is not None:  # after the graph checks, which need every routing key
+        datasets = ov.dataset_filter.apply(raw.name, datasets, facets)
+    per_job = doc.get("steps_per_job", 4)
+    if not 1 <= per_job <= 100:
+        raise fail(doc.val_loc("steps_per_job"), "steps_per_job must be between 1 and 100")
+    classes = job_classes(steps)
+    chains = chain_lengths(graph, steps, tuple(keys), per_job)
     return Workflow(
         name=raw.name,
         dir=str(raw.dir.resolve()),
@@ -89,7 +100,9 @@ def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
         groups=tuple((g.name, g.digest, tuple(i for i, _, _ in g.entries)) for g in raw.flock),
         skipped=tuple(raw.flock_problems),
         inputs=_inputs(raw, facets),
-        site=_site(raw),
+        steps_per_job=per_job,
+        jobs=tuple((s.name, classes[s.name], chains[s.name]) for s in steps),
+        site=checked_site(raw, _site(raw), steps),
         undeclared=_choice(doc, "undeclared", ("keep", "tar", "remove"), "keep"),
         retain_s=parse_duration_s(doc["retain"], doc.val_loc("retain")) if "retain" in doc else 0,
     )
@@ -111,7 +124,7 @@ def _site(raw: RawWorkflow) -> Site:
         return Site()
     check(m, SITE, raw.doc.val_loc("site"))
     store = m.get("store", "")
-    if store:
+    if store and "://" not in store:  # a URL is a storage plugin's query (s3://...)
         store = str((raw.dir / store).resolve())
     return Site(
         shared_fs=m.get("shared_fs", True),

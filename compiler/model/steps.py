@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.core.diagnostics import Loc, fail
+from compiler.core.growth import grown_resources
 from compiler.load import schema as S
 from compiler.load.workflow import RawStep
 from compiler.load.yamlpos import YMap
@@ -209,26 +210,4 @@ def resolve_steps(raw: list[RawStep], defaults: YMap | None, facets: set[str]) -
 
 def grown(step: Step, attempt: int) -> dict:
     """Resources for a given attempt (1-based), grown and capped."""
-    n = max(0, attempt - 1)
-    r, g = step.resources, step.growth
-    return {
-        "mem_mb": min(g.mem_max, math.ceil(r.mem_mb * g.mem_factor**n)),
-        "runtime": min(g.runtime_max, math.ceil(r.runtime * g.runtime_factor**n)),
-        "cpus_per_task": r.cpus_per_task,
-        "slurm_partition": r.slurm_partition,
-        "slurm_account": r.slurm_account,
-    }
-
-
-def grown_from_json(step: dict, attempt: int) -> dict:
-    """`grown` for a step as the manifest stores it."""
-    s = Step(
-        name="",
-        loc=None,  # type: ignore[arg-type]
-        command="",
-        resources=Resources(**step["resources"]),
-        retries=step["retries"],
-        growth=Growth(**step["growth"]),
-        states=(),
-    )
-    return grown(s, attempt)
+    return grown_resources(step.resources.__dict__, step.growth.__dict__, attempt)

@@ -116,3 +116,6 @@ class Workflow:
     site: Site = Site()
     undeclared: str = "keep"  # keep | tar | remove: files a job left but did not declare
     retain_s: int = 0  # retention of logs and old run directories, seconds (0 = forever)
+    steps_per_job: int = 1
+    # step name -> (job class, chain): see model/jobs.py
+    jobs: tuple[tuple[str, int, int], ...] = ()

@@ -5,18 +5,30 @@ Ops commands and jobs read this, never the YAML again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
 
 from compiler import MANIFEST_VERSION, __version__
 from compiler.core.diagnostics import Loc, fail
+from compiler.core.manifestio import load_manifest
 from compiler.model.gates import gate_json
-from compiler.model.types import Workflow
+from compiler.model.types import Step, Workflow
+
+
+def step_digest(s: Step) -> str:
+    """What a step's outputs depend on: command, inputs, outputs and states. The
+    catalog keeps it per job, so `padocc catalog stale` finds outputs of an old version.
+    (Resources and retries are left out: they change how a step runs, not what it makes.)"""
+    what = {"command": s.command, "inputs": list(s.inputs), "outputs": list(s.outputs),
+            "states": list(s.states)}  # fmt: skip
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
 
 def manifest_of(model: Workflow, build_id: str, created: str, now: float) -> dict:
     g = model.graph
+    jobs = {name: (cls, chain) for name, cls, chain in model.jobs}
     return {
         "manifest_version": MANIFEST_VERSION,
         "padocc_version": __version__,
@@ -32,6 +44,7 @@ def manifest_of(model: Workflow, build_id: str, created: str, now: float) -> dic
             "work_dir": model.work_dir,
             "max_visits": model.max_visits,
             "max_steps_per_cycle": model.max_steps_per_cycle,
+            "steps_per_job": model.steps_per_job,
             "inputs": model.inputs,
             "site": model.site.__dict__,
             "undeclared": model.undeclared,
@@ -55,6 +68,9 @@ def manifest_of(model: Workflow, build_id: str, created: str, now: float) -> dic
                 "inputs": list(s.inputs),
                 "outputs": list(s.outputs),
                 "temp": list(s.temp),
+                "digest": step_digest(s),
+                "job_class": jobs[s.name][0],
+                "chain": jobs[s.name][1],
             }
             for s in model.steps
         },
@@ -74,16 +90,6 @@ def datasets_tsv(model: Workflow) -> str:
     (One encoder made once: json.dumps per row spent most of its time on its options.)"""
     enc = _FACETS_JSON
     return "".join(f"{d.id}\t{d.routing_key}\t{enc(dict(d.facets))}\n" for d in model.datasets)
-
-
-def load_manifest(path: str) -> dict:
-    with open(path, encoding="utf-8") as f:
-        m = json.load(f)
-    if m.get("manifest_version") != MANIFEST_VERSION:
-        raise ValueError(
-            f"{path}: manifest version {m.get('manifest_version')} is not {MANIFEST_VERSION}"
-        )
-    return m
 
 
 def current_manifest(workflow_dir: str | Path) -> dict:

@@ -11,6 +11,7 @@ line is re-queued at the graph's entry.
 
 from __future__ import annotations
 
+import calendar
 import glob
 import os
 import random
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.core.diagnostics import Loc
-from compiler.core.routing import decide, engagement_alive, route
+from compiler.core.routing import decide, engagement_alive, route, run_successors
 from compiler.core.statusfile import (
     FINAL,
     QUARANTINED,
@@ -85,26 +86,24 @@ def running_slurm_jobs() -> frozenset[str] | None:
 
 
 class SlotBudget:
-    """How many slots a dataset gets this cycle: the longest path of runs through the
-    step graph for its routing key, where a loop counts its steps once plus one more
-    step (check, fix, check again). Slots past a dataset's end are cheap no-ops, so
-    the budget is kept near the usual path; a dataset that loops longer simply goes
-    on in the next cycle (`padocc cycle` runs that next round at once)."""
+    """How many slots (jobs) a dataset gets this cycle. Its longest path of runs through
+    the step graph for its routing key, where a loop counts its steps once plus one
+    more step (check, fix, check again), is L steps with at most C changes of job
+    class along it; a job runs up to `per_job` steps of one class, so C + ceil(L /
+    per_job) jobs always suffice. Slots past a dataset's end are no-op jobs, so the
+    budget stays near the usual path; a dataset that loops longer simply goes on in
+    the next cycle (`padocc cycle` runs that next round at once)."""
 
-    def __init__(self, graph: dict, max_visits: int, cap: int):
+    def __init__(
+        self, graph: dict, max_visits: int, cap: int, classes: dict[str, int] | None = None,
+        per_job: int = 1,
+    ):  # fmt: skip
         self.table, self.max_visits, self.cap = graph["table"], max_visits, cap
+        self.classes, self.per_job = classes or {}, max(1, per_job)
         self.memo: dict[tuple[str, str, str], int] = {}
 
     def _succ(self, sub: str, step: str, key: str) -> list[tuple[str, str]]:
-        out = []
-        for pos in self.table:
-            g, _, rest = pos.partition("/")
-            s, _, state = rest.partition(":")
-            if g == sub and s == step and state not in ("Ready", "Engaged"):
-                a = route(self.table, pos, key)
-                if a["kind"] == "run":
-                    out.append((a["sub"], a["step"]))
-        return out
+        return run_successors(self.table, sub, step, (key,))
 
     def budget(self, act: dict, key: str) -> int:
         if act["kind"] != "run":
@@ -154,11 +153,15 @@ class SlotBudget:
         for v in succ:
             if v not in index:
                 strong(v)
-        weight = []
+        cls = self.classes.get
+        weight, changes = [], []
         for c in sccs:
             looped = len(c) > 1 or c[0] in succ[c[0]]
             weight.append(len(c) + 1 if looped else 1)
+            # A loop over steps of more than one class may change class at every step.
+            changes.append(len(c) + 1 if len({cls(v[1]) for v in c}) > 1 else 0)
         best: dict[int, int] = {}
+        most: dict[int, int] = {}
 
         def longest(ci: int) -> int:
             if ci not in best:
@@ -166,7 +169,17 @@ class SlotBudget:
                 best[ci] = weight[ci] + max((longest(n) for n in nxt), default=0)
             return best[ci]
 
-        return max(1, longest(comp[start]))
+        def most_changes(ci: int) -> int:
+            if ci not in most:
+                edges = [(v, w) for v in sccs[ci] for w in succ[v] if comp[w] != ci]
+                most[ci] = changes[ci] + max(
+                    ((cls(v[1]) != cls(w[1])) + most_changes(comp[w]) for v, w in edges),
+                    default=0,
+                )
+            return most[ci]
+
+        steps = max(1, longest(comp[start]))
+        return most_changes(comp[start]) + -(-steps // self.per_job)
 
 
 @dataclass(frozen=True)
@@ -232,8 +245,13 @@ class Inputs:
 
     def newest(self, pattern: str) -> tuple[int, str]:
         """(mtime_ns, path) of the newest file matching, or (0, "") when none does."""
-        full = pattern if os.path.isabs(pattern) else os.path.join(self.dir, pattern)
-        paths = glob.glob(full, recursive=True) if glob.has_magic(full) else [full]
+        full = pattern if pattern[:1] == "/" else f"{self.dir}/{pattern}"
+        if not any(c in full for c in "*?["):  # one plain file: a stat, no glob machinery
+            try:
+                return os.stat(full).st_mtime_ns, full
+            except OSError:
+                return 0, ""
+        paths = glob.glob(full, recursive=True)
         best = (0, "")
         for p in paths:
             try:
@@ -250,6 +268,13 @@ def _names(template: str) -> set[str]:
 
 
 def _stamp_ns(ts: str) -> int:
+    # The usual shape YYYYmmdd_HHMMSS_ffffff without strptime: once per finished
+    # dataset with inputs, strptime alone cost seconds at 25k datasets.
+    if len(ts) == 22 and ts[8] == "_" and ts[15] == "_" and ts.replace("_", "").isdigit():
+        secs = calendar.timegm(
+            (int(ts[:4]), int(ts[4:6]), int(ts[6:8]), int(ts[9:11]), int(ts[11:13]), int(ts[13:15]))
+        )
+        return secs * 1_000_000_000 + int(ts[16:]) * 1000
     d = parse_stamp(ts)
     return int(d.timestamp()) * 1_000_000_000 + d.microsecond * 1000
 
@@ -262,7 +287,13 @@ def make_plan(
     if not graph["entry"]:
         return plan  # no transition graph: datasets only key gates
     root = graph["root"]
-    budget = SlotBudget(graph, model.max_visits, model.max_steps_per_cycle)
+    budget = SlotBudget(
+        graph,
+        model.max_visits,
+        model.max_steps_per_cycle,
+        {name: cls for name, cls, _ in model.jobs},
+        model.steps_per_job,
+    )
     status_dir = Path(model.status_dir)
     sdir = os.path.join(str(status_dir), "")
     index = Index(Path(model.dir) / INDEX_FILE, str(status_dir)) if use_index else None

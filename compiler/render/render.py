@@ -58,7 +58,8 @@ def render_build(
     python = manifest["python"]
     shell = (
         f"{shlex.quote(python)} -m compiler run-step .padocc/builds/{{wildcards.build}} "
-        "{wildcards.dataset:q} {wildcards.slot} --attempt {resources.attempt} > {log:q} 2>&1"
+        "{wildcards.dataset:q} {wildcards.slot} --attempt {resources.attempt} "
+        "--runtime {resources.runtime} > {log:q} 2>&1"
     )
     context = {
         "version": __version__,
@@ -70,7 +71,8 @@ def render_build(
         "steps": [dict(name=n, **s) for n, s in manifest["steps"].items()],
         "n_datasets": len(model.datasets),
         "n_pending": len(plan.pending),
-        "max_retries": max((s.retries for s in model.steps), default=0),
+        # A job may run several steps, each with its own retries (see model/jobs.py).
+        "max_retries": min(10, sum(s.retries for s in model.steps)),
         "shell": shell,
         "has_graph": bool(model.graph.entry),
         "gates": [

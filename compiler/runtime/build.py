@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.render.manifest import load_manifest
+from compiler.core.manifestio import load_manifest
 
 BUILDS = Path(".padocc") / "builds"
 RUN = Path(".padocc") / "run"

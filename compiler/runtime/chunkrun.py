@@ -16,6 +16,7 @@ from compiler.core.statusfile import Stat, append_stats, utc_stamp
 from compiler.model.axes import fmt_value, untag
 from compiler.model.templates import parse_template
 from compiler.render.coverage import gate_status_path, marker_path
+from compiler.runtime import provenance
 from compiler.runtime.build import dataset_row, manifest
 from compiler.runtime.proc import run_measured
 
@@ -96,6 +97,7 @@ def run_chunk(req: ChunkRequest) -> int:
             f"padocc: {req.gate} {chunk} failed with exit {rc} (attempt {req.attempt})",
             file=sys.stderr,
         )
+        provenance.after_chunk(req)  # the job's row in the catalog
         return 1
     append_stats(status, ident, [stat("Pass", **measured)])
     # The marker is written after the STAT line, and atomically.
@@ -118,4 +120,5 @@ def run_chunk(req: ChunkRequest) -> int:
         os.fsync(f.fileno())
     os.chmod(tmp, 0o644)
     os.replace(tmp, out)
+    provenance.after_chunk(req)  # the job's row, and its marker as its output
     return 0

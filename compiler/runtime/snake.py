@@ -12,10 +12,10 @@ import socket
 import sys
 import time
 
+from compiler.core.growth import grown_from_json
 from compiler.core.names import rule_name
 from compiler.model.axes import untag
 from compiler.model.chunks import upstream_chunks
-from compiler.model.steps import grown_from_json
 from compiler.render.coverage import chunk_name, marker_path
 from compiler.runtime.build import BUILDS, RUN, gate_targets, manifest, pending, status_coverage
 
@@ -60,7 +60,10 @@ class Build:
             if not step:
                 first = next(iter(m["steps"].values()))["resources"]
                 return NOOP.get(name, first.get(name, ""))
-            return grown_from_json(m["steps"][step], attempt)[name]
+            value = grown_from_json(m["steps"][step], attempt)[name]
+            if name == "runtime":  # the job may go on with more steps of its class
+                value *= m["steps"][step]["chain"]
+            return value
 
         value.__name__ = f"padocc_{name}"
         return value

@@ -7,16 +7,19 @@ runs again and finds the step already recorded, never a lost record.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shlex
 import socket
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.core.diagnostics import CompileError, Loc
+from compiler.core.growth import grown_from_json
 from compiler.core.routing import decide
 from compiler.core.statusfile import (
     ENGAGED,
@@ -28,8 +31,10 @@ from compiler.core.statusfile import (
     utc_stamp,
 )
 from compiler.model.templates import parse_template
+from compiler.runtime import provenance
 from compiler.runtime.build import dataset_row, manifest, slot_path
 from compiler.runtime.proc import run_measured
+from compiler.runtime.staging import stage_in
 
 STATE_FILE_ENV = "PADOCC_STATE_FILE"
 PARAMS_FILE_ENV = "PADOCC_PARAMS_FILE"
@@ -41,6 +46,7 @@ class SlotRequest:
     dataset: str
     slot: int
     attempt: int
+    runtime: int = 0  # the job's time limit, minutes (0: unknown)
 
 
 def _write_json_atomic(path: str, data: dict) -> None:
@@ -110,6 +116,7 @@ def _settle(m: dict, status: Path, dataset: str, act: dict) -> dict | None:
         return act
     if kind == "final":
         append_stats(status, dataset, [_stat(m, root, root, act["state"], build=build)])
+        provenance.route_ended(m, dataset)  # temp files go once the route has ended
         return {"kind": "done", "state": act["state"]}
     if kind == "stuck":
         line = _stat(
@@ -125,6 +132,18 @@ def _settle(m: dict, status: Path, dataset: str, act: dict) -> dict | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Job:
+    """What every step a job runs shares."""
+
+    req: SlotRequest
+    m: dict
+    status: Path
+    key: str
+    facets: dict
+    workdir: Path
+
+
 def run_slot(req: SlotRequest) -> int:
     m = manifest(req.build_dir)
     wf = m["workflow"]
@@ -132,6 +151,7 @@ def run_slot(req: SlotRequest) -> int:
     status = Path(wf["status_dir"]) / f"{req.dataset}.status"
     key, facets = dataset_row(req.build_dir, req.dataset)
     out_path = slot_path(wf["dir"], build, req.dataset, req.slot)
+    _hold_dataset_lock(wf["dir"], req.dataset)
 
     stats = read_history(status).stats
     if any(st.state == "Cancelled" and st.params.get("build") == build for st in stats):
@@ -144,12 +164,81 @@ def run_slot(req: SlotRequest) -> int:
         _write_json_atomic(out_path, {"next": ended})
         return 0
 
-    sub, step_name = act["sub"], act["step"]
-    step = m["steps"][step_name]
     workdir = Path(wf["work_dir"]) / req.dataset
     workdir.mkdir(parents=True, exist_ok=True)
+    job = _Job(req, m, status, key, facets, workdir)
+    t0 = time.monotonic()
+    ran: list[str] = []
+    first = m["steps"][act["step"]]
+    while True:
+        attempt = own_attempt(stats, act["sub"], act["step"])
+        state = _run_step(job, act, attempt)
+        if state is None:
+            return 1  # a Retry: Snakemake resubmits the job, which resumes at this step
+        ran.append(act["step"])
+        # Route on the outcome now, so the next step (here or in the next slot) is known.
+        stats = read_history(status).stats
+        nxt = decide(position_of(stats), key, m["graph"], wf["max_visits"])
+        nxt = _settle(m, status, req.dataset, nxt) or nxt
+        if not _chains(m, first, nxt, len(ran), time.monotonic() - t0, req.runtime, stats):
+            break
+        act = nxt
+    _write_json_atomic(out_path, {"ran": ran, "state": state, "next": nxt})
+    return 0
+
+
+def _hold_dataset_lock(workflow_dir: str, dataset: str) -> None:
+    """One job at a time per dataset, for this process's lifetime (the kernel drops
+    the lock when it exits, however it exits). A job whose shell was killed can leave
+    its wrapper running while Snakemake already resubmits: the new job waits here,
+    then reads the history the old one finished, instead of running its steps twice."""
+    d = os.path.join(workflow_dir, ".padocc", "locks")
+    os.makedirs(d, exist_ok=True)
+    fd = os.open(os.path.join(d, f"{dataset}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # fd left open on purpose: held until exit
+
+
+def own_attempt(stats: list[Stat], sub: str, step: str) -> int:
+    """This step's attempt: 1 + its Retry lines since its last binding outcome. Counted
+    from the history, not Snakemake's attempt, because a job may run several steps."""
+    n = 0
+    for st in reversed(stats):
+        if st.state == ENGAGED:
+            continue
+        if st.state == "Retry" and st.sub == sub and st.step == step:
+            n += 1
+            continue
+        break
+    return n + 1
+
+
+def _chains(
+    m: dict, first: dict, nxt: dict, done: int, elapsed_s: float, granted_min: int,
+    stats: list[Stat],
+) -> bool:  # fmt: skip
+    """Does this job go on with the next step? Only a step of the same job class, within
+    steps_per_job, and only if its own time limit still fits in the job's."""
+    if nxt.get("kind") != "run" or done >= m["workflow"]["steps_per_job"]:
+        return False
+    step = m["steps"][nxt["step"]]
+    if step["job_class"] != first["job_class"]:
+        return False
+    if granted_min:
+        need = grown_from_json(step, own_attempt(stats, nxt["sub"], nxt["step"]))["runtime"]
+        if elapsed_s / 60 + need > granted_min:
+            return False
+    return True
+
+
+def _run_step(job: _Job, act: dict, attempt: int) -> str | None:
+    """Run one step and record it; its final state, or None after a Retry record."""
+    req = job.req
+    m, wf, build, status = job.m, job.m["workflow"], job.m["build"], job.status
+    sub, step_name = act["sub"], act["step"]
+    step = m["steps"][step_name]
+    workdir = job.workdir
     values = {
-        **facets, "dataset": req.dataset, "workdir": str(workdir), "attempt": str(req.attempt),
+        **job.facets, "dataset": req.dataset, "workdir": str(workdir), "attempt": str(attempt),
         "step": step_name, "python": m["python"], "workflow_dir": wf["dir"],
     }  # fmt: skip
     # Every value from data is shell-quoted before it reaches the shell.
@@ -171,27 +260,29 @@ def run_slot(req: SlotRequest) -> int:
             ENGAGED,
             host=socket.gethostname(),
             pid=os.getpid(),
-            attempt=req.attempt,
+            attempt=attempt,
             slurm_jobid=jobid,
             slot=req.slot,
             build=build,
         )
         append_stats(status, req.dataset, [engaged])
-        rc, wall, maxrss_mb, named, extra, problem = _run_command(
+        staged = stage_in(m, step, values, workdir)  # a missing input: skipped() is a Fail
+        provenance.before_command(req, step_name, workdir)  # snapshot, for undeclared files
+        rc, wall, maxrss_mb, named, extra, problem = staged.skipped() or _run_command(
             command, workdir, req, step_name, step
         )
-        if rc != 0 and named is None and req.attempt <= step["retries"]:
+        if rc != 0 and named is None and attempt <= step["retries"]:
             # Not the last attempt: a non-binding record, then Snakemake resubmits
             # with grown resources.
             append_stats(status, req.dataset, [
-                _stat(m, sub, step_name, "Retry", exit=rc, attempt=req.attempt, wall=f"{wall:.1f}",
+                _stat(m, sub, step_name, "Retry", exit=rc, attempt=attempt, wall=f"{wall:.1f}",
                       maxrss_mb=f"{maxrss_mb:.0f}", slurm_jobid=jobid)
             ])  # fmt: skip
             print(
-                f"padocc: {step_name} failed with exit {rc} on attempt {req.attempt}; retrying",
+                f"padocc: {step_name} failed with exit {rc} on attempt {attempt}; retrying",
                 file=sys.stderr,
             )
-            return 1
+            return None
         # A state the command names wins over its exit code; one it may not name is a Fail.
         state = "Fail" if problem else (named or ("Pass" if rc == 0 else "Fail"))
         if problem:
@@ -200,15 +291,13 @@ def run_slot(req: SlotRequest) -> int:
         if bypassed:
             state = "Warning"
             extra["bypassed"] = bypassed
+        state = staged.finish(state, extra)  # stage out before the STAT line: may be a Fail
     params = {**extra, "exit": rc, "wall": f"{wall:.1f}", "maxrss_mb": f"{maxrss_mb:.0f}",
-              "attempt": req.attempt, "slurm_jobid": jobid}  # fmt: skip
+              "attempt": attempt, "slurm_jobid": jobid}  # fmt: skip
     append_stats(status, req.dataset, [_stat(m, sub, step_name, state, **params)])
+    provenance.after_step(req, step_name)  # undeclared files, output hashes, catalog
 
-    # Route on the outcome now, so the next slot knows its step and resources.
-    nxt = decide(position_of(read_history(status).stats), key, m["graph"], wf["max_visits"])
-    nxt = _settle(m, status, req.dataset, nxt) or nxt
-    _write_json_atomic(out_path, {"ran": step_name, "state": state, "next": nxt})
-    return 0
+    return state
 
 
 def _run_command(command: str, workdir: Path, req: SlotRequest, step_name: str, step: dict):

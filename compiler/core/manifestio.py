@@ -1,0 +1,18 @@
+"""Reading a build's manifest JSON: all a job needs of it, so a job imports no more
+than json (jobs start thousands of times a cycle; their import time adds up)."""
+
+from __future__ import annotations
+
+import json
+
+from compiler import MANIFEST_VERSION
+
+
+def load_manifest(path: str) -> dict:
+    with open(path, encoding="utf-8") as f:
+        m = json.load(f)
+    if m.get("manifest_version") != MANIFEST_VERSION:
+        raise ValueError(
+            f"{path}: manifest version {m.get('manifest_version')} is not {MANIFEST_VERSION}"
+        )
+    return m
