@@ -39,11 +39,15 @@ def current_build(wf: Path) -> str:
 
 
 def engaged_in_build(wf: Path, build: str) -> int:
-    n = 0
+    """Jobs that ran in a build: distinct (dataset, slot) of its Engaged lines (a job
+    may run several steps, each with its own Engaged line)."""
+    jobs = set()
     for d in (wf / "status", wf / "complete"):
         for p in d.rglob("*.status") if d.exists() else []:
-            n += sum(1 for ln in p.read_text().splitlines() if ":Engaged:" in ln and f"build={build}" in ln)
-    return n
+            for ln in p.read_text().splitlines():
+                if ":Engaged:" in ln and f"build={build}" in ln:
+                    jobs.add((p.name, ln.split("slot=")[1].split(",")[0]))
+    return len(jobs)
 
 
 def test_cycles_as_cron_would(flock: Path):

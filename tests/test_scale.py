@@ -7,6 +7,7 @@ and a no-op compile must carry nothing and reuse what it can. No timing is asser
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -171,3 +172,24 @@ def test_gate_remake_runs_again(tmp_path: Path):
     log = (hmi / "work" / "gates" / "runs.log").read_text().splitlines()
     c = Counter(ln.split()[1] for ln in log if ln.split()[0] == "hmi.lev1")
     assert c == {lo: 2, mid: 1}
+
+
+def test_padocc_run_starts_snakemake_only_when_there_is_work(done: Path):
+    """The cron line `padocc run`: an idle hour is a compile, no Snakemake; a changed
+    input is rebuilt, its two same-resource steps in one job."""
+    logs = done / ".snakemake" / "log"
+    before = len(list(logs.iterdir()))
+    r = padocc("run", str(done), timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "nothing to run: Snakemake not started" in r.stdout
+    assert len(list(logs.iterdir())) == before
+    ds = IDS[0]
+    (done / "data" / f"{ds}.in").write_text("changed")
+    r = padocc("run", str(done), timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert len(list(logs.iterdir())) == before + 1
+    assert runs(done)[(ds, "Make")] == 2 and runs(done)[(ds, "Check")] == 2
+    assert sum(runs(done).values()) == 2 * len(IDS) + 2  # nothing else ran again
+    build = os.readlink(done / ".padocc" / "current").split("/")[-1]
+    slot1 = done / ".padocc" / "run" / build / ds / "1.json"
+    assert json.loads(slot1.read_text())["ran"] == ["Make", "Check"]

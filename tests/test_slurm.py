@@ -239,29 +239,36 @@ def test_failing_step_is_recorded_with_its_job(slurm_demo):
 def test_stat_lines_carry_the_real_slurm_job_id(slurm_demo):
     need_slurm()
     wf, _ = slurm_demo
-    engaged = 0
+    engaged, n_jobs = 0, 0
     for ds in demo_expected():
         lines = step_stats(wf, ds)
         jobs: dict[str, list[Stat]] = {}
         for s in lines:
             jobs.setdefault(s.params["slurm_jobid"], []).append(s)
-        # One SLURM job per step run: an Engaged line and its outcome, same job id.
-        for jid, pair in jobs.items():
-            assert [p.state for p in pair][0] == "Engaged" and len(pair) == 2, (ds, jid, pair)
-            assert pair[0].step == pair[1].step
-        engaged += len(jobs)
+        # One SLURM job per run of same-resource steps: each step's Engaged line and
+        # its outcome, in turn, all with that job's id.
+        for jid, run in jobs.items():
+            assert len(run) % 2 == 0, (ds, jid, run)
+            for a, b in zip(run[0::2], run[1::2], strict=True):
+                assert a.state == "Engaged" and b.state != "Engaged" and a.step == b.step
+        engaged += sum(len(run) // 2 for run in jobs.values())
+        n_jobs += len(jobs)
         # The id is the job that ran the step: sacct's Start..End of that job holds
         # the moment the wrapper wrote Engaged and the outcome (epoch s, 1 s slack).
         rows = sacct(sorted(jobs), "State,Start,End", re.compile(r"COMPLETED"))
-        for jid, pair in jobs.items():
+        for jid, run in jobs.items():
             _, start, end = rows[jid]
-            for s in pair:
+            for s in run:
                 t = parse_stamp(s.ts).timestamp()
                 assert int(start) - 1 <= t <= int(end) + 1, (ds, jid, s, start, end)
-    # tas 5 steps each, pr r1 7 (the loop), pr r3 3: one job per step run, as the
-    # demo's own run logs count them.
+    # tas 5 steps each, pr r1 7 (the loop), pr r3 3, as the demo's own run logs count
+    # them; fewer SLURM jobs than steps (Generate, CheckTime, CheckMeta share one).
     assert engaged == 5 + 5 + 7 + 3
     assert engaged == sum(sum(steps_run(wf, ds).values()) for ds in demo_expected())
+    assert n_jobs < engaged
+    first = step_stats(wf, "DEMO.atmos.hist.r1.tas")[:6]
+    assert [s.step for s in first[1::2]] == ["Generate", "CheckTime", "CheckMeta"]
+    assert len({s.params["slurm_jobid"] for s in first}) == 1
 
 
 # --------------------------------------------------------------------- retries
