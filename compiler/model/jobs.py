@@ -33,7 +33,7 @@ def chain_lengths(
     classes = job_classes(steps)
     if per_job <= 1:
         return {s.name: 1 for s in steps}
-    table = {pos: {k: a.as_json() for k, a in acts} for pos, acts in graph.table}
+    table = graph.table_json()
     keys = tuple(sorted(set(keys) | {""}))
     memo: dict[tuple[str, str], int] = {}
     active: set[tuple[str, str]] = set()

@@ -94,6 +94,10 @@ class Graph:
     def routes(self) -> dict[str, dict[str, Action]]:
         return {pos: dict(acts) for pos, acts in self.table}
 
+    def table_json(self) -> dict[str, dict[str, dict]]:
+        """The table as the manifest stores it and core.routing reads it."""
+        return {pos: {k: a.as_json() for k, a in acts} for pos, acts in self.table}
+
 
 @dataclass(frozen=True)
 class Workflow:

@@ -54,7 +54,7 @@ def manifest_of(model: Workflow, build_id: str, created: str, now: float) -> dic
             "root": g.root,
             "entry": g.entry,
             "subs": [{"name": s.name, "file": s.file, "parent": s.parent} for s in g.subs],
-            "table": {pos: {k: a.as_json() for k, a in acts} for pos, acts in g.table},
+            "table": g.table_json(),
             "warnings": [str(d) for d in g.findings if d.severity == "warning"],
         },
         "steps": {

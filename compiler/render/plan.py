@@ -11,7 +11,6 @@ line is re-queued at the graph's entry.
 
 from __future__ import annotations
 
-import calendar
 import glob
 import os
 import random
@@ -268,13 +267,6 @@ def _names(template: str) -> set[str]:
 
 
 def _stamp_ns(ts: str) -> int:
-    # The usual shape YYYYmmdd_HHMMSS_ffffff without strptime: once per finished
-    # dataset with inputs, strptime alone cost seconds at 25k datasets.
-    if len(ts) == 22 and ts[8] == "_" and ts[15] == "_" and ts.replace("_", "").isdigit():
-        secs = calendar.timegm(
-            (int(ts[:4]), int(ts[4:6]), int(ts[6:8]), int(ts[9:11]), int(ts[11:13]), int(ts[13:15]))
-        )
-        return secs * 1_000_000_000 + int(ts[16:]) * 1000
     d = parse_stamp(ts)
     return int(d.timestamp()) * 1_000_000_000 + d.microsecond * 1000
 

@@ -346,13 +346,6 @@ def pick(text: str, keys: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
-def _dt(ts: str) -> datetime:
-    if len(ts) == 22:  # the usual shape: direct, no strptime
-        return datetime(int(ts[:4]), int(ts[4:6]), int(ts[6:8]), int(ts[9:11]), int(ts[11:13]),
-                        int(ts[13:15]), int(ts[16:]), tzinfo=UTC)
-    return parse_stamp(ts)
-
-
 @dataclass(frozen=True)
 class Engagement:
     dataset: str
@@ -379,7 +372,7 @@ _ENDS = ("wall", "maxrss_mb")
 def _closed(dataset: str, start: Parts, end: Parts, outcome: str) -> Engagement:
     got = pick(end[5], _ENDS) if end[5] else {}
     wall = _float(got.get("wall"))
-    secs = wall if wall is not None else (_dt(end[0]) - _dt(start[0])).total_seconds()
+    secs = wall if wall is not None else (parse_stamp(end[0]) - parse_stamp(start[0])).total_seconds()
     return Engagement(dataset, start[2], start[3], start, end, outcome, secs, _float(got.get("maxrss_mb")))
 
 
@@ -545,7 +538,7 @@ class Tally:
         return rows
 
     def recent_failures(self) -> list[Failure]:
-        return sorted(self.failures, key=lambda f: (_dt(f.ts), f.dataset), reverse=True)
+        return sorted(self.failures, key=lambda f: (parse_stamp(f.ts), f.dataset), reverse=True)
 
 
 @dataclass(frozen=True)
@@ -568,11 +561,11 @@ def stuck(s: Survey, now: datetime, after: timedelta) -> list[Stuck]:
         p = r.engaged_parts
         if p is None:
             continue
-        age = (now - _dt(p[0])).total_seconds()
+        age = (now - parse_stamp(p[0])).total_seconds()
         if age > after.total_seconds():
             out.append(Stuck(r.id, p[2], p[3], p[0], age, param(p[5], "host") or "", param(p[5], "pid") or "",
                              param(p[5], "slurm_jobid") or "", log_path(s.workflow_dir, r.id, p)))
-    out.sort(key=lambda x: (_dt(x.ts), x.dataset))
+    out.sort(key=lambda x: (parse_stamp(x.ts), x.dataset))
     return out
 
 
