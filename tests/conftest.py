@@ -107,15 +107,21 @@ def steps_run(wf: Path, ds: str) -> Counter:
     return Counter(p.read_text().split()) if p.exists() else Counter()
 
 
+# What runs leave in a workflow directory: a test copy starts without any of it.
+GENERATED = shutil.ignore_patterns(
+    ".padocc", ".snakemake", "Snakefile", "status", "work", "gates", "complete", "logs", "profiles"
+)
+
+
+def fresh_copy(name: str, dst: Path) -> Path:
+    """A shipped workflow (workflows/<name>) copied to dst as if never run."""
+    shutil.copytree(WORKFLOWS / name, dst, ignore=GENERATED)
+    return dst
+
+
 @pytest.fixture
 def demo(tmp_path: Path) -> Path:
-    dst = tmp_path / "demo"
-    shutil.copytree(
-        WORKFLOWS / "demo",
-        dst,
-        ignore=shutil.ignore_patterns(".padocc", "status", "work", "Snakefile", ".snakemake"),
-    )
-    return dst
+    return fresh_copy("demo", tmp_path / "demo")
 
 
 def tree_snapshot(root: Path) -> dict[str, bytes]:

@@ -142,6 +142,35 @@ CASES = [
         "demo/workflow.yaml:22:13: error: max_visits must be between 1 and 100",
     ),
     (
+        "steps-per-job-range",
+        W,
+        "max_visits: 3",
+        "max_visits: 3\nsteps_per_job: 0",
+        "demo/workflow.yaml:23:16: error: steps_per_job must be between 1 and 100",
+    ),
+    (
+        "undeclared-choice",
+        W,
+        "max_visits: 3",
+        "max_visits: 3\nundeclared: tarball",
+        "demo/workflow.yaml:23:13: error: 'undeclared' must be one of keep, tar, remove, not 'tarball' "
+        "(did you mean 'tar'?)",
+    ),
+    (
+        "retain-duration",
+        W,
+        "max_visits: 3",
+        "max_visits: 3\nretain: soon",
+        "demo/workflow.yaml:23:9: error: cannot read duration 'soon': use e.g. '10m', '6h', '1d'",
+    ),
+    (
+        "output-escapes-workdir",
+        W,
+        "    outputs: [data.txt, runs.log]\n    retries: 1",
+        "    outputs: [../data.txt, runs.log]\n    retries: 1",
+        "demo/workflow.yaml:31:15: error: outputs of step 'Generate' must stay inside the work dir",
+    ),
+    (
         "dead-end-state",
         W,
         "states: [Warning]",

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import WORKFLOWS, padocc, tree_snapshot
+from conftest import fresh_copy, padocc, tree_snapshot
 
 from compiler.commands import campaign, clean
 from compiler.commands import compile as compile_cmd
@@ -36,12 +36,11 @@ SMALL_SPEC = """project:
 LEV1 = [f"gates/hmi.lev1/{a}__{b}.done" for a, b in (
     ("20100501T000000Z", "20100501T060000Z"), ("20100501T060000Z", "20100501T120000Z"),
     ("20100501T180000Z", "20100502T000000Z"))]  # fmt: skip
-IGNORE = shutil.ignore_patterns(".padocc", "status", "work", "gates", "Snakefile", ".snakemake")
 
 
 def small_demo(dst: Path) -> Path:
     """Three datasets: the Warning chain (tas), the fix loop (pr), and ocean tos."""
-    shutil.copytree(WORKFLOWS / "demo", dst, ignore=IGNORE)
+    fresh_copy("demo", dst)
     (dst / "dataset_spec.yaml").write_text(SMALL_SPEC)
     return dst
 
@@ -84,7 +83,7 @@ def done_run(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("campaign")
     demo = small_demo(root / "demo")
     hmi = root / "hmi"
-    shutil.copytree(WORKFLOWS / "hmi", hmi, ignore=IGNORE)
+    fresh_copy("hmi", hmi)
     camp = write(
         root / "campaigns" / "c1.yaml",
         """name: c1
@@ -197,7 +196,7 @@ def test_final_step_follows_when_run(tmp_path: Path, when_run, failed, final, ra
         tiny(tmp_path / "tiny", "exit 1")
         wf = "tiny"
     else:
-        shutil.copytree(WORKFLOWS / "hmi", tmp_path / "hmi", ignore=IGNORE)
+        fresh_copy("hmi", tmp_path / "hmi")
         wf = "hmi\n    gates: []"
     text = f"name: fin\nworkflows:\n  - dir: {wf}\n"
     text += f"final:\n  command: {json.dumps(final)}\n  when_run: {when_run}\n"
@@ -395,7 +394,7 @@ BAD = [
 def bad_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bad")
     small_demo(root / "demo")
-    shutil.copytree(WORKFLOWS / "hmi", root / "hmi", ignore=IGNORE)
+    fresh_copy("hmi", root / "hmi")
     write(root / "campaigns" / "ids.txt", "DEMO.atmos.hist.r1.tas\n  DEMO.atmos.hist.r9.tas\n")
     return root
 

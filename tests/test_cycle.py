@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import WORKFLOWS, padocc
+from conftest import fresh_copy, padocc
 
 from compiler.render.plan import Pending, Selection, select
 
@@ -21,8 +20,7 @@ from compiler.render.plan import Pending, Selection, select
 @pytest.fixture
 def flock(tmp_path: Path) -> Path:
     dst = tmp_path / "flock"
-    shutil.copytree(WORKFLOWS / "flock", dst, ignore=shutil.ignore_patterns(
-        ".padocc", "status", "work", "complete", "logs", "Snakefile", "profiles"))
+    fresh_copy("flock", dst)
     conf = dst / "shepard.yaml"
     conf.write_text(conf.read_text().replace("batch_limit: 1000", "batch_limit: 6"))
     return dst

@@ -7,14 +7,13 @@ and adds one child dataset per part, which then runs Process.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from conftest import (
-    WORKFLOWS,
     compile_wf,
     final_states,
+    fresh_copy,
     padocc,
     pending_count,
     snakemake,
@@ -26,13 +25,7 @@ ROWS = 2  # lines per part, as workflow.yaml passes to the Split step
 
 @pytest.fixture
 def fanout(tmp_path: Path) -> Path:
-    dst = tmp_path / "fanout"
-    shutil.copytree(
-        WORKFLOWS / "fanout",
-        dst,
-        ignore=shutil.ignore_patterns(".padocc", "status", "work", "Snakefile", ".snakemake"),
-    )
-    return dst
+    return fresh_copy("fanout", tmp_path / "fanout")
 
 
 def expected_children(wf: Path) -> dict[str, int]:

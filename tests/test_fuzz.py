@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
-from conftest import WORKFLOWS
+from conftest import WORKFLOWS, fresh_copy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -98,8 +98,7 @@ def _build(src: str, name: str, content: str) -> None:
     """build_model on one copy of the workflow (made once) with `name` replaced."""
     if src not in _COPIES:
         wf = Path(tempfile.mkdtemp(prefix="padocc-fuzz-")) / src
-        shutil.copytree(WORKFLOWS / src, wf, ignore=shutil.ignore_patterns(
-            ".padocc", "status", "work", "gates", "Snakefile", "complete", "logs"))  # fmt: skip
+        fresh_copy(src, wf)
         _COPIES[src] = wf
     wf = _COPIES[src]
     original = (WORKFLOWS / src / name).read_text()

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import WORKFLOWS, padocc, snakemake
+from conftest import fresh_copy, padocc, snakemake
 
 NOW = "2026-01-01T01:00:00Z"
 
 
 @pytest.fixture
 def hmi(tmp_path: Path) -> Path:
-    dst = tmp_path / "hmi"
-    shutil.copytree(
-        WORKFLOWS / "hmi", dst, ignore=shutil.ignore_patterns(".padocc", "status", "work", "gates")
-    )
-    return dst
+    return fresh_copy("hmi", tmp_path / "hmi")
 
 
 def runs(wf: Path) -> Counter:

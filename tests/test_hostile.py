@@ -4,11 +4,10 @@ file lands outside the workflow directory."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import WORKFLOWS, padocc, snakemake
+from conftest import fresh_copy, padocc, snakemake
 
 NOW = "2026-01-01T01:00:00Z"
 
@@ -35,13 +34,7 @@ def outside_files(tmp_path: Path, wf: Path) -> list[Path]:
 
 
 def _demo(tmp_path: Path) -> Path:
-    dst = tmp_path / "demo"
-    shutil.copytree(
-        WORKFLOWS / "demo",
-        dst,
-        ignore=shutil.ignore_patterns(".padocc", "status", "work", "Snakefile", ".snakemake"),
-    )
-    return dst
+    return fresh_copy("demo", tmp_path / "demo")
 
 
 @pytest.mark.parametrize("i", range(10))
@@ -154,9 +147,7 @@ def test_hostile_facet_values_reach_commands_quoted(tmp_path: Path):
 )
 def test_hostile_gate_parameters(tmp_path: Path, args):
     wf = tmp_path / "hmi"
-    shutil.copytree(
-        WORKFLOWS / "hmi", wf, ignore=shutil.ignore_patterns(".padocc", "status", "work", "gates")
-    )
+    fresh_copy("hmi", wf)
     canary = tmp_path / "CANARY"
     argv = [a.replace("{c}", str(canary)) for a in args]
     r = padocc("gate", *argv, "-C", str(wf), "--now", NOW, timeout=300)

@@ -8,12 +8,11 @@ import hashlib
 import json
 import multiprocessing
 import re
-import shutil
 import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import WORKFLOWS, compile_wf, cycle_until_done, final_states, padocc
+from conftest import compile_wf, cycle_until_done, final_states, fresh_copy, padocc
 
 from compiler.commands import catalog as catalog_cmd
 from compiler.core.statusfile import Stat, parse_stamp
@@ -35,10 +34,7 @@ def demo_copy(dst: Path, spec: str, undeclared: str | None = None, retry: bool =
     """The demo, where CheckMeta also leaves extra.log and junk/deep.txt undeclared;
     Generate makes temp intermediates that Publish, the last step, still needs. With
     `retry`, CheckMeta's first attempt leaves left1.tmp and fails; its second passes."""
-    shutil.copytree(
-        WORKFLOWS / "demo", dst,
-        ignore=shutil.ignore_patterns(".padocc", "status", "work", "Snakefile", ".snakemake"),
-    )  # fmt: skip
+    fresh_copy("demo", dst)
     (dst / "dataset_spec.yaml").write_text(spec)
     wf = dst / "workflow.yaml"
     text = wf.read_text()
@@ -231,7 +227,7 @@ def test_undeclared_files_are_packed_or_removed_never_silently(tmp_path: Path, m
 
 def test_gate_chunk_job_and_marker_are_catalogued(tmp_path: Path):
     wf = tmp_path / "hmi"
-    shutil.copytree(WORKFLOWS / "hmi", wf, ignore=shutil.ignore_patterns(".padocc", "status", "work", "gates"))
+    fresh_copy("hmi", wf)
     r = padocc("gate", "make", "hmi.lev1", "2010-05-01T00:00:00Z", "2010-05-01T06:00:00Z",
                "-C", str(wf), "--now", NOW, timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr

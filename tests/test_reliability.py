@@ -7,7 +7,6 @@ import json
 import multiprocessing
 import os
 import random
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,7 +16,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import PROFILES, WORKFLOWS, compile_wf, cycle_until_done, final_states, padocc
+from conftest import (
+    PROFILES,
+    compile_wf,
+    cycle_until_done,
+    final_states,
+    fresh_copy,
+    padocc,
+)
 
 from compiler.core.statusfile import (
     Stat,
@@ -46,11 +52,7 @@ SMALL_SPEC = """project:
 def small_demo(dst: Path) -> Path:
     """Two datasets (the Warning chain and the fix loop); every step may retry once,
     so a killed command is retried, as on a real cluster, and ends as it would have."""
-    shutil.copytree(
-        WORKFLOWS / "demo",
-        dst,
-        ignore=shutil.ignore_patterns(".padocc", "status", "work", "Snakefile", ".snakemake"),
-    )
+    fresh_copy("demo", dst)
     (dst / "dataset_spec.yaml").write_text(SMALL_SPEC)
     wf = dst / "workflow.yaml"
     wf.write_text(wf.read_text().replace("  retries: 0\n", "  retries: 1\n"))
@@ -58,10 +60,7 @@ def small_demo(dst: Path) -> Path:
 
 
 def hmi_copy(dst: Path) -> Path:
-    shutil.copytree(
-        WORKFLOWS / "hmi", dst, ignore=shutil.ignore_patterns(".padocc", "status", "work", "gates")
-    )
-    return dst
+    return fresh_copy("hmi", dst)
 
 
 def pids_matching(wf: Path | str, *needles: str) -> list[int]:
@@ -428,8 +427,7 @@ def test_cycle_lock_holder_check(tmp_path: Path):
 
 def test_cycle_killed_leaves_no_stale_lock(tmp_path: Path):
     dst = tmp_path / "flock"
-    shutil.copytree(WORKFLOWS / "flock", dst, ignore=shutil.ignore_patterns(
-        ".padocc", "status", "work", "complete", "logs", "Snakefile", "profiles"))  # fmt: skip
+    fresh_copy("flock", dst)
     conf = dst / "shepard.yaml"
     conf.write_text(conf.read_text().replace("batch_limit: 1000", "batch_limit: 4"))
     cmd = ["timeout", "-k", "5", "300", sys.executable, "-m", "compiler", "cycle", "--conf",
