@@ -52,14 +52,19 @@ def _parser() -> argparse.ArgumentParser:
         if name == "requeue":
             q.add_argument("--at", required=True, help="Step (or Step:Ready) to start again from")
 
-    g = sub.add_parser("gate", help="JSOC's ticket actions on a gate: range check wait make remake gaps coverage")
+    g = sub.add_parser(
+        "gate",
+        help="JSOC's ticket actions on a gate: range check wait make remake gaps coverage",
+        epilog="exit status (JSOC's ticket STATUS): 0 open, 1 closed, 2 bad request, "
+        "3 being processed, 4 timed out, 5 processing error",
+    )
     g.add_argument("action", choices=("range", "check", "wait", "make", "remake", "gaps", "coverage"))
     g.add_argument("gate")
     g.add_argument("low", nargs="?")
     g.add_argument("high", nargs="?")
     g.add_argument("-C", "--workflow-dir", default=".", help="the workflow directory (default: .)")
     g.add_argument("--key", default="", help="dataset id, for a keyed gate")
-    g.add_argument("--timeout", type=float, default=3600, help="seconds 'wait' waits (default 3600)")
+    g.add_argument("--timeout", type=float, default=3600, help="seconds 'wait' waits, and 'make'/'remake' wait for a live run of the workflow (default 3600)")
     g.add_argument("--now", help="take this UTC time as now")
     g.add_argument("--profile", default="local", help="Snakemake profile for make/remake")
 
@@ -82,7 +87,7 @@ def _job_args(sub) -> None:
     k.add_argument("--attempt", type=int, default=1)
     r = sub.add_parser("run-step", help="job wrapper (called by generated Snakefiles)")
     r.add_argument("build_dir")
-    r.add_argument("dataset")
+    r.add_argument("job", help="a dataset id, or @<n>: several datasets (the build's jobs.tsv)")
     r.add_argument("slot", type=int)
     r.add_argument("--attempt", type=int, default=1)
     r.add_argument("--runtime", type=int, default=0, help="the job's time limit, minutes")
@@ -167,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from compiler.commands import run_step
 
         return run_step.run(
-            run_step.RunStepOptions(args.build_dir, args.dataset, args.slot, args.attempt, args.runtime)
+            run_step.RunStepOptions(args.build_dir, args.job, args.slot, args.attempt, args.runtime)
         )
     raise AssertionError(args.command)
 

@@ -149,6 +149,13 @@ CASES = [
         "demo/workflow.yaml:23:16: error: steps_per_job must be between 1 and 100",
     ),
     (
+        "datasets-per-job-range",
+        W,
+        "max_visits: 3",
+        "max_visits: 3\ndatasets_per_job: 1001",
+        "demo/workflow.yaml:23:19: error: datasets_per_job must be between 1 and 1000",
+    ),
+    (
         "undeclared-choice",
         W,
         "max_visits: 3",

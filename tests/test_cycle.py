@@ -193,3 +193,163 @@ def test_block_and_unblock_a_dataset_between_cycles(flock: Path):
     padocc("unblock", str(flock), "--group", "cmip_a")
     cycle(flock)
     assert "group cmip_a complete" in (flock / "logs").joinpath(sorted(p.name for p in (flock / "logs").iterdir())[-1]).read_text()
+
+
+def set_conf(wf: Path, **keys: object) -> None:
+    """Replace (or add) top-level keys of the flock's shepard.yaml."""
+    conf = wf / "shepard.yaml"
+    lines = [ln for ln in conf.read_text().splitlines() if ln.split(":")[0] not in keys]
+    conf.write_text("\n".join(lines + [f"{k}: {v}" for k, v in keys.items()]) + "\n")
+
+
+def test_directory_group_quarantined_from_inside_stays_open_to_manual_commands(flock: Path):
+    """SHEPARD's layout: a group is a directory, quarantined by a .shpignore inside it.
+    The cycle skips it, but block/unblock --group still reach its datasets."""
+    set_conf(flock, batch_limit=100)
+    for f in ("cmip_a.csv", "obs_b.txt"):
+        (flock / "groups" / f).unlink()
+    group = flock / "groups" / "obs_d"
+    group.mkdir()
+    (group / "list.txt").write_text("OBS_x_d\nOBS_y_d\n")
+    (group / ".shpignore").write_text("")
+    r = cycle(flock)
+    assert "quarantined group skipped: obs_d" in r.stdout
+    assert not (flock / "status").exists() and not (flock / "work").exists()
+    # Held by an operator while quarantined; a typo is refused, nothing written for it.
+    r = padocc("block", str(flock), "--group", "obs_d", "--reason", "held")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["block OBS_x_d", "block OBS_y_d"]
+    r = padocc("block", str(flock), "OBS_x_dd")
+    assert (r.returncode, r.stderr) == (
+        2,
+        "padocc: error: unknown dataset 'OBS_x_dd' (did you mean 'OBS_x_d'?)\n",
+    )
+    assert not (flock / "status" / "OBS_x_dd.status").exists()
+    # Out of quarantine but still blocked: it stays put.
+    (group / ".shpignore").unlink()
+    r = cycle(flock)
+    assert "quarantined group skipped" not in r.stdout and group.is_dir()
+    assert ":Engaged:" not in (flock / "status" / "OBS_x_d.status").read_text()
+    assert padocc("unblock", str(flock), "--group", "obs_d").returncode == 0
+    r = cycle(flock)
+    assert "group obs_d complete" in r.stdout
+    done = flock / "complete" / "obs_d"
+    assert (done / "obs_d" / "list.txt").exists() and not group.exists()
+    assert sorted(p.name for p in (done / "status").iterdir()) == [
+        "OBS_x_d.status",
+        "OBS_y_d.status",
+    ]
+    assert (done / "reports" / "OBS_x_d" / "data_report.json").exists()
+    assert not list((flock / "status").glob("OBS_*_d.status"))
+    # Every group done, the flock empty: the hourly cycles go on quietly.
+    assert "compiled PADOCC: 0 datasets" in cycle(flock).stdout
+
+
+def test_a_dataset_failing_the_same_step_is_quarantined_after_max_repeats(flock: Path):
+    set_conf(flock, batch_limit=100, max_repeats=2)
+    (flock / "groups" / "cmip_a.csv").unlink()
+    (flock / "groups" / "obs_b.txt").write_text("OBS_sst_b\nOBS_x_broken\n")
+    broken = flock / "status" / "OBS_x_broken.status"
+    computes = lambda: (flock / "work" / "OBS_x_broken" / "runs.log").read_text().split().count("compute")  # noqa: E731
+    for _ in range(4):  # its fail loop may need more than one cycle's slots
+        cycle(flock)
+        if ":Quarantined:" in broken.read_text():
+            break
+    last = broken.read_text().splitlines()[-1].split(":")
+    assert last[4:6] == ["Compute", "Quarantined"], last
+    assert "reason=visit limit^ Compute already ran 2 times" in last[6]
+    assert computes() == 2
+    r = padocc("status", str(flock), "--state", "Quarantined", "--format", "ids")
+    assert r.stdout.split() == ["OBS_x_broken"]
+    # Its group waits for it; the other dataset finished.
+    cycle(flock)
+    assert (flock / "groups" / "obs_b.txt").exists() and computes() == 2
+    assert "PADOCC:PADOCC:PADOCC:Pass" in (flock / "status" / "OBS_sst_b.status").read_text()
+    # The operator's way out: a re-queue counts afresh.
+    assert padocc("requeue", str(flock), "OBS_x_broken", "--at", "Compute").returncode == 0
+    for _ in range(3):
+        cycle(flock)
+        if broken.read_text().splitlines()[-1].split(":")[5] == "Quarantined":
+            break
+    assert computes() == 4
+
+
+def test_a_compile_during_a_cycle_changes_nothing_its_jobs_see(flock: Path):
+    """Jobs read their own build (its manifest and Snakefile), never the newest one."""
+    set_conf(flock, batch_limit=100)
+    env = {**os.environ, "FLOCK_STEP_SLEEP": "0.5"}
+    cmd = [sys.executable, "-m", "compiler", "cycle", "--conf", str(flock / "shepard.yaml")]
+    run = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        st = flock / "status"
+        while time.time() < deadline and run.poll() is None:
+            if st.exists() and any(":Engaged:" in p.read_text() for p in st.glob("*.status")):
+                break
+            time.sleep(0.1)
+        first = current_build(flock)
+        engaged = lambda: sum(p.read_text().count(":Engaged:") for p in st.rglob("*.status"))  # noqa: E731
+        # Mid-cycle, the workflow changes: every step now fails, and is recompiled.
+        yaml = flock / "workflow.yaml"
+        yaml.write_text(yaml.read_text().replace("bin/padocc_step.py", "bin/no_such_step.py"))
+        r = padocc("compile", str(flock))
+        assert r.returncode == 0, r.stderr
+        assert current_build(flock) != first
+        before = engaged()
+        out, _ = run.communicate(timeout=300)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    assert run.returncode == 0, out
+    # Steps started after the compile (status files moved to complete_dir with their groups)...
+    assert sum(p.read_text().count(":Engaged:") for p in flock.rglob("*.status")) > before
+    # ... and all ran the cycle's own build's commands: every group completed.
+    assert "group cmip_a complete" in out and "group obs_b complete" in out
+    for status in (flock / "complete").rglob("*.status"):
+        text = status.read_text()
+        assert ":Fail:" not in text.replace(":Compute:Fail:", "") and f"build={first}" in text
+
+
+def test_a_cycle_killed_while_moving_a_group_is_finished_by_the_next(
+    flock: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The move to complete_dir is recorded before its rename: killed before the rename,
+    the next cycle undoes it; killed after, the next cycle finishes it. Never twice."""
+    from compiler.commands import cycle as cycle_cmd
+
+    set_conf(flock, batch_limit=100)
+    opts = cycle_cmd.CycleOptions(str(flock / "shepard.yaml"))
+
+    class Killed(Exception):
+        pass
+
+    real_save = cycle_cmd._save_state
+
+    def killed_after_recording(path: Path, state: dict) -> None:
+        real_save(path, state)
+        raise Killed
+
+    def killed_before_removing(rec: dict) -> None:
+        raise Killed
+
+    # 1: killed right after recording the first move, before its rename.
+    monkeypatch.setattr(cycle_cmd, "_save_state", killed_after_recording)
+    with pytest.raises(Killed):
+        cycle_cmd.run(opts)
+    assert [p.name[:11] for p in (flock / "complete").iterdir()] == [".tmp-cmip_a"]
+    # 2: the next cycle undoes that, then is killed after cmip_a's rename.
+    monkeypatch.setattr(cycle_cmd, "_save_state", real_save)
+    monkeypatch.setattr(cycle_cmd, "_remove_originals", killed_before_removing)
+    with pytest.raises(Killed):
+        cycle_cmd.run(opts)
+    assert sorted(p.name for p in (flock / "complete").iterdir()) == ["cmip_a"]
+    assert (flock / "groups" / "cmip_a.csv").exists()  # not yet removed
+    # 3: a whole cycle finishes cmip_a's move and moves obs_b.
+    r = cycle(flock)
+    assert "group cmip_a: finished moving to" in r.stdout
+    assert "group obs_b complete" in r.stdout and "group cmip_a complete" not in r.stdout
+    assert sorted(p.name for p in (flock / "complete").iterdir()) == ["cmip_a", "obs_b"]
+    assert [p.name for p in (flock / "groups").iterdir()] == []
+    assert list((flock / "status").iterdir()) == []
+    assert len(list((flock / "complete" / "cmip_a" / "status").iterdir())) == 3

@@ -24,6 +24,46 @@ def test_counts_match_datasm(ids):
     assert sum(i.startswith("E3SM.") for i in ids) == 5488
 
 
+def _datasm_ids() -> set[str]:
+    """datasm's own enumeration (collect_cmip_datasets / collect_e3sm_datasets), written
+    out as plain loops over the spec: our declarative walks must give exactly these."""
+    import yaml
+
+    spec = yaml.safe_load((DATASM / "dataset_spec.yaml").read_text())
+    out = set()
+    for act, institutions in spec["project"]["CMIP6"].items():
+        if act == "test":
+            continue
+        for inst, sources in institutions.items():
+            for src, experiments in sources.items():
+                for exp, e in experiments.items():
+                    skip = set(e.get("except") or ())
+                    for ens in e["ens"]:
+                        for table, variables in spec["tables"].items():
+                            out.update(
+                                f"CMIP6.{act}.{inst}.{src}.{exp}.{ens}.{table}.{v}.gr"
+                                for v in variables
+                                if v != "all" and v not in skip and table not in skip
+                            )
+    for ver, experiments in spec["project"]["E3SM"].items():
+        if ver == "test":
+            continue
+        for exp, e in experiments.items():
+            for res, realms in e["resolution"].items():
+                for realm, entries in realms.items():
+                    for entry in entries:
+                        out.update(
+                            f"E3SM.{ver}.{exp}.{res}.{realm}.{entry['grid']}.{dt}.{ens}"
+                            for dt in entry["data_types"]
+                            for ens in e["ens"]
+                        )
+    return out
+
+
+def test_every_id_matches_datasm(ids):
+    assert set(ids) == _datasm_ids()
+
+
 def test_sample_ids(ids):
     s = set(ids)
     for i in [

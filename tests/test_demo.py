@@ -69,7 +69,8 @@ def test_demo_end_to_end(demo: Path):
     assert cycles == 1
     # Steps of one job class ran back to back in one job: fewer jobs than steps.
     (first,) = (demo / ".padocc" / "run").glob("*/DEMO.ocean.hist.r1.tos/1.json")
-    assert json.loads(first.read_text())["ran"] == ["Generate", "CheckTime", "CheckMeta", "Publish"]
+    ran = json.loads(first.read_text())["datasets"]["DEMO.ocean.hist.r1.tos"]["ran"]
+    assert ran == ["Generate", "CheckTime", "CheckMeta", "Publish"]
 
     # The branch on a routing key: ocean skips Regrid; the loop; the custom Warning.
     assert not any(":Regrid:" in ln for ln in stat_lines(demo, "DEMO.ocean.hist.r1.tos"))

@@ -234,3 +234,57 @@ def test_fuzz_status_parser_never_raises(lines, junk, torn):
     position_of(h.stats)
     for ln in data.decode("utf-8", "replace").split("\n"):
         parse_stat(ln)
+
+
+_CAMPAIGN_ROOT: list[Path] = []
+
+
+@FUZZ
+@given(_file_input("campaigns", "demo-campaign.yaml"))
+def test_fuzz_campaign_file(content):
+    """The campaign loader, beside the workflows its file names (../demo, ../hmi)."""
+    from compiler.model.campaign import load_campaign
+
+    if not _CAMPAIGN_ROOT:
+        root = Path(tempfile.mkdtemp(prefix="padocc-fuzz-"))
+        for name in ("campaigns", "demo", "hmi"):
+            fresh_copy(name, root / name)
+        _CAMPAIGN_ROOT.append(root)
+    path = _CAMPAIGN_ROOT[0] / "campaigns" / "fuzz.yaml"
+    path.write_text(content)
+    try:
+        load_campaign(path, "campaigns/fuzz.yaml")
+    except CompileError:
+        pass
+
+
+LIST_TEXT = st.text(
+    alphabet=st.sampled_from(list("#\n\r \t;$()`-./{}*?[]:=,abcg12_\x00\u00e9")), max_size=120
+)
+
+
+@FUZZ
+@given(LIST_TEXT | st.binary(max_size=80), LIST_TEXT | st.binary(max_size=80))
+def test_fuzz_dataset_list_files(ids, listing):
+    """The `lists:` loaders: a plain id file (granules.txt) and a listing a step wrote
+    (work/{parent}/parts.txt, read through `pattern` and `id`)."""
+    if "fanout-lists" not in _COPIES:  # its own copy: the list files stay fuzzed
+        wf = Path(tempfile.mkdtemp(prefix="padocc-fuzz-")) / "fanout"
+        fresh_copy("fanout", wf)
+        (wf / "work" / "g1").mkdir(parents=True)
+        _COPIES["fanout-lists"] = wf
+    wf = _COPIES["fanout-lists"]
+    for p, content in ((wf / "granules.txt", ids), (wf / "work" / "g1" / "parts.txt", listing)):
+        p.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8", "replace"))
+    try:
+        model = build_model(wf, "fanout")
+    except CompileError:
+        return
+    for ds in model.datasets:  # what is kept is safe as a file name
+        assert "/" not in ds.id and not ds.id.startswith(("-", ".")) and ".." not in ds.id
+
+
+@FUZZ
+@given(_file_input("fanout", "workflow.yaml"))
+def test_fuzz_list_sources_in_workflow_yaml(content):
+    _build("fanout", "workflow.yaml", content)

@@ -152,15 +152,16 @@ def test_hostile_gate_parameters(tmp_path: Path, args):
     argv = [a.replace("{c}", str(canary)) for a in args]
     r = padocc("gate", *argv, "-C", str(wf), "--now", NOW, timeout=300)
     assert "Traceback" not in r.stdout + r.stderr
-    if "--key" in argv:
-        # hmi.lev1 is not keyed: the key is ignored (it names no file), never used.
+    assert r.returncode != 0, r.stdout + r.stderr
+    if "--key" in argv:  # hmi.lev1 is not keyed: a key is refused, never used
+        assert r.returncode == 2 and r.stderr.splitlines() == [
+            "padocc gate: error: gate 'hmi.lev1' is not keyed: --key does not apply"
+        ]
         assert not any("CANARY" in str(p) for p in tmp_path.rglob("*"))
-    else:
-        assert r.returncode != 0, r.stdout + r.stderr
     assert not canary.exists()
     assert outside_files(tmp_path, wf) == []
-    if "--key" not in argv:  # nothing made for a rejected request
-        assert not (wf / "gates").exists() or not list((wf / "gates").rglob("*.done"))
+    # nothing made for a rejected request
+    assert not (wf / "gates").exists() or not list((wf / "gates").rglob("*.done"))
 
 
 def test_status_file_symlink_is_never_followed(tmp_path: Path):
@@ -176,3 +177,47 @@ def test_status_file_symlink_is_never_followed(tmp_path: Path):
     with pytest.raises(StatusWriteError, match="it is a symbolic link"):
         append_stats(st / "D.status", "D", [Stat(utc_stamp(), "W", "W", "A", "Pass", {})])
     assert target.read_text() == "precious\n"
+
+
+KEYED_WF = {
+    "workflow.yaml": 'name: AR\ndatasets:\n  lists: [{file: regions.txt, pattern: "AR.{region}"}]\n'
+    "gates: gates.yaml\n",
+    "regions.txt": "AR.11100\nAR.11101\n",
+    "gates.yaml": """gates:
+  sharp:
+    axis: time
+    maxrange: 2h
+    keyed: true
+    command: "echo {region} >> {workflow_dir}/runs.log"
+""",
+}
+
+
+def test_hostile_keys_of_a_keyed_gate(tmp_path: Path):
+    """A key names a dataset of the build, or the request is refused with one line
+    (exit 2) before anything reaches Snakemake, a path or a command."""
+    wf = tmp_path / "ar"
+    wf.mkdir()
+    for name, text in KEYED_WF.items():
+        (wf / name).write_text(text)
+    canary = tmp_path / "CANARY"
+    low, high = "2010-05-02T00:00:00Z", "2010-05-02T02:00:00Z"
+    for key in [*payloads(canary), "AR.11100\n; touch x", "AR.99999"]:
+        for action in ("make", "check"):
+            r = padocc("gate", action, "sharp", low, high, f"--key={key}", "-C", str(wf),
+                       "--now", NOW, timeout=300)  # fmt: skip
+            assert r.returncode == 2 and "Traceback" not in r.stderr, (key, r.stderr)
+            lines = r.stderr.splitlines()  # one line, the key shown escaped
+            assert len(lines) == 1 and lines[0].startswith(
+                f"padocc gate: error: gate 'sharp' has no dataset {key!r}"
+            ), (key, r.stderr)
+    r = padocc("gate", "make", "sharp", low, high, "--key=AR.1110", "-C", str(wf), "--now", NOW)
+    assert r.stderr.strip().endswith("(did you mean 'AR.11101'?)"), r.stderr
+    assert not canary.exists() and not (wf / "runs.log").exists()
+    assert not (wf / "gates").exists() and not (wf / "status").exists()
+    assert outside_files(tmp_path, wf) == []
+    # A real key still works.
+    r = padocc("gate", "make", "sharp", low, high, "--key", "AR.11101", "-C", str(wf),
+               "--now", NOW, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (wf / "runs.log").read_text() == "11101\n"

@@ -192,4 +192,4 @@ def test_padocc_run_starts_snakemake_only_when_there_is_work(done: Path):
     assert sum(runs(done).values()) == 2 * len(IDS) + 2  # nothing else ran again
     build = os.readlink(done / ".padocc" / "current").split("/")[-1]
     slot1 = done / ".padocc" / "run" / build / ds / "1.json"
-    assert json.loads(slot1.read_text())["ran"] == ["Make", "Check"]
+    assert json.loads(slot1.read_text())["datasets"][ds]["ran"] == ["Make", "Check"]

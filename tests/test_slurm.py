@@ -122,11 +122,11 @@ def mem_mb(reqmem: str) -> float:
     return float(m[1]) * {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024**2}[m[2]]
 
 
-def write_workflow(wf: Path, name: str, steps: str) -> None:
-    """A one-dataset, one-step workflow: NAME -> Step -> Pass/Fail."""
+def write_workflow(wf: Path, name: str, steps: str, ids: tuple[str, ...] = ("one",)) -> None:
+    """A one-step workflow (datasets NAME.one, or NAME.<each of ids>): NAME -> Step -> Pass/Fail."""
     (step,) = re.findall(r"^  (\w+):$", steps, re.M)
     wf.mkdir(parents=True)
-    (wf / "ids.txt").write_text(f"{name}.one\n")
+    (wf / "ids.txt").write_text("".join(f"{name}.{i}\n" for i in ids))
     (wf / "workflow.yaml").write_text(
         f"name: {name}\n"
         "datasets:\n  lists: [ids.txt]\n"
@@ -271,23 +271,56 @@ def test_stat_lines_carry_the_real_slurm_job_id(slurm_demo):
     assert len({s.params["slurm_jobid"] for s in first}) == 1
 
 
+def test_one_sbatch_job_runs_several_datasets(tmp_path: Path):
+    """datasets_per_job: 4 datasets, one SLURM job, asking for the sum of their time
+    limits; each dataset keeps its own STAT lines, all with that job's id."""
+    need_slurm()
+    wf = tmp_path / "bundle"
+    ids = ("a", "b", "c", "d")
+    write_workflow(wf, "BUNDLE", '  Note:\n    command: "echo $SLURM_JOB_ID > job.txt"\n', ids=ids)
+    y = wf / "workflow.yaml"
+    y.write_text(y.read_text() + "datasets_per_job: 4\n")
+    assert cycle_until_done_slurm(wf) == 1
+    names = [f"BUNDLE.{i}" for i in ids]
+    assert final_states(wf) == dict.fromkeys(names, "BUNDLE:Pass")
+    lines = {ds: step_stats(wf, ds) for ds in names}
+    assert all([s.state for s in run] == ["Engaged", "Pass"] for run in lines.values())
+    (jid,) = {s.params["slurm_jobid"] for run in lines.values() for s in run}
+    assert all(run[0].params["job"] == "@1" for run in lines.values())
+    assert {(wf / "work" / ds / "job.txt").read_text().strip() for ds in names} == {jid}
+    rows = sacct([jid], "State,ReqMem,Timelimit", re.compile(r"COMPLETED"))
+    assert (rows[jid][0], mem_mb(rows[jid][1]), rows[jid][2]) == ("COMPLETED", 100, "00:40:00")
+
+
 # --------------------------------------------------------------------- retries
+
+
+def node_cpus() -> int:
+    """CPUs of the cluster's (one) node: a job asking for all of them runs alone."""
+    r = subprocess.run(
+        ["sinfo", "-h", "-o", "%c"], check=False, capture_output=True, text=True, timeout=30
+    )
+    return int(r.stdout.split()[0].rstrip("+"))
 
 
 def test_retry_resubmits_with_more_memory(tmp_path: Path):
     need_slurm()
     wf = tmp_path / "retry"
-    # Fails on attempt 1, passes on attempt 2; each attempt logs the memory of the
-    # allocation it runs in, as slurmctld sees it.
+    cpus = node_cpus()
+    # Fails on attempts 1 and 2, passes on attempt 3; each attempt logs the memory of
+    # the allocation it runs in, as slurmctld sees it. Memory doubles (100M, 200M, then
+    # 400M capped at 300M) and the time limit doubles (10, 20, then 40 capped at 30 min).
     write_workflow(
         wf,
         "RETRY",
         "  Flaky:\n"
         '    command: "echo attempt={attempt} job=$SLURM_JOB_ID >> tries.log; '
         "scontrol show job -o $SLURM_JOB_ID | grep -o 'MinMemoryNode=[^ ]*' >> tries.log; "
-        'test {attempt} -ge 2"\n'
-        "    resources: {mem: 100M}\n"
-        "    retries: 1\n",
+        'test {attempt} -ge 3"\n'
+        f"    resources: {{mem: 100M, runtime: 10m, cpus_per_task: {cpus}, "
+        "slurm_partition: main, slurm_account: padocc}\n"
+        "    retry_growth: {mem_max: 300M, runtime_factor: 2, runtime_max: 30m}\n"
+        "    retries: 2\n",
     )
     assert cycle_until_done_slurm(wf) == 1
     ds = "RETRY.one"
@@ -297,16 +330,28 @@ def test_retry_resubmits_with_more_memory(tmp_path: Path):
         ("Engaged", "1"),
         ("Retry", "1"),
         ("Engaged", "2"),
-        ("Pass", "2"),
+        ("Retry", "2"),
+        ("Engaged", "3"),
+        ("Pass", "3"),
     ]
-    a, b = lines[1].params["slurm_jobid"], lines[3].params["slurm_jobid"]
-    assert a.isdigit() and b.isdigit() and a != b
-    assert lines[0].params["slurm_jobid"] == a and lines[2].params["slurm_jobid"] == b
-    # What SLURM was asked for: 100M, then 200M (default growth x2); attempt 1's job
-    # failed (that is what made Snakemake resubmit), attempt 2's completed.
-    rows = sacct([a, b], "State,ReqMem", re.compile(r"COMPLETED|FAILED"))
-    assert (rows[a][0], mem_mb(rows[a][1])) == ("FAILED", 100)
-    assert (rows[b][0], mem_mb(rows[b][1])) == ("COMPLETED", 200)
+    jobs = [s.params["slurm_jobid"] for s in lines]
+    a, b, c = jobs[0], jobs[2], jobs[4]
+    assert all(j.isdigit() for j in (a, b, c)) and len({a, b, c}) == 3
+    assert jobs == [a, a, b, b, c, c]
+    # What SLURM was asked for, as sacct has it: memory and time limit grown and capped;
+    # the CPUs, partition and account of the step. Attempts 1 and 2 failed (that is what
+    # made Snakemake resubmit), attempt 3 completed.
+    rows = sacct(
+        [a, b, c],
+        "State,ReqMem,Timelimit,ReqCPUS,Partition,Account",
+        re.compile(r"COMPLETED|FAILED"),
+    )
+    got = {j: (rows[j][0], mem_mb(rows[j][1]), *rows[j][2:]) for j in (a, b, c)}
+    assert got == {
+        a: ("FAILED", 100, "00:10:00", str(cpus), "main", "padocc"),
+        b: ("FAILED", 200, "00:20:00", str(cpus), "main", "padocc"),
+        c: ("COMPLETED", 300, "00:30:00", str(cpus), "main", "padocc"),
+    }
     # ... and what each job ran in.
     tries = (wf / "work" / ds / "tries.log").read_text().split()
     assert tries == [
@@ -316,25 +361,23 @@ def test_retry_resubmits_with_more_memory(tmp_path: Path):
         "attempt=2",
         f"job={b}",
         "MinMemoryNode=200M",
+        "attempt=3",
+        f"job={c}",
+        "MinMemoryNode=300M",
     ]
 
 
 # ---------------------------------------------------------------------- cancel
 
 
-def test_cancel_stops_the_slurm_job_and_the_next_cycle_reruns_it(tmp_path: Path):
-    need_slurm()
-    wf = tmp_path / "sleepy"
-    write_workflow(
-        wf,
-        "SLEEPY",
-        '  Sleep:\n    command: "echo run >> runs.log; test -e {workflow_dir}/go || sleep 300"\n',
-    )
-    ds = "SLEEPY.one"
-    status = wf / "status" / f"{ds}.status"
-    compile_wf(wf)
-    log = (tmp_path / "snakemake.log").open("w")
-    proc = subprocess.Popen(
+SLEEP_STEP = (
+    '  Sleep:\n    command: "echo run >> runs.log; test -e {workflow_dir}/go || sleep 300"\n'
+)
+
+
+def start_snakemake(wf: Path, log) -> subprocess.Popen:
+    """One run through sbatch in the background, in its own session (to kill it all)."""
+    return subprocess.Popen(
         [
             "timeout", "-k", "10", "300",
             sys.executable, "-m", "snakemake",
@@ -346,6 +389,38 @@ def test_cancel_stops_the_slurm_job_and_the_next_cycle_reruns_it(tmp_path: Path)
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
+
+
+def stop(proc: subprocess.Popen, log) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    log.close()
+
+
+def queue_of(wf: Path) -> dict[str, tuple[str, str]]:
+    """squeue's jobs that run in wf: {job id: (state, the plugin's comment)}."""
+    r = subprocess.run(
+        ["squeue", "-h", "-o", "%i|%T|%Z|%k"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 0, r.stderr
+    rows = [ln.split("|", 3) for ln in r.stdout.splitlines() if ln.count("|") == 3]
+    return {j: (st, k) for j, st, wd, k in rows if os.path.realpath(wd) == os.path.realpath(wf)}
+
+
+def test_cancel_stops_the_slurm_job_and_the_next_cycle_reruns_it(tmp_path: Path):
+    need_slurm()
+    wf = tmp_path / "sleepy"
+    write_workflow(wf, "SLEEPY", SLEEP_STEP)
+    ds = "SLEEPY.one"
+    status = wf / "status" / f"{ds}.status"
+    compile_wf(wf)
+    log = (tmp_path / "snakemake.log").open("w")
+    proc = start_snakemake(wf, log)
     try:
         # Wait for the step to be running inside its SLURM job.
         deadline = time.monotonic() + 120
@@ -377,10 +452,7 @@ def test_cancel_stops_the_slurm_job_and_the_next_cycle_reruns_it(tmp_path: Path)
             pytest.fail("snakemake did not end within 90 s of the cancel")
         assert rc not in (0, 124, 137), rc  # it ended by itself, reporting the failed job
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        stop(proc, log)
 
     # Next cycle: the step starts again cleanly and, with the flag file, passes.
     (wf / "go").touch()
@@ -393,3 +465,77 @@ def test_cancel_stops_the_slurm_job_and_the_next_cycle_reruns_it(tmp_path: Path)
     assert after[0].params["attempt"] == "1"
     assert sacct([new], "State", re.compile(r"COMPLETED"))[new] == ["COMPLETED"]
     assert (wf / "work" / ds / "runs.log").read_text().split() == ["run", "run"]
+
+
+def test_cancel_reaches_jobs_still_in_the_queue(tmp_path: Path):
+    """Jobs waiting in the SLURM queue have no Engaged line yet: `padocc cancel WF`
+    finds them in squeue and cancels them too, before any of them starts."""
+    need_slurm()
+    wf = tmp_path / "queued"
+    names = [f"QUEUED.{i}" for i in ("a", "b", "c")]
+    # Each job asks for every CPU of the node: one runs, two wait in the queue.
+    write_workflow(
+        wf,
+        "QUEUED",
+        SLEEP_STEP + f"    resources: {{cpus_per_task: {node_cpus()}}}\n",
+        ("a", "b", "c"),
+    )
+    compile_wf(wf)
+    log = (tmp_path / "snakemake.log").open("w")
+    proc = start_snakemake(wf, log)
+    try:
+        deadline = time.monotonic() + 120
+        jobs: dict[str, tuple[str, str]] = {}
+        while time.monotonic() < deadline and proc.poll() is None:
+            jobs = queue_of(wf)
+            states = sorted(st for st, _ in jobs.values())
+            if len(jobs) == 3 and states == ["PENDING", "PENDING", "RUNNING"]:
+                break
+            time.sleep(0.5)
+        assert len(jobs) == 3, f"{jobs}: {(tmp_path / 'snakemake.log').read_text()[-3000:]}"
+        waiting = {
+            next(ds for ds in names if k.endswith(f"_{ds}_1")): j
+            for j, (st, k) in jobs.items()
+            if st == "PENDING"
+        }
+        assert len(waiting) == 2, jobs
+
+        r = padocc("cancel", str(wf))
+        assert r.returncode == 0, r.stderr
+        for ds, j in waiting.items():
+            assert f"cancelled {ds} (queued SLURM job {j})" in r.stdout.splitlines(), r.stdout
+        deadline = time.monotonic() + 30
+        while queue_of(wf) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert queue_of(wf) == {}, "jobs left in the queue after padocc cancel"
+        rows = sacct(sorted(jobs), "State", re.compile(r"CANCELLED.*"))
+        assert all(rows[j][0].startswith("CANCELLED") for j in jobs), rows
+        try:
+            rc = proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            pytest.fail("snakemake did not end within 90 s of the cancel")
+        assert rc not in (0, 124, 137), rc
+    finally:
+        stop(proc, log)
+    # The waiting ones never ran: a Cancelled line names the job, nothing else.
+    for ds, j in waiting.items():
+        assert [(s.state, s.params["slurm_jobid"], s.params["queued"]) for s in stats(wf, ds)] == [
+            ("Cancelled", j, "1")
+        ]
+        assert not (wf / "work" / ds / "runs.log").exists()
+
+    # Next cycle: every dataset starts cleanly (side by side now) and passes.
+    (wf / "go").touch()
+    yaml = wf / "workflow.yaml"
+    yaml.write_text(
+        yaml.read_text().replace(f"cpus_per_task: {node_cpus()}}}", "cpus_per_task: 1}")
+    )
+    assert cycle_until_done_slurm(wf) == 1
+    assert final_states(wf) == dict.fromkeys(names, "QUEUED:Pass")
+    for ds in waiting:
+        # (step_stats leaves out the Cancelled line: it names the graph's root)
+        assert [(s.step, s.state, s.params.get("attempt")) for s in step_stats(wf, ds)] == [
+            ("Sleep", "Engaged", "1"),
+            ("Sleep", "Pass", "1"),
+        ]
+        assert (wf / "work" / ds / "runs.log").read_text().split() == ["run"]

@@ -46,7 +46,7 @@ from compiler.model.resolve import Overrides
 from compiler.model.templates import parse_template
 from compiler.render.gateplan import GatePlanner, GateWork
 from compiler.render.plan import running_slurm_jobs
-from compiler.runtime.build import BUILDS, RUN
+from compiler.runtime.build import BUILDS
 from compiler.runtime.snakemake_run import profile_dir, run_snakemake
 
 ENV_VARS = ("PATH", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "LANG", "TZ")
@@ -75,9 +75,7 @@ class Round:
         return Path(self.compiled.model.dir) / BUILDS / self.compiled.build / "Snakefile"
 
     def targets(self) -> list[str]:
-        b = self.compiled.build
-        slots = [str(RUN / b / p.id / f"{p.slots}.json") for p in self.compiled.plan.pending]
-        return slots + self.gate_targets
+        return self.compiled.plan.slot_targets(self.compiled.build) + self.gate_targets
 
     def as_json(self) -> dict:
         c = self.compiled

@@ -3,11 +3,17 @@
 SLURM jobs are cancelled with one `scancel`; local ones get SIGTERM. Each gets a
 `Cancelled` STAT line for its build, so the rest of that run leaves the dataset
 alone and the next cycle starts the step again cleanly.
+
+A SLURM job still in the queue (or started but not yet engaged) has no `Engaged`
+line to find it by: it is found in `squeue` by its working directory (the workflow
+directory) and, for one dataset, by the comment the SLURM plugin gives it
+(`rule_advance_wildcards_<build>_<job>_<slot>`, a job being a dataset or `@<n>`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -19,6 +25,8 @@ from pathlib import Path
 from compiler.core.diagnostics import CompileError
 from compiler.core.statusfile import Stat, append_stats, position_of, read_history, utc_stamp
 from compiler.render.manifest import current_manifest
+from compiler.runtime.build import BUILDS
+from compiler.runtime.jobs import members
 
 
 @dataclass(frozen=True)
@@ -34,9 +42,17 @@ def run(opts: CancelOptions) -> int:
         print(e.diagnostics[0], file=sys.stderr)
         return 2
     status_dir = Path(m["workflow"]["status_dir"])
+    # A job waiting for one of the datasets is cancelled whole (with datasets_per_job,
+    # its other datasets start again next cycle).
+    in_queue = [
+        q
+        for q in queued_jobs(m["workflow"]["dir"])
+        if not opts.datasets or set(q[1]) & set(opts.datasets)
+    ]
     if opts.datasets:
         files = [status_dir / f"{d}.status" for d in opts.datasets]
-        missing = [f for f in files if not f.exists()]
+        waiting = {ds for q in in_queue for ds in q[1]}
+        missing = [f for f in files if not f.exists() and f.stem not in waiting]
         if missing:
             print(f"{missing[0]}: error: no status file for this dataset", file=sys.stderr)
             return 2
@@ -44,16 +60,24 @@ def run(opts: CancelOptions) -> int:
         files = sorted(status_dir.glob("*.status")) if status_dir.is_dir() else []
     found = []
     for f in files:
+        if not f.exists():
+            continue
         hist = read_history(f)
         eng = position_of(hist.stats).open_engagement
         if eng is not None:
             found.append((f, hist.dataset_id or f.stem, eng))
-    jobids = sorted({e.params["slurm_jobid"] for _, _, e in found if e.params.get("slurm_jobid")})
+    engaged_ids = {e.params["slurm_jobid"] for _, _, e in found if e.params.get("slurm_jobid")}
+    queued = [q for q in in_queue if q[0] not in engaged_ids]
+    jobids = sorted(engaged_ids | {jid for jid, _, _ in queued})
     if jobids:
         if not shutil.which("scancel"):
             print("error: SLURM jobs are in flight but scancel is not on PATH", file=sys.stderr)
             return 1
         subprocess.run(["scancel", *jobids], check=False)
+    for jid, datasets, build in queued:
+        for ds in datasets:  # its run must not resubmit the job (retries)
+            _record_queued(status_dir / f"{ds}.status", ds, m, build, jid)
+        print(f"cancelled {' '.join(datasets) or 'job'} (queued SLURM job {jid})")
     host = socket.gethostname()
     for f, ds, eng in found:
         if not eng.params.get("slurm_jobid") and eng.params.get("host") == host:
@@ -84,6 +108,62 @@ def run(opts: CancelOptions) -> int:
             f"cancelled {ds} {eng.step}"
             + (f" (SLURM job {params['slurm_jobid']})" if params.get("slurm_jobid") else "")
         )
-    if not found:
+    if not found and not queued:
         print("nothing in flight")
     return 0
+
+
+# The SLURM plugin's comment for a slot of the `advance` rule: its wildcards joined by "_"
+# (a build id holds no "_", a slot is a number; the job, a dataset or "@<n>", is between).
+_SLOT_COMMENT = re.compile(r"rule_advance_wildcards_([0-9]{8}T[0-9]+Z-[0-9a-f]+)_(.+)_([0-9]+)")
+
+
+def queued_jobs(workflow_dir: str) -> list[tuple[str, tuple[str, ...], str]]:
+    """(job id, its datasets, build) of every SLURM job in the queue that runs in this
+    workflow directory; no datasets and build "" for a job that is not a slot of the
+    `advance` rule (a gate chunk). Empty when there is no squeue or no controller answers."""
+    if not shutil.which("squeue"):
+        return []
+    try:
+        r = subprocess.run(
+            ["squeue", "-h", "-o", "%i|%Z|%k"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        r = None
+    if r is None or r.returncode != 0:
+        print(
+            "warning: squeue did not answer: jobs still queued were not looked for", file=sys.stderr
+        )
+        return []
+    here = os.path.realpath(workflow_dir)
+    out = []
+    for line in r.stdout.splitlines():
+        jid, _, rest = line.strip().partition("|")
+        wd, _, comment = rest.partition("|")
+        if not jid or not wd or os.path.realpath(wd) != here or not comment.startswith("rule_"):
+            continue
+        slot = _SLOT_COMMENT.fullmatch(comment)
+        if slot is None:
+            out.append((jid, (), ""))
+            continue
+        build, job = slot[1], slot[2]
+        try:  # a job is one dataset, or "@<n>": several (the build's jobs.tsv)
+            datasets = members(os.path.join(workflow_dir, BUILDS, build), job)
+        except (OSError, KeyError, ValueError):  # its build is gone: nothing to record
+            datasets = ()
+        out.append((jid, tuple(datasets), build))
+    return out
+
+
+def _record_queued(path: Path, ds: str, m: dict, build: str, jobid: str) -> None:
+    """A Cancelled line for a job that never engaged: no step ran, so it names where
+    the dataset stands (the graph's root if it never started). It moves nothing, and
+    tells the rest of that build's run to leave the dataset alone."""
+    root = m["graph"]["root"]
+    pos = position_of(read_history(path).stats) if path.exists() else None
+    sub, step = (pos.sub, pos.step) if pos and pos.step else (root, root)
+    params = {"by": "padocc cancel", "build": build, "slurm_jobid": jobid, "queued": "1"}
+    append_stats(
+        path, ds, [Stat(utc_stamp(), m["workflow"]["name"], sub, step, "Cancelled", params)]
+    )

@@ -87,7 +87,11 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
             facets={d.id: d.facet_dict() for d in model.datasets} if keyed else {},
             slurm_jobs=running_slurm_jobs(),
         )
-        gate_work = planner.plan_all()
+        try:
+            gate_work = planner.plan_all()
+        except CompileError as e:  # a precondition's map hook failed on a chunk
+            print(e.diagnostics[0], file=err)
+            return 2, None
         gate_work.status_coverage = planner.status_coverage()
     if not opts.quiet:
         for w in plan.warnings + gate_work.warnings:

@@ -23,6 +23,7 @@ from typing import TextIO
 
 from compiler.commands import compile as compile_cmd
 from compiler.core.diagnostics import CompileError, Loc, fail
+from compiler.core.routing import padocc_alive
 from compiler.core.statusfile import position_of, read_history
 from compiler.load import schema as S
 from compiler.load.yamlpos import load_yaml
@@ -121,7 +122,7 @@ class CycleLock:
                     f"lock names cycle {old_id} (pid {pid} on {host}), another host: "
                     "its flock is free, taking it"
                 )
-            elif pid != os.getpid() and _padocc_alive(pid):
+            elif pid != os.getpid() and padocc_alive(pid):
                 os.close(fd)  # releases our flock
                 self.live_holder = f"cycle {old_id} (pid {pid} on {host}, alive)"
                 return None
@@ -159,20 +160,6 @@ def parse_holder(text: str) -> tuple[str, int, str] | None:
         except ValueError:
             return None
     return None
-
-
-def _padocc_alive(pid: int) -> bool:
-    """Is pid a live (not zombie) padocc process on this host? A pid reused by some
-    other program does not count."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            if f.read().rsplit(b")", 1)[-1].split()[0] == b"Z":
-                return False
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmd = f.read().replace(b"\0", b" ")
-    except (OSError, IndexError):
-        return False
-    return b"compiler" in cmd or b"padocc" in cmd
 
 
 class _Tee:
@@ -247,7 +234,7 @@ def _cycle(cfg: CycleConfig, opts: CycleOptions, cycle_id: str, out: TextIO) -> 
         return rc
     _report_flock(prev, c.manifest, cfg, out)
     for p in c.plan.pending:
-        print(f"next: {p.id} {p.first or '(records its end)'} ({p.slots} steps at most)", file=out)
+        print(f"next: {p.id} {p.first or '(records its end)'} ({p.slots} jobs at most)", file=out)
     if opts.dry_run:
         return 0
     rc = 0
@@ -272,11 +259,15 @@ def _cycle(cfg: CycleConfig, opts: CycleOptions, cycle_id: str, out: TextIO) -> 
         "groups": {g["name"]: {"digest": g["digest"], "datasets": g["datasets"]} for g in c.manifest["groups"]},
         "completed": prev.get("completed", {}),
     }
-    _complete_groups(c, cfg, state, cycle_id, out)
+    _complete_groups(c, cfg, state, state_path, cycle_id, out)
+    _save_state(state_path, state)
+    return 0 if rc == 0 else 1
+
+
+def _save_state(state_path: Path, state: dict) -> None:
     tmp = state_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=1))
     os.replace(tmp, state_path)
-    return 0 if rc == 0 else 1
 
 
 def _digest(rec) -> str:
@@ -314,9 +305,14 @@ def _group_done(c, ids: list[str]) -> bool:
     return True
 
 
-def _complete_groups(c, cfg: CycleConfig, state: dict, cycle_id: str, out: TextIO) -> None:
+def _complete_groups(
+    c, cfg: CycleConfig, state: dict, state_path: Path, cycle_id: str, out: TextIO
+) -> None:
     """A group whose every dataset ended in Pass (Success, or a non-fatal Warning)
-    moves to complete_dir with its status files and reports, atomically."""
+    moves to complete_dir with its status files and reports, atomically: a copy is
+    renamed into place, then the originals go. The move is recorded in flock.json
+    before the rename, so a cycle killed anywhere in it is finished by the next one
+    (see _finish_completions), never done twice."""
     flock = Path(cfg.flock_dir)
     for g in c.manifest["groups"]:
         if not g["datasets"] or not _group_done(c, g["datasets"]):
@@ -352,33 +348,50 @@ def _complete_groups(c, cfg: CycleConfig, state: dict, cycle_id: str, out: TextI
             for rep in sorted(work.glob("*report*")) if work.is_dir() else []:
                 (tmp / "reports" / ds).mkdir(parents=True, exist_ok=True)
                 shutil.copy2(rep, tmp / "reports" / ds / rep.name)
-        os.rename(tmp, final)
-        # Recorded before the originals go: a crash here finishes next cycle, never twice.
-        state.setdefault("completed", {})[g["name"]] = {
+        rec = {
             "to": str(final),
+            "tmp": str(tmp),
             "source": str(src),
             "datasets": g["datasets"],
             "status_dir": c.model.status_dir,
         }
-        _remove_originals(state["completed"][g["name"]])
+        state.setdefault("completed", {})[g["name"]] = rec
+        _save_state(state_path, state)
+        os.rename(tmp, final)
+        _remove_originals(rec)
         state["groups"].pop(g["name"], None)
         print(f"group {g['name']} complete: moved to {final}", file=out)
 
 
 def _remove_originals(rec: dict) -> None:
+    """Status files first, the group last: while the group is there, the move is
+    unfinished (see _finish_completions)."""
+    for ds in rec["datasets"]:
+        p = Path(rec["status_dir"]) / f"{ds}.status"
+        if p.exists():
+            p.unlink()
     src = Path(rec["source"])
     if src.is_dir():
         shutil.rmtree(src, ignore_errors=True)
     elif src.exists():
         src.unlink()
-    for ds in rec["datasets"]:
-        p = Path(rec["status_dir"]) / f"{ds}.status"
-        if p.exists():
-            p.unlink()
 
 
 def _finish_completions(prev: dict, cfg: CycleConfig, out: TextIO) -> None:
+    """Finish the moves a killed cycle left half done: renamed into place, originals
+    not all gone -> remove them; killed before the rename -> forget the move (the
+    group is still whole in the flock and completes again). Runs under the cycle
+    lock, so any .tmp-* copy left in complete_dir is debris."""
     for name, rec in list(prev.get("completed", {}).items()):
-        if Path(rec["source"]).exists():
+        if not Path(rec["source"]).exists():
+            continue
+        tmp = rec.get("tmp")  # older records were written after the rename
+        if Path(rec["to"]).exists() and not (tmp and Path(tmp).exists()):
             _remove_originals(rec)
             print(f"group {name}: finished moving to {rec['to']}", file=out)
+        else:
+            del prev["completed"][name]
+            print(f"group {name}: an interrupted move to {rec['to']} is undone", file=out)
+    done = Path(cfg.complete_dir)
+    for debris in done.glob(".tmp-*") if done.is_dir() else []:
+        shutil.rmtree(debris, ignore_errors=True)

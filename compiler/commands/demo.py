@@ -54,4 +54,5 @@ def run(opts: DemoOptions) -> int:
     print("final states: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
     print(f"status files:        {dest}/status/<dataset>.status")
     print(f"generated Snakefile: {dest}/Snakefile  (build: {dest}/.padocc/current/)")
+    print(f"resolved model:      {dest}/.padocc/current/manifest.json")
     return 0

@@ -3,10 +3,12 @@
     range     1  the full covered range of the gate
     check     2  is [LOW, HIGH) open (covered)?
     wait      3  wait until [LOW, HIGH) is covered, or --timeout
-    make      4  make whatever is missing in [LOW, HIGH) (only that)
+    make      4  make whatever is missing in [LOW, HIGH) (only that; a live run of
+                 the workflow is waited for first, up to --timeout)
     remake    5  force a remake of [LOW, HIGH)
     gaps      6  the gaps in [LOW, HIGH), permanent gaps left out
     coverage     done / missing / running / failed / gap runs over [LOW, HIGH)
+                 (default: the gate's wanted range)
 
 Exit status mirrors the ticket STATUS: 0 open, 1 closed (some of the range is
 missing), 3 being processed, 4 timed out, 5 processing error; 2 is a request that
@@ -15,6 +17,8 @@ makes no sense (bad gate, range or workflow), as for any bad input.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -48,6 +52,16 @@ class GateOptions:
     profile: str = "local"
 
 
+def _dataset_ids(workflow_dir: str) -> list[str]:
+    """Dataset ids of the current build (its datasets.tsv): what a --key may name."""
+    tsv = Path(workflow_dir) / ".padocc" / "current" / "datasets.tsv"
+    try:
+        with open(tsv, encoding="utf-8", errors="replace") as f:
+            return [line.split("\t", 1)[0] for line in f if line.strip()]
+    except OSError:
+        return []
+
+
 class _Request:
     def __init__(self, opts: GateOptions, m: dict):
         self.m = m
@@ -61,6 +75,13 @@ class _Request:
             raise CompileError([_diag(f"gate '{opts.gate}' is keyed: name a dataset with --key")])
         if opts.key and not self.g["keyed"]:
             raise CompileError([_diag(f"gate '{opts.gate}' is not keyed: --key does not apply")])
+        if opts.key:
+            # Only a dataset of the build: any other key would reach Snakemake targets,
+            # paths and the command's facets (and fail there, unexplained).
+            ids = _dataset_ids(opts.workflow_dir)
+            if opts.key not in ids:
+                why = f"gate '{opts.gate}' has no dataset {opts.key!r}{suggest(opts.key, ids)}"
+                raise CompileError([_diag(why)])
         self.key = opts.key if self.g["keyed"] else ""
         self.now = parse_time(opts.now, Loc("--now")) if opts.now else time.time()
         self.low = self.high = None
@@ -104,13 +125,13 @@ def run(opts: GateOptions) -> int:
         print(e.diagnostics[0], file=sys.stderr)
         return BAD
     try:
-        if opts.action not in ("range",) and opts.low is None:
+        if opts.action not in ("range", "coverage") and opts.low is None:
             raise CompileError([_diag(f"'{opts.action}' needs LOW and HIGH")])
         req = _Request(opts, m)
-    except CompileError as e:
+        return _ACTIONS[opts.action](req, opts)
+    except CompileError as e:  # also a precondition's map hook failing on a chunk
         print(e.diagnostics[0], file=sys.stderr)
         return BAD
-    return _ACTIONS[opts.action](req, opts)
 
 
 def _range(req: _Request, opts: GateOptions) -> int:
@@ -140,22 +161,66 @@ def _wait(req: _Request, opts: GateOptions) -> int:
         time.sleep(min(opts.poll, max(0.0, deadline - time.monotonic())))
 
 
+def _live_run(wf: Path) -> str:
+    """Who holds the workflow's run lock (see snake.Build.take_run_lock), or ''."""
+    try:
+        fd = os.open(wf / ".padocc" / "run.lock", os.O_RDWR)
+    except FileNotFoundError:
+        return ""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 512, 0).decode(errors="replace").strip() or "another run"
+    finally:
+        os.close(fd)  # and with it our probe's lock
+    return ""
+
+
+def _marker(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
 def _make(req: _Request, opts: GateOptions, force: bool = False) -> int:
-    work = GateWork()
-    req.planner().plan(req.name, req.key, req.low, req.high, work, force=force)
-    if work.waiting:
-        for w in work.waiting:
-            print(f"waiting: {w}")
+    wf = Path(opts.workflow_dir)
+    deadline = time.monotonic() + opts.timeout
+    told = False
+    while True:
+        work = GateWork()
+        req.planner().plan(req.name, req.key, req.low, req.high, work, force=force)
+        holder = _live_run(wf) if work.targets else ""
+        if not holder:
+            break
+        # A live run of this workflow (cron's, another request's) may have some of these
+        # chunks queued: a second Snakemake would stop at its run lock or clash with its
+        # output locks. Wait for it to end, then plan again: nothing is made twice.
+        if not told:
+            print(f"waiting for the live run of this workflow ({holder})", flush=True)
+            told = True
+        if time.monotonic() >= deadline:
+            print("timed out")
+            return TIMEOUT
+        time.sleep(min(opts.poll, max(0.0, deadline - time.monotonic())))
+    for w in work.waiting:
+        print(f"waiting: {w}")
+    made = rc = 0
     if work.targets:
+        before = {t: _marker(wf / t) for t in work.targets}
         # Targets first: --quiet takes arguments of its own.
         extra = [*work.targets, "--quiet", "all"]
         if force:
             extra = [*work.targets, "--forcerun", *work.targets, "--quiet", "all"]
-        rc = run_snakemake(str(Path(opts.workflow_dir)), opts.profile, extra=extra)
-        if rc != 0:
-            print(f"snakemake exited {rc}", file=sys.stderr)
-            return ERROR
-    print(f"made {len(work.targets)} chunks of {req.name}")
+        rc = run_snakemake(str(wf), opts.profile, extra=extra)
+        # Counted from the markers: a run that submitted nothing made nothing.
+        made = sum(1 for t, was in before.items() if _marker(wf / t) not in (None, was))
+    short = f" (of {len(work.targets)} asked for)" if made < len(work.targets) else ""
+    print(f"made {made} chunks of {req.name}{short}")
+    if rc != 0:
+        print(f"snakemake exited {rc}", file=sys.stderr)
+        return ERROR
     return _check(req, opts)
 
 

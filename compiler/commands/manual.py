@@ -34,14 +34,33 @@ def _ids(opts: ManualOptions, m: dict) -> list[str]:
             ids += [ln.strip() for ln in sys.stdin if ln.strip()]
         else:
             ids.append(i)
-    by_group = {g["name"]: g["datasets"] for g in m.get("groups", [])}
+    # A quarantined group (.shpignore) is out of the cycle, not out of reach.
+    by_group = {
+        **m.get("quarantined_groups", {}),
+        **{g["name"]: g["datasets"] for g in m.get("groups", [])},
+    }
     for g in opts.groups:
         if g not in by_group:
             raise CompileError([_err(f"unknown group '{g}'{suggest(g, by_group)}")])
         ids += by_group[g]
     for i in ids:
         check_id(i, Loc("padocc " + opts.action))
+    known = _known(opts.workflow_dir, m)
+    status_dir = Path(m["workflow"]["status_dir"])
+    for i in ids:
+        # A typo must not start a status file of its own for a dataset nobody has.
+        if i not in known and not (status_dir / f"{i}.status").exists():
+            raise CompileError([_err(f"unknown dataset '{i}'{suggest(i, known)}")])
     return ids
+
+
+def _known(workflow_dir: str, m: dict) -> set[str]:
+    """The current build's datasets and those of quarantined groups."""
+    known = {i for ids in m.get("quarantined_groups", {}).values() for i in ids}
+    tsv = Path(workflow_dir) / ".padocc" / "current" / m["datasets"]["file"]
+    with open(tsv, encoding="utf-8") as f:
+        known.update(line.split("\t", 1)[0] for line in f if line.strip())
+    return known
 
 
 def _err(msg: str):

@@ -1,4 +1,4 @@
-"""`padocc run-step BUILD_DIR DATASET SLOT`: the job wrapper Snakemake calls."""
+"""`padocc run-step BUILD_DIR JOB SLOT`: the job wrapper Snakemake calls."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import sys
 from dataclasses import dataclass
 
 from compiler.core.statusfile import StatusWriteError
-from compiler.runtime.wrapper import SlotRequest, run_slot
+from compiler.runtime.wrapper import JobRequest, run_job
 
 
 @dataclass(frozen=True)
 class RunStepOptions:
     build_dir: str
-    dataset: str
+    job: str  # a dataset id, or "@<n>" for several (the build's jobs.tsv)
     slot: int
     attempt: int = 1
     runtime: int = 0  # the job's time limit, minutes
@@ -20,7 +20,7 @@ class RunStepOptions:
 
 def run(opts: RunStepOptions) -> int:
     try:
-        return run_slot(SlotRequest(opts.build_dir, opts.dataset, opts.slot, opts.attempt, opts.runtime))
+        return run_job(JobRequest(opts.build_dir, opts.job, opts.slot, opts.attempt, opts.runtime))
     except StatusWriteError as e:
         # The record could not be kept: fail loudly rather than pass without it.
         print(f"padocc: {e}", file=sys.stderr)

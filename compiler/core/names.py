@@ -4,3 +4,8 @@
 def rule_name(gate: str) -> str:
     """Gate names may hold '.'; rule and resource names may not."""
     return "gate_" + gate.replace(".", "_")
+
+
+def slot_file(build: str, job: str, slot: int) -> str:
+    """A job's slot output, relative to the workflow directory (the Snakefile's rule)."""
+    return f".padocc/run/{build}/{job}/{slot}.json"

@@ -73,11 +73,31 @@ def engagement_alive(
         return False
     try:
         pid = int(stat_params.get("pid", "0"))
-        if pid <= 0:
-            return False
+    except ValueError:
+        return False
+    return padocc_alive(pid)
+
+
+def padocc_alive(pid: int) -> bool:
+    """Is pid a live padocc process on this host? Not a zombie, and not a pid the kernel
+    has since given to another program (after a reboot a killed wrapper's pid is often
+    some daemon's): such a holder is dead, and its engagement or lock is stale."""
+    if pid <= 0:
+        return False
+    try:
         os.kill(pid, 0)
-    except (ValueError, ProcessLookupError):
+    except ProcessLookupError:
         return False
     except PermissionError:
+        return True  # another user's process: its /proc entry may be hidden too
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            if f.read().rsplit(b")", 1)[-1].split()[0] == b"Z":
+                return False
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read()
+    except FileNotFoundError:
+        return not os.path.isdir("/proc/self")  # no /proc here: the signal's word
+    except (OSError, IndexError):
         return True
-    return True
+    return b"compiler" in cmd or b"padocc" in cmd

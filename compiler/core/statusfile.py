@@ -38,9 +38,14 @@ def escape_value(value: object) -> str:
     return s.replace(":", "^")
 
 
+_UNESC = tuple(reversed([(rep, ch) for ch, rep in _ESC.items()]))
+
+
 def unescape_value(s: str) -> str:
+    if "^" not in s and "%" not in s:  # most values: nothing to undo
+        return s
     s = s.replace("^", ":")
-    for ch, rep in reversed(list(_ESC.items())):
+    for rep, ch in _UNESC:
         s = s.replace(rep, ch)
     return s
 
@@ -172,11 +177,15 @@ class StatusWriteError(OSError):
         return str(self.strerror)
 
 
-def append_stats(path: Path, dataset_id: str, stats: Iterable[Stat]) -> None:
+def append_stats(path: Path, dataset_id: str, stats: Iterable[Stat], durable: bool = True) -> None:
     """Append STAT lines atomically: one write under an exclusive lock, then fsync.
 
     A torn last line left by a crash is closed with a newline first, so the new
-    record never fuses with it. Any failure raises: a record is never dropped quietly.
+    record never fuses with it. Any failure raises: a record is never dropped quietly,
+    and a partial write (a full disk) is taken back, so it never leaves a torn line.
+    `durable=False` skips the fsync, for a line whose loss in a machine crash loses
+    nothing: an Engaged line (the step then simply runs again). The next durable
+    append to the file flushes it too.
     """
     payload = "".join(format_stat(s) + "\n" for s in stats)
     try:
@@ -201,10 +210,21 @@ def append_stats(path: Path, dataset_id: str, stats: Iterable[Stat]) -> None:
                 if r.read(1) != b"\n":
                     prefix = "\n"
         data = (prefix + payload).encode("utf-8")
-        written = os.write(fd, data)
-        if written != len(data):
-            raise OSError(errno.ENOSPC, "short write")
-        os.fsync(fd)
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(errno.ENOSPC, "short write")
+            if durable:
+                os.fsync(fd)
+        except OSError:
+            # Take back our own partial write while the lock is still held. Left in
+            # place, the next append would close it into a whole-looking line (a "Pass"
+            # cut after its state, a "Fail" read as state "Fa"), with no warning.
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
+            raise
     except OSError as e:
         raise StatusWriteError(
             e.errno or errno.EIO, f"cannot append to status file {path}: {e.strerror or e}"

@@ -214,6 +214,7 @@ WORKFLOW = Record(
         K("max_visits", INT, doc="times one step may run for one dataset (default 3)"),
         K("max_steps_per_cycle", INT, doc="cap on steps one dataset runs in one cycle"),
         K("steps_per_job", INT, doc="same-resource steps one job runs back to back (default 4)"),
+        K("datasets_per_job", INT, doc="datasets one job runs one after the other (default 1)"),
         K("status_dir", STR, doc="where per-dataset status files live (default status)"),
         K("work_dir", STR, doc="where step commands run and write (default work)"),
         K("defaults", MAP, doc="default resources / retries / retry_growth for every step"),

@@ -81,6 +81,7 @@ class RawWorkflow:
     flock: list = field(default_factory=list)  # load.flock.Group, not quarantined
     flock_all: list = field(default_factory=list)  # every group, quarantined ones too
     flock_problems: list = field(default_factory=list)  # groups skipped, as diagnostics
+    has_flock: bool = False  # datasets come from a flock (which may hold no group yet)
 
 
 def _resolve_inside(
@@ -286,4 +287,5 @@ def load_workflow(wf_dir: Path, shown_dir: str, flock_dir: Path | None = None) -
         flock=[g for g in flock_all if not g.ignored],
         flock_all=flock_all,
         flock_problems=problems,
+        has_flock=flock_dir is not None,
     )

@@ -11,8 +11,10 @@ import importlib.util
 import math
 from collections.abc import Iterator
 from functools import lru_cache
+from pathlib import Path
 
-from compiler.model.axes import convert
+from compiler.core.diagnostics import CompileError, Loc, fail
+from compiler.model.axes import convert, fmt_value
 
 
 def chunk_range(gate: dict, low: float, high: float) -> Iterator[tuple[float, float]]:
@@ -47,12 +49,38 @@ def _hook(path: str, func: str):
     return getattr(mod, func)
 
 
+def _hook_range(pre: dict, down: dict, lo: float, hi: float) -> tuple[float, float]:
+    """The user's hook, whose failures are bad input at the precondition, not a crash."""
+    m = pre["map"]
+    spec = f"{Path(m['hook_path']).name}:{m['hook_func']}"
+
+    def bad(why: str) -> CompileError:
+        where = Loc(pre.get("source") or down["source"])
+        span = f"[{fmt_value(down['axis'], lo)}, {fmt_value(down['axis'], hi)})"
+        return fail(
+            where, f"hook '{spec}' of the precondition on '{pre['gate']}' failed for {span}: {why}"
+        )
+
+    try:
+        got = _hook(m["hook_path"], m["hook_func"])(lo, hi)
+    except Exception as e:  # the user's code
+        raise bad(f"{type(e).__name__}: {e}") from None
+    try:
+        a, b = (float(x) for x in got)
+        if not (math.isfinite(a) and math.isfinite(b)):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise bad(f"returned {got!r:.80}: not two numbers") from None
+    if a > b:
+        raise bad(f"returned {got!r:.80}: low is after high")
+    return a, b
+
+
 def map_range(pre: dict, down: dict, up: dict, lo: float, hi: float) -> tuple[float, float]:
     """The upstream range a downstream chunk [lo, hi) needs: convert axes, then the map."""
     m = pre["map"]
     if m.get("hook"):
-        a, b = _hook(m["hook_path"], m["hook_func"])(lo, hi)
-        return float(a), float(b)
+        return _hook_range(pre, down, lo, hi)
     a = convert(lo, down["axis"], up["axis"])
     b = convert(hi, down["axis"], up["axis"])
     a += m.get("offset", 0) - m.get("before", 0)

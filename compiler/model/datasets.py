@@ -241,7 +241,7 @@ def expand_datasets(raw: RawWorkflow) -> tuple[tuple[Dataset, ...], set[str]]:
     for src in lists:
         known |= src.names
     known |= map_names
-    if raw.flock:
+    if raw.has_flock:  # also with no group yet, or all quarantined or completed
         known |= set(FLOCK_FACETS)
     router = RoutingKeys(raw, known)
 
@@ -283,7 +283,7 @@ def expand_datasets(raw: RawWorkflow) -> tuple[tuple[Dataset, ...], set[str]]:
     for group in raw.flock:
         for ds_id, facets, loc in group.entries:
             add(ds_id, facets, loc, f"group {group.name}")
-    if not out and not raw.flock and not any(lst.is_glob for lst in raw.lists):
+    if not out and not raw.has_flock and not any(lst.is_glob for lst in raw.lists):
         where = raw.walks[0].loc if raw.walks else Loc(raw.file)
         raise fail(where, "the dataset spec expands to no datasets")
     return tuple(out), known

@@ -329,6 +329,7 @@ def gate_json(g: Gate) -> dict:
         "preconditions": [
             {
                 "gate": p.gate,
+                "source": str(p.loc),  # where a failing map hook is reported
                 "map": {
                     "offset": p.offset,
                     "before": p.before,

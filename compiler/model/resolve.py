@@ -43,7 +43,7 @@ class Overrides:
 
 
 def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
-    has_datasets = bool(raw.walks or raw.lists or raw.flock)
+    has_datasets = bool(raw.walks or raw.lists or raw.has_flock)
     datasets, facets = expand_datasets(raw) if has_datasets else ((), set())
     steps = resolve_steps(raw.steps, raw.defaults, facets)
     doc = raw.doc
@@ -80,6 +80,9 @@ def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
     per_job = doc.get("steps_per_job", 4)
     if not 1 <= per_job <= 100:
         raise fail(doc.val_loc("steps_per_job"), "steps_per_job must be between 1 and 100")
+    per_bundle = doc.get("datasets_per_job", 1)
+    if not 1 <= per_bundle <= 1000:
+        raise fail(doc.val_loc("datasets_per_job"), "datasets_per_job must be between 1 and 1000")
     classes = job_classes(steps)
     chains = chain_lengths(graph, steps, tuple(keys), per_job)
     return Workflow(
@@ -98,9 +101,13 @@ def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
         gates_file=raw.gates_file,
         common_valid=ov.common_valid or "",
         groups=tuple((g.name, g.digest, tuple(i for i, _, _ in g.entries)) for g in raw.flock),
+        quarantined=tuple(
+            (g.name, tuple(i for i, _, _ in g.entries)) for g in raw.flock_all if g.ignored
+        ),
         skipped=tuple(raw.flock_problems),
         inputs=_inputs(raw, facets),
         steps_per_job=per_job,
+        datasets_per_job=per_bundle,
         jobs=tuple((s.name, classes[s.name], chains[s.name]) for s in steps),
         site=checked_site(raw, _site(raw), steps),
         undeclared=_choice(doc, "undeclared", ("keep", "tar", "remove"), "keep"),

@@ -115,11 +115,13 @@ class Workflow:
     gates_file: str = ""
     common_valid: str = ""  # error-bypass template (absolute path), from a cycle config
     groups: tuple = ()  # (name, digest, dataset ids) of the flock groups in this build
+    quarantined: tuple = ()  # (name, dataset ids) of groups a .shpignore keeps out of it
     skipped: tuple = ()  # diagnostics of flock groups that were skipped
     inputs: str = ""  # `datasets: inputs:` id-template glob of each dataset's input files
     site: Site = Site()
     undeclared: str = "keep"  # keep | tar | remove: files a job left but did not declare
     retain_s: int = 0  # retention of logs and old run directories, seconds (0 = forever)
     steps_per_job: int = 1
+    datasets_per_job: int = 1  # BPS clustering: datasets one job runs in turn
     # step name -> (job class, chain): see model/jobs.py
     jobs: tuple[tuple[str, int, int], ...] = ()

@@ -7,6 +7,7 @@ failed / permanent gap. The plan, the gate commands and the reports all use it.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 from dataclasses import dataclass, field
@@ -14,7 +15,8 @@ from pathlib import Path
 
 from compiler.core.diagnostics import Loc
 from compiler.core.routing import engagement_alive
-from compiler.core.statusfile import read_history
+from compiler.core.statusfile import parse_params, read_history, unescape_value
+from compiler.core.statusindex import scan
 from compiler.model.axes import fmt_value, parse_value, tag, untag
 from compiler.model.chunks import chunk_range, in_gap
 from compiler.model.templates import parse_template
@@ -122,27 +124,54 @@ def chunk_states(
             for e in it:
                 if e.name.endswith(".done") and e.is_file():
                     st.done[e.name[:-5]] = e.stat().st_mtime
-    hist = read_history(gate_status_path(wf["status_dir"], name, key))
-    st.warnings += hist.warnings
-    open_eng: dict[str, dict] = {}
-    for s in hist.stats:
-        c = s.params.get("chunk")
+    lines, warnings = _stat_lines(gate_status_path(wf["status_dir"], name, key))
+    st.warnings += warnings
+    open_eng: dict[str, str] = {}
+    for p in lines:
+        state, params = p[4], p[5]
+        if state not in _CHUNK_STATES:
+            continue
+        c = _param(_CHUNK, params)
         if not c:
             continue
-        if s.state == "Engaged":
-            open_eng[c] = s.params
-        elif s.state in ("Pass", "Fail", "Cancelled"):
+        if state == "Engaged":
+            open_eng[c] = params
+        elif state in ("Pass", "Fail", "Cancelled"):
             open_eng.pop(c, None)
-            if s.state == "Fail":
+            if state == "Fail":
                 st.failures[c] = st.failures.get(c, 0) + 1
-            elif s.state == "Pass" or s.params.get("reset") == "1":
+            elif state == "Pass" or _param(_RESET, params) == "1":
                 st.failures.pop(c, None)
-        elif s.state == "Ready" and s.params.get("reset") == "1":
+        elif _param(_RESET, params) == "1":  # Ready
             st.failures.pop(c, None)
     for c, params in open_eng.items():
-        if engagement_alive(params, slurm_jobs):
+        if engagement_alive(parse_params(params), slurm_jobs):
             st.running.add(c)
     return st
+
+
+# A gate's status file holds a line or two per chunk run ever made: read with the
+# survey's whole-file scan, and only the parameters needed parsed (a year of 10-minute
+# chunks is 100,000 lines; parsing every line's parameters took seconds).
+_CHUNK_STATES = frozenset({"Engaged", "Pass", "Fail", "Cancelled", "Ready"})
+_CHUNK = re.compile(r"(?:^|,)chunk=([^,]*)")
+_RESET = re.compile(r"(?:^|,)reset=([^,]*)")
+
+
+def _param(pattern: re.Pattern, params: str) -> str | None:
+    """One parameter, as `parse_params` gives it (the last of repeated keys wins)."""
+    found = pattern.findall(params)
+    return unescape_value(found[-1]) if found else None
+
+
+def _stat_lines(path: Path) -> tuple[list, list[str]]:
+    """The status file's STAT lines as raw parts, and the same warnings as read_history."""
+    try:
+        data = path.read_bytes()
+    except OSError:  # missing, a dangling link, unreadable: read_history says which
+        return [], read_history(path).warnings
+    _, parts, warnings = scan(data, str(path))
+    return parts, warnings
 
 
 def covered(gate: dict, st: ChunkStates, lo: float, hi: float, cname: str) -> bool:

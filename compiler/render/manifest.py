@@ -45,6 +45,7 @@ def manifest_of(model: Workflow, build_id: str, created: str, now: float) -> dic
             "max_visits": model.max_visits,
             "max_steps_per_cycle": model.max_steps_per_cycle,
             "steps_per_job": model.steps_per_job,
+            "datasets_per_job": model.datasets_per_job,
             "inputs": model.inputs,
             "site": model.site.__dict__,
             "undeclared": model.undeclared,
@@ -78,6 +79,8 @@ def manifest_of(model: Workflow, build_id: str, created: str, now: float) -> dic
         "gates": {g.name: gate_json(g) for g in model.gates},
         "common_valid": model.common_valid,
         "groups": [{"name": n, "digest": d, "datasets": list(ids)} for n, d, ids in model.groups],
+        # out of the cycle, still open to manual commands (padocc block --group ...)
+        "quarantined_groups": {n: list(ids) for n, ids in model.quarantined},
         "gates_file": model.gates_file,
     }
 

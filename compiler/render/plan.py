@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.core.diagnostics import Loc
+from compiler.core.names import slot_file
 from compiler.core.routing import decide, engagement_alive, route, run_successors
 from compiler.core.statusfile import (
     FINAL,
@@ -59,6 +60,12 @@ class Plan:
     # Status files whose position came from the index (not read) / were read.
     index_hits: int = 0
     files_read: int = 0
+    # The jobs of the pending datasets (one dataset each unless `datasets_per_job`).
+    jobs: list[Bundle] = field(default_factory=list)
+
+    def slot_targets(self, build: str) -> list[str]:
+        """The last slot file of every job: what Snakemake is asked to make."""
+        return [slot_file(build, b.name, b.slots) for b in self.jobs]
 
 
 @dataclass(frozen=True)
@@ -387,6 +394,8 @@ def make_plan(
         plan.counts["pending"] = len(plan.pending)
         if left:
             plan.counts["left for later cycles"] = left
+    classes = {name: cls for name, cls, _ in model.jobs}
+    plan.jobs = bundles(plan.pending, model.datasets_per_job, classes)
     return plan
 
 
@@ -408,3 +417,35 @@ def requeue_changed_inputs(model: Workflow, manifest: dict, plan: Plan) -> None:
 
 def pending_tsv(plan: Plan) -> str:
     return "".join(f"{p.id}\t{p.key}\t{p.slots}\t{p.first}\n" for p in plan.pending)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """The datasets one job runs, one after the other (`datasets_per_job`, BPS's
+    clustering). A bundle of one is named by its dataset; a larger one `@<n>`, a name
+    no dataset id can have, so slot files and logs never collide."""
+
+    name: str
+    slots: int
+    members: tuple[str, ...]
+
+
+def bundles(pending: list[Pending], per_job: int, classes: dict[str, int]) -> list[Bundle]:
+    """Pending datasets in jobs of up to `per_job`. Only datasets whose first job has
+    the same class (same resources) and the same slot budget share a job."""
+    if per_job <= 1:
+        return [Bundle(p.id, p.slots, (p.id,)) for p in pending]
+    groups: dict[tuple[int, int], list[Pending]] = {}
+    for p in pending:
+        groups.setdefault((classes.get(p.first, -1), p.slots), []).append(p)
+    out: list[Bundle] = []
+    for (_, slots), members in groups.items():
+        for i in range(0, len(members), per_job):
+            chunk = tuple(p.id for p in members[i : i + per_job])
+            name = chunk[0] if len(chunk) == 1 else f"@{len(out) + 1}"
+            out.append(Bundle(name, slots, chunk))
+    return out
+
+
+def bundles_tsv(jobs: list[Bundle]) -> str:
+    return "".join(f"{b.name}\t{b.slots}\t{','.join(b.members)}\n" for b in jobs)

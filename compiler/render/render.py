@@ -14,7 +14,7 @@ from compiler.model.types import Workflow
 from compiler.render.assets import asset_dir
 from compiler.render.gateplan import GateWork
 from compiler.render.manifest import datasets_tsv
-from compiler.render.plan import Plan, pending_tsv
+from compiler.render.plan import Plan, bundles_tsv, pending_tsv
 from compiler.render.write import WORKFLOW_PROFILE
 
 
@@ -58,7 +58,7 @@ def render_build(
     python = manifest["python"]
     shell = (
         f"{shlex.quote(python)} -m compiler run-step .padocc/builds/{{wildcards.build}} "
-        "{wildcards.dataset:q} {wildcards.slot} --attempt {resources.attempt} "
+        "{wildcards.job:q} {wildcards.slot} --attempt {resources.attempt} "
         "--runtime {resources.runtime} > {log:q} 2>&1"
     )
     context = {
@@ -71,6 +71,8 @@ def render_build(
         "steps": [dict(name=n, **s) for n, s in manifest["steps"].items()],
         "n_datasets": len(model.datasets),
         "n_pending": len(plan.pending),
+        "n_jobs": len(plan.jobs),
+        "per_job": model.datasets_per_job,
         # A job may run several steps, each with its own retries (see model/jobs.py).
         "max_retries": min(10, sum(s.retries for s in model.steps)),
         "shell": shell,
@@ -95,6 +97,7 @@ def render_build(
         "manifest.json": json.dumps(manifest, indent=1, sort_keys=False) + "\n",
         "datasets.tsv": datasets_tsv(model),
         "pending.tsv": pending_tsv(plan),
+        "jobs.tsv": bundles_tsv(plan.jobs),
         "gate_targets.txt": "".join(t + "\n" for t in gate_work.targets),
         "gate_waiting.txt": "".join(t + "\n" for t in gate_work.waiting),
         "status_coverage.json": json.dumps(gate_work.status_coverage) + "\n",

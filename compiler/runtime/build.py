@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.core.manifestio import load_manifest
+from compiler.core.names import slot_file
 
 BUILDS = Path(".padocc") / "builds"
 RUN = Path(".padocc") / "run"
@@ -58,16 +59,27 @@ def status_coverage(build_dir: str) -> dict[str, list]:
 
 def dataset_row(build_dir: str, ds_id: str) -> tuple[str, dict]:
     """(routing key, facets) of one dataset, scanning the build's datasets.tsv."""
+    return dataset_rows(build_dir, (ds_id,))[ds_id]
+
+
+def dataset_rows(build_dir: str, ids: tuple[str, ...]) -> dict[str, tuple[str, dict]]:
+    """(routing key, facets) of each of `ids`, in one scan of the build's datasets.tsv."""
     import json
 
-    prefix = ds_id + "\t"
+    wanted, rows = set(ids), {}
     with open(os.path.join(build_dir, "datasets.tsv"), encoding="utf-8") as f:
         for line in f:
-            if line.startswith(prefix):
-                _, key, facets = line.rstrip("\n").split("\t", 2)
-                return key, json.loads(facets)
-    raise KeyError(f"dataset {ds_id} is not in build {build_dir}")
+            ds, _, rest = line.partition("\t")
+            if ds in wanted:
+                key, facets = rest.rstrip("\n").split("\t", 1)
+                rows[ds] = (key, json.loads(facets))
+                if len(rows) == len(wanted):
+                    break
+    for ds in ids:
+        if ds not in rows:
+            raise KeyError(f"dataset {ds} is not in build {build_dir}")
+    return rows
 
 
-def slot_path(workflow_dir: str, build: str, ds_id: str, slot: int) -> str:
-    return os.path.join(workflow_dir, RUN, build, ds_id, f"{slot}.json")
+def slot_path(workflow_dir: str, build: str, job: str, slot: int) -> str:
+    return os.path.join(workflow_dir, slot_file(build, job, slot))

@@ -28,7 +28,7 @@ import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from compiler.core.manifestio import load_manifest
@@ -295,7 +295,7 @@ def rel_to(root: Path, path: Path) -> str:
 def step_outputs(builds: Builds, row: JobRow, workdir: Path) -> list[str]:
     """The files (relative to workdir) a step job's declared outputs name on disk now."""
     step = builds.step(row.build, row.step)
-    if step is None or row.dataset is None:
+    if step is None or row.dataset is None or not step.get("outputs"):
         return []
     m = builds.manifest(row.build) or builds.current
     values = template_values(
@@ -403,7 +403,8 @@ def _transact(path: Path, fn: Callable[[sqlite3.Connection], None]) -> None:
 
 
 def _insert(con: sqlite3.Connection, table: str, rows: Iterable) -> None:
-    rows = [astuple(r) for r in rows]
+    # Rows hold plain values only: a shallow tuple (astuple deep-copies each field).
+    rows = [tuple(getattr(r, f.name) for f in fields(r)) for r in rows]
     if rows:
         marks = ",".join("?" * len(rows[0]))
         con.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", rows)
@@ -418,13 +419,25 @@ def record(
 ) -> None:
     """Write one job's rows in one transaction. Raises sqlite3.Error or CatalogError;
     the hooks turn that into a warning."""
-    jobs, files, junk, forget = list(jobs), list(files), list(junk), list(forget)
+    record_many(workflow_dir, [{"jobs": jobs, "files": files, "junk": junk, "forget": forget}])
+
+
+def record_many(workflow_dir: str | Path, batches: list[dict]) -> None:
+    """Several `record` calls, in order, in one transaction (a job of several steps or
+    datasets commits once, not once a step)."""
+    batches = [{k: list(v) for k, v in b.items()} for b in batches]
+    # A job's steps each rewrite their dataset's job rows: only the last copy counts.
+    last = {r.id: i for i, b in enumerate(batches) for r in b.get("jobs", ())}
+    for i, b in enumerate(batches):
+        if "jobs" in b:
+            b["jobs"] = [r for r in b["jobs"] if last[r.id] == i]
 
     def write(con: sqlite3.Connection) -> None:
-        _insert(con, "jobs", jobs)
-        con.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in forget])
-        _insert(con, "files", files)
-        _insert(con, "undeclared", junk)
+        for b in batches:
+            _insert(con, "jobs", b.get("jobs", ()))
+            con.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in b.get("forget", ())])
+            _insert(con, "files", b.get("files", ()))
+            _insert(con, "undeclared", b.get("junk", ()))
 
     _transact(catalog_path(workflow_dir), write)
 

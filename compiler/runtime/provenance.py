@@ -14,8 +14,10 @@ The status files stay whole and `padocc catalog rebuild` restores the catalog.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from compiler.core.statusfile import ENGAGED, parse_stamp, read_history
@@ -44,14 +46,42 @@ def _files(n: int) -> str:
     return f"{n} undeclared file{'s' if n != 1 else ''}"
 
 
+# Rows waiting while a job wrapper batches them (see `batched`); a stack, innermost last.
+_BATCHES: list[list[tuple[Path, dict]]] = []
+
+
 def _write(root: Path, **rows) -> None:
     if os.environ.get(CATALOG_ENV, "").lower() in ("off", "0", "no", "false"):
         return
+    if _BATCHES:
+        _BATCHES[-1].append((root, rows))
+        return
+    _commit(root, [rows])
+
+
+def _commit(root: Path, batches: list[dict]) -> None:
     try:
-        catalog.record(root, **rows)
+        catalog.record_many(root, batches)
     except Exception as e:  # a catalog is an index: never worth a failed job
         _say(f"warning: catalog not updated ({e}); the status file has the record, "
              "`padocc catalog rebuild` restores the catalog")  # fmt: skip
+
+
+@contextlib.contextmanager
+def batched() -> Iterator[None]:
+    """Catalog rows of everything inside, written in one transaction at the end (also
+    when it ends by an exception). A job killed before then leaves its rows out of the
+    catalog, never out of the status files: `padocc catalog rebuild` brings them back."""
+    _BATCHES.append([])
+    try:
+        yield
+    finally:
+        rows = _BATCHES.pop()
+        by_root: dict[Path, list[dict]] = {}
+        for root, r in rows:
+            by_root.setdefault(root, []).append(r)
+        for root, batches in by_root.items():
+            _commit(root, batches)
 
 
 def _status(m: dict, dataset: str) -> Path:

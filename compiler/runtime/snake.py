@@ -5,7 +5,6 @@ wildcard, so a job of an older build never sees a newer compile's data."""
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 import socket
@@ -13,13 +12,12 @@ import sys
 import time
 
 from compiler.core.growth import grown_from_json
-from compiler.core.names import rule_name
+from compiler.core.names import rule_name, slot_file
 from compiler.model.axes import untag
 from compiler.model.chunks import upstream_chunks
 from compiler.render.coverage import chunk_name, marker_path
-from compiler.runtime.build import BUILDS, RUN, gate_targets, manifest, pending, status_coverage
-
-NOOP = {"runtime": 5, "mem_mb": 256, "cpus_per_task": 1}
+from compiler.runtime.build import BUILDS, gate_targets, manifest, status_coverage
+from compiler.runtime.jobs import job_targets, next_steps, resource
 
 
 class Build:
@@ -32,38 +30,20 @@ class Build:
         return os.path.join(self.dir, BUILDS, build)
 
     def targets(self) -> list[str]:
-        rows = pending(self.build_dir(self.build))
-        slots = [str(RUN / self.build / ds / f"{r.slots}.json") for ds, r in rows.items()]
-        return slots + gate_targets(self.build_dir(self.build))
+        return job_targets(self.build_dir(self.build)) + gate_targets(self.build_dir(self.build))
 
     def previous_slot(self, wildcards) -> list[str]:
         slot = int(wildcards.slot)
         if slot <= 1:
             return []
-        return [str(RUN / wildcards.build / wildcards.dataset / f"{slot - 1}.json")]
-
-    def _next_step(self, wildcards, input) -> str:
-        if int(wildcards.slot) <= 1:
-            return pending(self.build_dir(wildcards.build))[wildcards.dataset].first
-        # Raises FileNotFoundError before the slot before has run; Snakemake then
-        # marks the resource "to be determined" and asks again at submission.
-        with open(input[0], encoding="utf-8") as f:
-            nxt = json.load(f).get("next", {})
-        return nxt.get("step", "") if nxt.get("kind") == "run" else ""
+        return [slot_file(wildcards.build, wildcards.job, slot - 1)]
 
     def resource(self, name: str):
         def value(wildcards, input, attempt):
-            m = manifest(self.build_dir(wildcards.build))
-            step = self._next_step(wildcards, input)
-            if name == "attempt":
-                return attempt
-            if not step:
-                first = next(iter(m["steps"].values()))["resources"]
-                return NOOP.get(name, first.get(name, ""))
-            value = grown_from_json(m["steps"][step], attempt)[name]
-            if name == "runtime":  # the job may go on with more steps of its class
-                value *= m["steps"][step]["chain"]
-            return value
+            bdir = self.build_dir(wildcards.build)
+            previous = input[0] if len(input) else None
+            steps = next_steps(bdir, wildcards.job, int(wildcards.slot), previous)
+            return resource(manifest(bdir), steps, attempt, name)
 
         value.__name__ = f"padocc_{name}"
         return value

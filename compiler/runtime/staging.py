@@ -24,7 +24,6 @@ its own local copies of storage files). Output `out/*.txt` made in the work dir 
 from __future__ import annotations
 
 import glob
-import logging
 import os
 import posixpath
 import shutil
@@ -146,6 +145,8 @@ def storage_provider(name: str, local_prefix: Path) -> Any:
     """An instance of the named plugin's StorageProvider, set up as Snakemake sets it up:
     its settings come from SNAKEMAKE_STORAGE_<NAME>_<SETTING> variables (the job has no
     Snakemake command line to take --storage-<name>-<setting> from)."""
+    import logging  # with the plugin only: jobs without one skip these imports
+
     import configargparse
     from snakemake_interface_storage_plugins.registry import StoragePluginRegistry
 

@@ -1,4 +1,5 @@
-"""The job wrapper: runs one slot of one dataset and keeps its status file whole.
+"""The job wrapper: runs one slot of a job (one dataset, or several in turn) and
+keeps each dataset's status file whole.
 
 Order matters for crash safety: the STAT line is appended (and fsynced) before the
 slot output Snakemake looks at is written. A crash between the two means the slot
@@ -7,10 +8,14 @@ runs again and finds the step already recorded, never a lost record.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import fcntl
+import functools
 import json
 import os
 import shlex
+import shutil
 import socket
 import sys
 import tempfile
@@ -32,7 +37,8 @@ from compiler.core.statusfile import (
 )
 from compiler.model.templates import parse_template
 from compiler.runtime import provenance
-from compiler.runtime.build import dataset_row, manifest, slot_path
+from compiler.runtime.build import dataset_rows, manifest, slot_path
+from compiler.runtime.jobs import members, next_steps, runnable, share
 from compiler.runtime.proc import run_measured
 from compiler.runtime.staging import stage_in
 
@@ -42,11 +48,17 @@ PARAMS_FILE_ENV = "PADOCC_PARAMS_FILE"
 
 @dataclass(frozen=True)
 class SlotRequest:
+    """One dataset's part of a job's slot."""
+
     build_dir: str
     dataset: str
     slot: int
     attempt: int
-    runtime: int = 0  # the job's time limit, minutes (0: unknown)
+    runtime: int = 0  # minutes this dataset may use of the job's time limit (0: unknown)
+    job: str = ""  # the job, when it runs several datasets ("@<n>")
+    # In such a job: the step its resources were asked for ("" for none). Another
+    # step (say, after the job's retry, the step after it) waits for the next slot.
+    planned: str | None = None
 
 
 def _write_json_atomic(path: str, data: dict) -> None:
@@ -144,25 +156,81 @@ class _Job:
     workdir: Path
 
 
-def run_slot(req: SlotRequest) -> int:
+@dataclass(frozen=True)
+class JobRequest:
+    build_dir: str
+    job: str  # a dataset id, or "@<n>": several datasets (jobs.tsv)
+    slot: int
+    attempt: int
+    runtime: int = 0  # the job's time limit, minutes (0: unknown)
+
+
+def run_job(req: JobRequest) -> int:
+    """Run each of the job's datasets in turn; the slot file records them all. A
+    dataset whose step asked for a retry makes the job exit 1 once the others have
+    run: Snakemake resubmits it with grown resources, and each dataset goes on from
+    its status file."""
     m = manifest(req.build_dir)
     wf = m["workflow"]
-    build = m["build"]
-    status = Path(wf["status_dir"]) / f"{req.dataset}.status"
-    key, facets = dataset_row(req.build_dir, req.dataset)
-    out_path = slot_path(wf["dir"], build, req.dataset, req.slot)
-    _hold_dataset_lock(wf["dir"], req.dataset)
+    names = members(req.build_dir, req.job)
+    previous = slot_path(wf["dir"], m["build"], req.job, req.slot - 1) if req.slot > 1 else None
+    steps = next_steps(req.build_dir, req.job, req.slot, previous)
+    ok = runnable(m, steps)
+    shares = [share(m, s, req.attempt) if run else 0 for s, run in zip(steps, ok, strict=True)]
+    # Each dataset gets its share of the job's time limit (scaled if the profile or
+    # --set-resources changed the limit).
+    scale = req.runtime / sum(shares) if req.runtime and sum(shares) else 0
+    rows = dataset_rows(req.build_dir, names)
+    out: dict[str, dict] = {}
+    retry = False
+    with provenance.batched():  # one catalog transaction for the whole job
+        for ds, step, run, part in zip(names, steps, ok, shares, strict=True):
+            if step and not run:  # another partition or account: the next slot's job
+                out[ds] = {"next": {"kind": "run", "step": step}, "deferred": True}
+                continue
+            granted = max(1, round(part * scale)) if scale else 0
+            bundled = req.job != ds
+            one = SlotRequest(req.build_dir, ds, req.slot, req.attempt, granted,
+                              req.job if bundled else "", step if bundled else None)  # fmt: skip
+            record = run_slot(one, *rows[ds])
+            if record is None:
+                retry = True
+            else:
+                out[ds] = record
+    if retry:
+        return 1
+    _write_json_atomic(slot_path(wf["dir"], m["build"], req.job, req.slot), {"datasets": out})
+    return 0
 
+
+def run_slot(req: SlotRequest, key: str, facets: dict) -> dict | None:
+    """Run one dataset's part of a slot: what it ran and where routing goes next, or
+    None when its step asked for a retry."""
+    m = manifest(req.build_dir)
+    wf = m["workflow"]
+    status = Path(wf["status_dir"]) / f"{req.dataset}.status"
+    lock = _hold_dataset_lock(wf["dir"], req.dataset)
+    try:
+        return _run_dataset(req, m, status, key, facets)
+    finally:
+        os.close(lock)
+
+
+def _run_dataset(req: SlotRequest, m: dict, status: Path, key: str, facets: dict) -> dict | None:
+    wf, build = m["workflow"], m["build"]
     stats = read_history(status).stats
     if any(st.state == "Cancelled" and st.params.get("build") == build for st in stats):
         # Cancelled by an operator during this build: nothing more until the next cycle.
-        _write_json_atomic(out_path, {"next": {"kind": "cancelled"}})
-        return 0
+        return {"next": {"kind": "cancelled"}}
     act = decide(position_of(stats), key, m["graph"], wf["max_visits"])
     ended = _settle(m, status, req.dataset, act)
     if ended is not None:
-        _write_json_atomic(out_path, {"next": ended})
-        return 0
+        return {"next": ended}
+    if req.planned is not None and (
+        not req.planned
+        or m["steps"][act["step"]]["job_class"] != m["steps"][req.planned]["job_class"]
+    ):
+        return {"next": act, "deferred": True}
 
     workdir = Path(wf["work_dir"]) / req.dataset
     workdir.mkdir(parents=True, exist_ok=True)
@@ -174,7 +242,7 @@ def run_slot(req: SlotRequest) -> int:
         attempt = own_attempt(stats, act["sub"], act["step"])
         state = _run_step(job, act, attempt)
         if state is None:
-            return 1  # a Retry: Snakemake resubmits the job, which resumes at this step
+            return None  # a Retry: Snakemake resubmits the job, which resumes at this step
         ran.append(act["step"])
         # Route on the outcome now, so the next step (here or in the next slot) is known.
         stats = read_history(status).stats
@@ -183,19 +251,19 @@ def run_slot(req: SlotRequest) -> int:
         if not _chains(m, first, nxt, len(ran), time.monotonic() - t0, req.runtime, stats):
             break
         act = nxt
-    _write_json_atomic(out_path, {"ran": ran, "state": state, "next": nxt})
-    return 0
+    return {"ran": ran, "state": state, "next": nxt}
 
 
-def _hold_dataset_lock(workflow_dir: str, dataset: str) -> None:
-    """One job at a time per dataset, for this process's lifetime (the kernel drops
-    the lock when it exits, however it exits). A job whose shell was killed can leave
-    its wrapper running while Snakemake already resubmits: the new job waits here,
-    then reads the history the old one finished, instead of running its steps twice."""
+def _hold_dataset_lock(workflow_dir: str, dataset: str) -> int:
+    """One job at a time per dataset (the kernel drops the lock when the process exits,
+    however it exits). A job whose shell was killed can leave its wrapper running while
+    Snakemake already resubmits: the new job waits here, then reads the history the
+    old one finished, instead of running its steps twice. Returns the locked fd."""
     d = os.path.join(workflow_dir, ".padocc", "locks")
     os.makedirs(d, exist_ok=True)
     fd = os.open(os.path.join(d, f"{dataset}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)  # fd left open on purpose: held until exit
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
 
 
 def own_attempt(stats: list[Stat], sub: str, step: str) -> int:
@@ -263,9 +331,10 @@ def _run_step(job: _Job, act: dict, attempt: int) -> str | None:
             attempt=attempt,
             slurm_jobid=jobid,
             slot=req.slot,
+            job=req.job,
             build=build,
         )
-        append_stats(status, req.dataset, [engaged])
+        append_stats(status, req.dataset, [engaged], durable=False)  # see append_stats
         staged = stage_in(m, step, values, workdir)  # a missing input: skipped() is a Fail
         provenance.before_command(req, step_name, workdir)  # snapshot, for undeclared files
         rc, wall, maxrss_mb, named, extra, problem = staged.skipped() or _run_command(
@@ -302,12 +371,23 @@ def _run_step(job: _Job, act: dict, attempt: int) -> str | None:
 
 def _run_command(command: str, workdir: Path, req: SlotRequest, step_name: str, step: dict):
     """Run one step's command; (exit, wall s, peak MB, named state, params, problem)."""
-    with tempfile.TemporaryDirectory(prefix="padocc-") as tmp:
-        state_file, params_file = os.path.join(tmp, "state"), os.path.join(tmp, "params")
-        env = {**os.environ, STATE_FILE_ENV: state_file, PARAMS_FILE_ENV: params_file,
-               "PADOCC_DATASET": req.dataset, "PADOCC_STEP": step_name, "PADOCC_WORKDIR": str(workdir)}  # fmt: skip
-        rc, wall, maxrss_mb = run_measured(command, workdir, env)
-        named, extra, problem = _read_outcome_files(
-            state_file, params_file, {"Pass", "Fail", *step["states"]}
-        )
+    tmp = _outcome_dir()
+    state_file, params_file = os.path.join(tmp, "state"), os.path.join(tmp, "params")
+    for f in (state_file, params_file):  # a step before may have left them
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f)
+    env = {**os.environ, STATE_FILE_ENV: state_file, PARAMS_FILE_ENV: params_file,
+           "PADOCC_DATASET": req.dataset, "PADOCC_STEP": step_name, "PADOCC_WORKDIR": str(workdir)}  # fmt: skip
+    rc, wall, maxrss_mb = run_measured(command, workdir, env)
+    named, extra, problem = _read_outcome_files(
+        state_file, params_file, {"Pass", "Fail", *step["states"]}
+    )
     return rc, wall, maxrss_mb, named, extra, problem
+
+
+@functools.cache
+def _outcome_dir() -> str:
+    """One private directory per job process for the steps' state and params files."""
+    tmp = tempfile.mkdtemp(prefix="padocc-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    return tmp
