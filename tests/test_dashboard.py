@@ -187,6 +187,26 @@ def test_gate_coverage_in_report_and_page(tmp_path: Path):
     day = 86400.0
     assert lev1.gaps == ((lev1.low + day, lev1.low + 2 * day),)
     assert abs(lev1.covered - 0.5) < 1e-9
+    # `padocc report` shows the same rows, gaps spelled out on each gate's axis.
+    r = padocc("report", str(wf))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("gate coverage", 1)[1] == """\
+ (5):
+GATE             AXIS        FROM                  TO                    COVERED  GAPS
+hmi.LOS          time        2010-05-01T00:00:00Z  2010-05-03T00:00:00Z  12.5%    \
+2010-05-01T00:00:00Z..2010-05-01T12:00:00Z 2010-05-01T18:00:00Z..2010-05-03T00:00:00Z
+hmi.cosmic_rays  time        2010-05-01T00:00:00Z  2010-05-03T00:00:00Z  0.0%     \
+2010-05-01T00:00:00Z..2010-05-03T00:00:00Z
+hmi.lev1         time        2010-05-01T00:00:00Z  2010-05-03T00:00:00Z  50.0%    \
+2010-05-02T00:00:00Z..2010-05-03T00:00:00Z
+hmi.nrt_LOS      time        2026-01-01T00:00:00Z  2026-01-01T01:00:00Z  0.0%     \
+2026-01-01T00:00:00Z..2026-01-01T01:00:00Z
+hmi.synoptic     carrington  2096                  2097                  0.0%     2096..2097
+"""
+    doc = json.loads(padocc("report", str(wf), "--format", "json").stdout)
+    (row,) = [c for c in doc["coverage"] if c["gate"] == "hmi.lev1"]
+    assert (row["covered"], row["gaps"]) == (0.5, [[lev1.low + day, lev1.low + 2 * day]])
+    assert [k for _, _, k in row["intervals"]] == ["done", "permanent", "done", "missing"]
     out = tmp_path / "gates.html"
     assert dashboard.run(dashboard.DashboardOptions(str(wf), str(out), now=NOW)) == 0
     dom = Dom(out.read_text(encoding="utf-8"))

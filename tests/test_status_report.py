@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -274,6 +275,12 @@ def test_report_durations_and_bad_options(wf: Path, capsys):
         assert report.run(bad) == 2
         err = capsys.readouterr().err
         assert err.startswith("padocc report: error: ") and err.count("\n") == 1
+    # Durations past what a date can hold: one line and exit 2, not a traceback.
+    for bad, msg in ((report.ReportOptions(str(wf), since="1000000d", now=NOW), "duration too long: '1000000d'"),
+                     (report.ReportOptions(str(wf), stuck_after="1000000000d", now=NOW),
+                      "--stuck-after: duration too long: '1000000000d'")):
+        assert report.run(bad) == 2
+        assert capsys.readouterr().err == f"padocc report: error: {msg}\n"
 
 
 def test_cli_missing_manifest_and_ids(wf: Path, tmp_path: Path):
@@ -294,6 +301,27 @@ def test_cli_missing_manifest_and_ids(wf: Path, tmp_path: Path):
     r = subprocess.run([sys.executable, "-m", "compiler", "status", str(wf), "--facet", "realm"], cwd=REPO,
                        capture_output=True, text=True, check=False)
     assert r.returncode == 2 and "expected FACET=GLOB" in r.stderr
+
+
+def test_ids_pipe_into_requeue_and_block(wf: Path):
+    """`--format ids` feeds the operators' commands through a real shell pipe."""
+    padocc = f"{shlex.quote(sys.executable)} -m compiler"
+    d = shlex.quote(str(wf))
+
+    def sh(cmd: str) -> str:
+        r = subprocess.run(cmd, shell=True, cwd=REPO, capture_output=True, text=True, check=False)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    out = sh(f"{padocc} status {d} --state Quarantined --format ids 2>/dev/null"
+             f" | {padocc} requeue {d} - --at CheckTime")
+    assert out == f"requeue {D} at CheckTime:Ready\n"
+    out = sh(f"{padocc} status {d} --facet realm=atm* --state Engaged --format ids 2>/dev/null"
+             f" | {padocc} block {d} - --reason 'disk full'")
+    assert out == f"block {B}\n"
+    # The status read back (through the index: the appended files are re-read).
+    assert sh(f"{padocc} status {d} --step CheckTime --state Ready --format ids 2>/dev/null") == f"{D}\n"
+    assert sh(f"{padocc} status {d} --state Blocked --format ids 2>/dev/null") == f"{B}\n{E}\n"
 
 
 # --- the index never shows stale state ----------------------------------------------
@@ -365,6 +393,125 @@ def test_damaged_index_is_ignored(wf: Path):
                              "files": {f"{A}.status": [1, 2, 3]}})):
         idx.write_text(junk)
         assert _states(wf) == full
+
+
+# --- the report cache never shows stale figures -------------------------------------
+
+# --since: before everything, cutting through A's and then C's history, exactly at E's
+# first line, and after everything.
+_SINCES = (None, "20230101_000000_000000", "20230503_140230_000000", "20230503_160101_000000",
+           "20230503_170000_000000", "20240101_000000_000000")
+ODD = "DEMO.ocean.ssp.r3.so"  # its stamps have an unusual (valid) shape: --since reads it again
+
+
+def _tallied(wf: Path, since: str | None, use_index: bool = True) -> tuple:
+    """What a report shows of the histories: from the report cache, or every file read."""
+    m, _ = sv.load_current(wf)
+    t = sv.Tally(m, wf, since)
+    s = sv.survey(wf, tally=t, use_index=use_index)
+    return (t.step_rows(), t.recent_failures(),
+            [(r.id, r.step, r.state, r.blocked, r.current_parts, r.engaged_parts, r.warnings) for r in s.records])
+
+
+def _agree(wf: Path) -> None:
+    for since in _SINCES:
+        assert _tallied(wf, since) == _tallied(wf, since, use_index=False), since
+
+
+def _cached_names(wf: Path) -> set[str]:
+    return set(json.loads((wf / sv.REPORT_CACHE_FILE).read_text())["files"])
+
+
+def _reads(wf: Path, monkeypatch, since: str | None = None) -> set[str]:
+    return _reading(wf, monkeypatch, since)[0]
+
+
+def _reading(wf: Path, monkeypatch, since: str | None = None) -> tuple[set[str], tuple]:
+    """The status files a cached report reads, and what it shows."""
+    names: list[str] = []
+    real = sv._read
+    with monkeypatch.context() as mp:
+        mp.setattr(sv, "_read", lambda path: names.append(Path(path).name) or real(path))
+        got = _tallied(wf, since)
+    return set(names), got
+
+
+def test_report_cache_rereads_changed_files(wf: Path, monkeypatch):
+    (wf / "status" / f"{ODD}.status").write_text(
+        f"DATASETID={ODD}\nSTAT:20230503_140000_5:DEMO:DEMO:Generate:Engaged:pid=1\n"
+        "STAT:20230503_140009_5:DEMO:DEMO:Generate:Pass:wall=9.0,maxrss_mb=10\n")
+    _agree(wf)
+    assert not (wf / sv.REPORT_CACHE_FILE).exists()  # all written just now: none cached yet
+    time.sleep(sv.RACY_NS / 1e9 + 0.2)
+    _agree(wf)
+    # Eight files: the directory cannot be read, and is tried every time.
+    assert _cached_names(wf) == {f"{d}.status" for d in (A, B, C, D, E, F, G, ODD)}
+    assert _reads(wf, monkeypatch) == {f"{H}.status"}
+    # --since serves from the cache the files wholly before or after it.
+    assert _reads(wf, monkeypatch, "20230503_160101_000000") == {f"{C}.status", f"{ODD}.status", f"{H}.status"}
+    _agree(wf)
+
+    # An append: size and mtime change.
+    p = wf / "status" / f"{F}.status"
+    with open(p, "a", encoding="utf-8") as f:
+        f.write("STAT:20230503_200000_000000:DEMO:VALIDATION:CheckTime:Engaged:host=vm,pid=9\n")
+    _agree(wf)
+    assert f"{F}.status" not in _cached_names(wf)  # changed just now: not cached yet
+    time.sleep(sv.RACY_NS / 1e9 + 0.2)
+    assert _reads(wf, monkeypatch) == {f"{F}.status", f"{H}.status"}
+    assert _reads(wf, monkeypatch) == {f"{H}.status"}
+    _agree(wf)
+
+    # Rewritten in place to the same size with its old mtime put back: only ctime says so.
+    p = wf / "status" / f"{A}.status"
+    st = os.stat(p)
+    p.write_text(p.read_text().replace("maxrss_mb=900", "maxrss_mb=901"))
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = os.stat(p)
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (st.st_size, st.st_mtime_ns, st.st_ino)
+    assert next(r for r in _tallied(wf, None)[0] if r.step == "Regrid").peak_mb == 901.0
+    _agree(wf)
+
+    # Deleted: its failure is gone, and so is its entry.
+    (wf / "status" / f"{C}.status").unlink()
+    assert [f.dataset for f in _tallied(wf, None)[1]] == [D]
+    assert f"{C}.status" not in _cached_names(wf)
+    _agree(wf)
+
+
+def test_damaged_report_cache_is_ignored(wf: Path, monkeypatch):
+    time.sleep(sv.RACY_NS / 1e9 + 0.2)
+    sinces = (None, "20230503_160101_000000")
+    want = {since: _tallied(wf, since, use_index=False) for since in sinces}
+    _tallied(wf, None)  # writes the cache
+    path = wf / sv.REPORT_CACHE_FILE
+    text = path.read_text()
+    a, c = f"{A}.status", f"{C}.status"
+
+    def damaged(where: str, i: int, value: object) -> str:
+        d = json.loads(text)
+        d["files"][where][i] = value
+        return json.dumps(d)
+
+    def in_engs(i: int, value: object) -> str:
+        engs = json.loads(text)["files"][a][12]
+        engs[i] = value
+        return damaged(a, 12, engs)
+
+    junk = ["{not json", "[]", text[: len(text) // 2], text.replace('"root":"DEMO"', '"root":"OTHER"'),
+            text.replace('"keys":[[', '"keys":[["x"],['),
+            damaged(a, 10, 7), damaged(a, 12, "engs"), damaged(a, 12, [0, 1.0]), damaged(a, 13, "Retry"),
+            damaged(a, 13, [7]), damaged(c, 14, [1, 2]), damaged(c, 14, ["W", "S", "Fail", "not a stamp", "", None, ""]),
+            in_engs(0, -1), in_engs(0, 10**6), in_engs(0, "Generate"), in_engs(0, True), in_engs(1, "10.0"),
+            in_engs(2, 250)]
+    for bad in junk:
+        assert bad != text
+        for since in sinces:
+            path.write_text(bad)
+            read, got = _reading(wf, monkeypatch, since)
+            assert got == want[since], bad[:200]
+            assert read & {a, c}, bad[:200]  # the damaged entry was not believed
+    assert _cached_names(wf) == {f"{d}.status" for d in (A, B, C, D, E, F, G)}  # cached again, sound
 
 
 # --- the fast readers agree with statusfile's reference readers ---------------------
@@ -439,3 +586,13 @@ def test_pick_matches_parse_params(pairs):
     want = {k: v for k, v in parse_params(text).items() if k in keys}
     assert sv.pick(text, keys) == want
     assert sv.param(text, "wall") == want.get("wall")
+
+
+@settings(max_examples=300, deadline=None)
+@given(hs.lists(hs.sampled_from(["wall", "wall=", "wall=1.5", "wall=2=3", "wall=x", "wall=inf", "wall=nan", "wallx=2",
+                                 "a=wall", "maxrss_mb", "maxrss_mb=7", "maxrss_mb=1e3", "", "w%61ll=1", "wa^ll=3",
+                                 "exit=0"]), max_size=6))
+def test_outcome_params_read_as_pick_does(parts):
+    text = ",".join(parts)
+    want = sv.pick(text, ("wall", "maxrss_mb"))
+    assert sv._ends(text) == (sv._float(want.get("wall")), sv._float(want.get("maxrss_mb")))

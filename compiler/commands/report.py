@@ -69,7 +69,7 @@ def build_report(workflow_dir: str, now: datetime, since: datetime | None,
     """Everything the report and the dashboard show. Raises SurveyError."""
     manifest, _ = load_current(workflow_dir)
     tally = Tally(manifest, Path(os.path.abspath(workflow_dir)), stamp_of(since) if since else None)
-    s = survey(workflow_dir, visit=tally.add)
+    s = survey(workflow_dir, tally=tally)
     return s, Report(s.name, str(s.manifest.get("build", "")), len(s.records), now, since, stuck_after,
                      tally.step_rows(), tally.recent_failures(), stuck(s, now, stuck_after),
                      coverage(s.manifest))

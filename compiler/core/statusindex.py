@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 import os
 import re
@@ -252,22 +253,49 @@ def _unline(s: str | None) -> Parts | None:
     return p  # type: ignore[return-value]
 
 
+@contextlib.contextmanager
+def _no_gc():
+    """Loading an index makes hundreds of thousands of small lists and no cycles: the
+    collector's passes over them would cost as much as the parsing."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 class Index:
     """file name -> [dev, ino, size, mtime_ns, ctime_ns, id, current, engaged, blocked,
-    warnings], the lines as text: few JSON tokens per file keep loading it fast."""
+    warnings, *extra], the lines as text: few JSON tokens per file keep loading it fast.
 
-    def __init__(self, path: Path, status_dir: str):
+    Entries hold for the version, status dir and `context` they were made with; a
+    subclass keeps more per file (`extra`) and beside the files (`loaded`, `more`)."""
+
+    version = INDEX_VERSION
+
+    def __init__(self, path: Path, status_dir: str, **context: object):
         self.path, self.status_dir = path, status_dir
+        self.header = {"version": self.version, "status_dir": status_dir, **context}
         self.racy_from = time.time_ns() - RACY_NS
         self.files: dict[str, list] = {}
         self.changed = False
         try:
-            with open(path, encoding="utf-8") as f:
+            with open(path, encoding="utf-8") as f, _no_gc():
                 data = json.load(f)
-            if data.get("version") == INDEX_VERSION and data.get("status_dir") == status_dir:
+            if all(data.get(k) == v for k, v in self.header.items()):
                 self.files = dict(data["files"])
+                self.loaded(data)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             self.files = {}  # missing or damaged: start again, it is only a cache
+
+    def loaded(self, data: dict) -> None:
+        """A subclass reads what it keeps beside the files; raises if that is damaged."""
+
+    def more(self) -> dict:
+        """What a subclass keeps beside the files, to save."""
+        return {}
 
     def get(self, name: str, sig: list[int]) -> Brief | None:
         e = self.files.get(name)
@@ -278,7 +306,7 @@ class Index:
         except (IndexError, TypeError, ValueError, AttributeError):
             return None  # a damaged entry: read the file
 
-    def put(self, name: str, sig: list[int], b: Brief) -> None:
+    def put(self, name: str, sig: list[int], b: Brief, *extra: object) -> None:
         if sig[3] >= self.racy_from or sig[4] >= self.racy_from:
             if self.files.pop(name, None) is not None:  # changed just now: read it next time
                 self.changed = True
@@ -290,6 +318,7 @@ class Index:
             _line(b.engaged),
             int(b.blocked),
             list(b.warnings),
+            *extra,
         ]
         self.changed = True
 
@@ -307,12 +336,7 @@ class Index:
                 # dumps, then one write: json.dump writes piece by piece, many times slower
                 f.write(
                     json.dumps(
-                        {
-                            "version": INDEX_VERSION,
-                            "status_dir": self.status_dir,
-                            "files": self.files,
-                        },
-                        separators=(",", ":"),
+                        {**self.header, **self.more(), "files": self.files}, separators=(",", ":")
                     )
                 )
             os.chmod(tmp, 0o644)  # like the rest of .padocc: other operators may read it

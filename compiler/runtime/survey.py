@@ -11,8 +11,13 @@ the end. The survey keeps an index under WORKFLOW_DIR/.padocc/survey/ keyed by f
 name and (device, inode, size, mtime_ns, ctime_ns): a file whose signature differs in
 any field is read again, and a file changed in the last RACY_NS is not indexed at all
 (a rewrite within one tick of a coarse clock would keep its mtime), so the index makes
-a survey faster but never stale. `report` and `dashboard` need whole histories: they
-read every file and tally each history as it is read (`Tally`), keeping none.
+a survey faster but never stale. `report` and `dashboard` need whole histories: each
+is tallied as it is read (`Tally.read`, compact: per engagement its step and outcome,
+seconds and peak memory) and the lines are not kept. The report cache
+(WORKFLOW_DIR/.padocc/survey/report-cache.json) keeps each file's position and tally
+under the same signature and 2-s rule, with the range of the file's stamps in place of
+the stamps, so `--since` takes from it the files wholly before or after it and reads
+the others; an entry that is not what `Tally.read` makes throws the cache away.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ import os
 import re
 import statistics
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 from compiler.core.statusfile import (
     ENGAGED,
@@ -48,6 +54,7 @@ from compiler.core.statusindex import (  # noqa: F401  (re-exported for the surv
     Brief,
     Parts,
     _line,
+    _no_gc,
     _read,
     _unline,
     fold,
@@ -184,15 +191,12 @@ def _record(ds: str, key: str, facets: str, path: str | None, brief: Brief | Non
                   brief.engaged, warnings)
 
 
-Visit = Callable[["Record", list[Parts]], None]
-
-
-def survey(workflow_dir: str | Path, *, visit: Visit | None = None, use_index: bool = True) -> Survey:
+def survey(workflow_dir: str | Path, *, tally: Tally | None = None, use_index: bool = True) -> Survey:
     """Every dataset of the current build with its position.
 
-    With `visit`, every status file is read whole and `visit(record, lines)` sees each
-    history (its valid STAT lines) once, which is not kept. Without it, `use_index`
-    takes unchanged files from the index.
+    With `tally`, each status file's whole history is added to it (`Tally.add`) and
+    not kept. `use_index` takes unchanged files from the index (from the report cache,
+    with their tallies, when there is a `tally`).
     """
     wf_dir = Path(os.path.abspath(workflow_dir))  # log paths in reports are absolute
     manifest, tsv = load_current(wf_dir)
@@ -200,17 +204,49 @@ def survey(workflow_dir: str | Path, *, visit: Visit | None = None, use_index: b
     if not status_dir.is_absolute():
         status_dir = wf_dir / status_dir
     entry = _entry(manifest)
-    index = _Index(wf_dir / INDEX_FILE, str(status_dir)) if use_index and visit is None else None
+    index: _Index | None = None
+    cache: _ReportCache | None = None
+    if use_index and tally is None:
+        index = _Index(wf_dir / INDEX_FILE, str(status_dir))
+    elif use_index and tally is not None:
+        index = cache = _ReportCache(wf_dir / REPORT_CACHE_FILE, str(status_dir), manifest["graph"]["root"])
+        tally.use_keys(cache.keys)
+        cache.keys = tally.keys  # the keys of the tallies read now are saved with them
+    sdir = os.path.join(str(status_dir), "")  # with its trailing separator
+    rows = _datasets(tsv)
+    # A survey makes a few objects per file and no cycles: the collector's passes over
+    # them (and over the loaded index) would only cost time.
+    with _no_gc():
+        try:
+            records, warnings, seen = _walk(rows, sdir, entry, index, cache, tally)
+            if tally is not None:
+                tally.finish()
+        except DamagedCache:
+            if cache is None or tally is None:
+                raise
+            # A cached tally was damaged: read every file again (and cache them anew).
+            cache.files.clear()
+            tally.clear()
+            records, warnings, seen = _walk(rows, sdir, entry, index, cache, tally)
+            tally.finish()
+        if index is not None:
+            index.save(seen)
+    return Survey(wf_dir, manifest, status_dir, records, warnings)
+
+
+def _walk(rows: list[tuple[str, str, str]], sdir: str, entry: tuple[str, str, str], index: _Index | None,
+          cache: _ReportCache | None, tally: Tally | None) -> tuple[list[Record], list[str], set[str]]:
+    """survey's loop over the datasets: (records, warnings, the status files seen)."""
     records: list[Record] = []
     warnings: list[str] = []
     seen: set[str] = set()
-    sdir = os.path.join(str(status_dir), "")  # with its trailing separator
-    for ds, key, facets in _datasets(tsv):
+    for ds, key, facets in rows:
         name = ds + ".status"
         path = sdir + name
         brief: Brief | None = None
-        lines: list[Parts] = []
+        ft: FileTally | None = None
         sig: list[int] | None = None
+        hit = False
         if index is not None:
             try:
                 st = os.stat(path)
@@ -224,7 +260,13 @@ def survey(workflow_dir: str | Path, *, visit: Visit | None = None, use_index: b
                 seen.add(name)
                 # Taken before the read: a file that grows meanwhile differs next time.
                 sig = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-                brief = index.get(name, sig)
+                if cache is None:
+                    brief = index.get(name, sig)
+                elif tally is not None and (got := cache.get_tally(name, sig)) is not None:
+                    hit = True
+                    ft = tally.cached(got[1], got[2], got[3])
+                    if ft is not None:  # else --since cuts through this file: read it
+                        brief = got[0]
         if brief is None:
             try:
                 data = _read(path)
@@ -236,21 +278,22 @@ def survey(workflow_dir: str | Path, *, visit: Visit | None = None, use_index: b
                 brief = Brief(None, None, None, False, (f"{path}: unreadable status file: {e.strerror}",))
                 sig = None  # never index an unreadable file: try it again next time
             if data is not None:
-                if visit is not None:
+                if tally is not None:
                     hid, lines, w = scan(data, path)
                     brief = fold_lines(hid, lines, w)
+                    ft = tally.read(brief, lines)
+                    if cache is not None and sig is not None and not hit:
+                        cache.put_tally(name, sig, brief, ft)
                 else:
                     brief = fold(data, path)
-                if index is not None and sig is not None:
-                    index.put(name, sig, brief)
+                    if index is not None and sig is not None:
+                        index.put(name, sig, brief)
         rec = _record(ds, key, facets, path, brief, entry)
         warnings.extend(rec.warnings)
         records.append(rec)
-        if visit is not None and lines:
-            visit(rec, lines)
-    if index is not None:
-        index.save(seen)
-    return Survey(wf_dir, manifest, status_dir, records, warnings)
+        if tally is not None and ft is not None:
+            tally.add(rec, ft)
+    return records, warnings, seen
 
 
 # --- selecting and ordering ---------------------------------------------------------
@@ -346,18 +389,6 @@ def pick(text: str, keys: tuple[str, ...]) -> dict[str, str]:
     return found
 
 
-@dataclass(frozen=True)
-class Engagement:
-    dataset: str
-    workflow: str
-    step: str
-    engaged: Parts
-    end: Parts | None  # the outcome, Retry or Cancelled that closed it
-    outcome: str  # Pass, Fail, a custom state, or: retry, cancelled, lost (crashed), open
-    seconds: float | None  # the wall= of its end, else the time from Engaged to its end
-    maxrss_mb: float | None = None
-
-
 def _float(s: str | None) -> float | None:
     try:
         v = float(s) if s is not None else None
@@ -367,41 +398,17 @@ def _float(s: str | None) -> float | None:
 
 
 _ENDS = ("wall", "maxrss_mb")
+# The two parameters of an outcome line that reports read, as `pick` finds them in a
+# text without escapes ('%' or '^'): whole keys, the last one wins, a bare key is "".
+_ENDS_RE = re.compile(r"(?:^|,)(wall|maxrss_mb)(?:=([^,]*))?(?=,|$)")
 
 
-def _closed(dataset: str, start: Parts, end: Parts, outcome: str) -> Engagement:
-    got = pick(end[5], _ENDS) if end[5] else {}
-    wall = _float(got.get("wall"))
-    secs = wall if wall is not None else (parse_stamp(end[0]) - parse_stamp(start[0])).total_seconds()
-    return Engagement(dataset, start[2], start[3], start, end, outcome, secs, _float(got.get("maxrss_mb")))
-
-
-def engagements(dataset: str, lines: Iterable[Parts]) -> list[Engagement]:
-    """Pair each Engaged with what closed it. An Engaged followed by something else of
-    another step (or another Engaged) crashed: it is `lost`; one never closed is `open`."""
-    out: list[Engagement] = []
-    cur: Parts | None = None
-    for p in lines:
-        state = p[4]
-        if state == ENGAGED:
-            if cur is not None:
-                out.append(Engagement(dataset, cur[2], cur[3], cur, None, "lost", None))
-            cur = p
-        elif state == "Retry" or state == "Cancelled":
-            if cur is not None and cur[3] == p[3]:
-                out.append(_closed(dataset, cur, p, state.lower()))
-                cur = None
-        elif state in NON_BINDING:
-            continue
-        elif cur is not None:
-            if cur[2] == p[2] and cur[3] == p[3]:
-                out.append(_closed(dataset, cur, p, state))
-            else:
-                out.append(Engagement(dataset, cur[2], cur[3], cur, None, "lost", None))
-            cur = None
-    if cur is not None:
-        out.append(Engagement(dataset, cur[2], cur[3], cur, None, "open", None))
-    return out
+def _ends(text: str) -> tuple[float | None, float | None]:
+    """(wall, maxrss_mb) of an outcome line's raw parameters."""
+    if not text:
+        return None, None
+    got = pick(text, _ENDS) if "%" in text or "^" in text else dict(_ENDS_RE.findall(text))
+    return _float(got.get("wall")), _float(got.get("maxrss_mb"))
 
 
 @dataclass(frozen=True)
@@ -433,13 +440,21 @@ def p95(values: Sequence[float]) -> float | None:
 
 
 def log_path(workflow_dir: Path, dataset: str, engaged: Parts | None) -> str | None:
-    """Where the wrapper's job log of an engagement is (build and slot are on its line)."""
-    if engaged is None:
+    """Where the wrapper's job log of an engagement is (build, slot and, for a job of
+    several datasets, the job are on its line)."""
+    return None if engaged is None else _log(workflow_dir, dataset, engaged[5])
+
+
+def _log(workflow_dir: Path, dataset: str, params: str | None) -> str | None:
+    """log_path from the Engaged line's raw parameters."""
+    if params is None:
         return None
-    build, slot = param(engaged[5], "build"), param(engaged[5], "slot")
+    got = pick(params, ("build", "slot", "job"))
+    build, slot = got.get("build"), got.get("slot")
     if not build or not slot:
         return None
-    return str(workflow_dir / ".padocc" / "logs" / build / dataset / f"{slot}.log")
+    job = got.get("job") or dataset
+    return str(workflow_dir / ".padocc" / "logs" / build / job / f"{slot}.log")
 
 
 @dataclass(frozen=True)
@@ -468,77 +483,298 @@ class _StepTally:
         self.peak: float | None = None
 
 
+class FileTally(NamedTuple):
+    """What a report takes from one status file, small enough to cache."""
+
+    engs: list  # flat: key (Tally.keys), seconds, maxrss_mb of each engagement, in order
+    retries: list[str]  # the step of each Retry line
+    failure: list | None  # Tally._failure's row
+    stamps: list[str] | None  # when each engagement began, then each Retry; None: cached
+
+
+_NO_TALLY = FileTally([], [], None, None)
+
+
+class DamagedCache(ValueError):
+    """A cached tally does not hold what a tally holds: the cache is to be ignored."""
+
+
 class Tally:
     """What `report` shows of the histories, gathered one status file at a time: a
-    survey of 100,000 files never holds all their lines at once."""
+    survey of 100,000 files never holds all their lines at once. `read` makes a file's
+    FileTally, `add` gathers it (from `since` on), `finish` counts all at once."""
 
     def __init__(self, manifest: Mapping, workflow_dir: Path, since: str | None = None):
         self.root = manifest["graph"]["root"]
         self.workflow_dir, self.since = workflow_dir, since
-        self.steps: dict[str, _StepTally] = {name: _StepTally() for name in manifest["steps"]}
+        self._step_names = list(manifest["steps"])
+        # The (step, outcome) of each key in FileTally.engs: small ints cache compactly.
+        self.keys: list[tuple[str, str]] = []
+        self._key_of: dict[tuple[str, str], int] = {}
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget what was added (not the keys)."""
+        self.steps: dict[str, _StepTally] = {name: _StepTally() for name in self._step_names}
         self.failures: list[Failure] = []
+        # Every engagement added, in order (one list a field), counted by `finish`.
+        self._keys: list = []
+        self._secs: list = []
+        self._mbs: list = []
+        self._files: list[int] = []  # engagements per file added (of those with any, or a Retry)
+        self._engaged: list = []  # the steps each file engaged, once a file
+        self._retries: list[tuple[int, list[str]]] = []  # (index in _files, steps of its Retry lines)
+        self._finished = False
 
-    def add(self, rec: Record, lines: list[Parts]) -> None:
-        since = self.since
-        engs = engagements(rec.id, lines)
-        seen: set[str] = set()
-        for e in engs:
-            if since is not None and not at_or_after(e.engaged[0], since):
-                continue
-            t = self.steps.get(e.step) or self.steps.setdefault(e.step, _StepTally())
-            if e.step not in seen:
-                seen.add(e.step)
-                t.datasets += 1
-            t.outcomes[e.outcome] = t.outcomes.get(e.outcome, 0) + 1
-            if e.seconds is not None:
-                t.seconds.append(e.seconds)
-            mb = e.maxrss_mb
-            if mb is not None and (t.peak is None or mb > t.peak):
-                t.peak = mb
+    def use_keys(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Take the keys of cached FileTallies; only before the first `read`."""
+        if self.keys:
+            raise RuntimeError("a Tally takes keys only before it reads")
+        self.keys = [(s, o) for s, o in keys]
+        self._key_of = {k: i for i, k in enumerate(self.keys)}
+
+    def _key(self, step: str, outcome: str) -> int:
+        k = (step, outcome)
+        i = self._key_of.get(k)
+        if i is None:
+            i = self._key_of[k] = len(self.keys)
+            self.keys.append(k)
+        return i
+
+    def read(self, brief: Brief, lines: list[Parts]) -> FileTally:
+        """One whole history (`since` is applied in `add`). Pairs each Engaged with what
+        closed it; the outcome is Pass, Fail, a custom state, or retry, cancelled, lost
+        (an Engaged followed by something else of another step, or by another Engaged:
+        it crashed) or open (never closed). Seconds: the wall= of its end, else the
+        time from Engaged to its end."""
+        key, known = self._key, self._key_of.get
+        engs: list = []
+        stamps: list[str] = []
+        retries: list[str] = []
+        retry_stamps: list[str] = []
+        cur: Parts | None = None
+        ended: tuple[Parts, Parts] | None = None  # the last engagement closed: Engaged, end
         for p in lines:
-            if p[4] == "Retry" and (since is None or at_or_after(p[0], since)):
-                (self.steps.get(p[3]) or self.steps.setdefault(p[3], _StepTally())).retries += 1
-        f = self._failure(rec, lines, engs)
-        if f is not None and (since is None or at_or_after(f.ts, since)):
-            self.failures.append(f)
+            state = p[4]
+            if state == ENGAGED:
+                if cur is not None:
+                    engs += (key(cur[3], "lost"), None, None)
+                    stamps.append(cur[0])
+                cur = p
+                continue
+            if state == "Retry" or state == "Cancelled":
+                if state == "Retry":
+                    retries.append(p[3])
+                    retry_stamps.append(p[0])
+                if cur is None or cur[3] != p[3]:
+                    continue
+                outcome = state.lower()
+            elif state in NON_BINDING or cur is None:
+                continue
+            elif cur[2] != p[2] or cur[3] != p[3]:
+                engs += (key(cur[3], "lost"), None, None)
+                stamps.append(cur[0])
+                cur = None
+                continue
+            else:
+                outcome = state
+            wall, mb = _ends(p[5])
+            if wall is None:
+                wall = (parse_stamp(p[0]) - parse_stamp(cur[0])).total_seconds()
+            k = known((cur[3], outcome))  # inline: one call less per engagement
+            engs += (key(cur[3], outcome) if k is None else k, wall, mb)
+            stamps.append(cur[0])
+            ended, cur = (cur, p), None
+        if cur is not None:
+            engs += (key(cur[3], "open"), None, None)
+            stamps.append(cur[0])
+        return FileTally(engs, retries, self._failure(brief, lines, ended), stamps + retry_stamps)
 
-    def _failure(self, rec: Record, lines: list[Parts], engs: list[Engagement]) -> Failure | None:
-        """A dataset that ended `<root>:Fail` or is Quarantined (and not running again)."""
-        cur, root = rec.current_parts, self.root
-        if cur is None or rec.engaged_parts is not None:
+    def _failure(self, brief: Brief, lines: list[Parts], ended: tuple[Parts, Parts] | None) -> list | None:
+        """A dataset that ended `<root>:Fail` or is Quarantined (and not running again):
+        [workflow, step, state, stamp, params text, its Engaged's params text, SLURM job]."""
+        cur, root = brief.current, self.root
+        if cur is None or brief.engaged is not None:
             return None
         if not ((cur[2] == root and cur[3] == root and cur[4] == "Fail") or cur[4] == QUARANTINED):
             return None
         # The root's end marker only says "Fail": the line before it says why.
         why = next((p for p in reversed(lines) if p[4] not in NON_BINDING and p[4] != ENGAGED
                     and not (p[2] == root and p[3] == root)), cur)
-        ended = next((e for e in reversed(engs) if e.end is not None), None)
-        eng = ended.engaged if ended is not None else None
-        jobid = (param(why[5], "slurm_jobid")
-                 or (param(ended.end[5], "slurm_jobid") if ended is not None and ended.end else None)
+        eng, end = ended if ended is not None else (None, None)
+        jobid = (param(why[5], "slurm_jobid") or (param(end[5], "slurm_jobid") if end is not None else None)
                  or (param(eng[5], "slurm_jobid") if eng is not None else None) or "")
         step = cur[3] if cur[4] == QUARANTINED else why[3]
-        return Failure(rec.id, why[2], step, cur[4], cur[0], parse_params(why[5]) if why[5] else {},
-                       log_path(self.workflow_dir, rec.id, eng), jobid)
+        return [why[2], step, cur[4], cur[0], why[5], None if eng is None else eng[5], jobid]
+
+    def cached(self, ft: FileTally, lo: str | None, hi: str | None) -> FileTally | None:
+        """A cached FileTally as `add` takes it, or None: read the file again. The cache
+        keeps only the range lo..hi of the file's stamps (None: some have an unusual
+        shape), so with `since` it serves files wholly after or wholly before it."""
+        since = self.since
+        if since is None:
+            return ft
+        if lo is None or hi is None or len(since) != 22:  # at_or_after compares such as times
+            return None
+        if since <= lo:
+            return ft
+        return _NO_TALLY if since > hi else None
+
+    def add(self, rec: Record, ft: FileTally) -> None:
+        if self.since is not None and ft.stamps is not None:
+            ft = self._after(ft, self.since)
+        e = ft.engs
+        if e or ft.retries:
+            if ft.retries:
+                self._retries.append((len(self._files), ft.retries))
+            self._files.append(len(e) // 3)
+            keys, known = e[0::3], self.keys
+            try:
+                self._engaged += {known[k][0] for k in keys}
+            except (IndexError, TypeError):
+                raise DamagedCache("engagement keys") from None
+            self._keys += keys
+            self._secs += e[1::3]
+            self._mbs += e[2::3]
+        f = ft.failure
+        if f is not None:
+            self.failures.append(Failure(rec.id, f[0], f[1], f[2], f[3], parse_params(f[4]) if f[4] else {},
+                                         _log(self.workflow_dir, rec.id, f[5]), f[6]))
+
+    def finish(self) -> None:
+        """Count what was added: per step, datasets, outcomes, seconds (in the order
+        they were read: sums come out the same), peak memory and retries. Raises
+        DamagedCache if something added from the cache is not what `read` makes."""
+        if self._finished:
+            return
+        keys, secs, mbs = self._keys, self._secs, self._mbs
+        retried = [s for _, r in self._retries for s in r]
+        if keys and not (set(map(type, keys)) == _INT and min(keys) >= 0 and max(keys) < len(self.keys)):
+            raise DamagedCache("engagement keys")
+        if not (set(map(type, secs)) <= _FLOAT and set(map(type, mbs)) <= _FLOAT and set(map(type, retried)) <= _STR):
+            raise DamagedCache("engagement values")
+        steps = self.steps
+        if not ({self.keys[k][0] for k in set(keys)} | set(retried)) <= steps.keys():
+            self._register()
+        tallies = list(steps.values())
+        at = {name: i for i, name in enumerate(steps)}
+        key_at = [at.get(s, -1) for s, _ in self.keys]  # -1: a key of the cache not used now
+        where = list(map(key_at.__getitem__, keys))  # each engagement's step, as an index in tallies
+        for k, n in Counter(keys).items():
+            step, outcome = self.keys[k]
+            o = steps[step].outcomes
+            o[outcome] = o.get(outcome, 0) + n
+        for step, n in Counter(self._engaged).items():
+            steps[step].datasets += n
+        seconds: list[list[float]] = [t.seconds for t in tallies]
+        peaks: list[list[float]] = [[] for _ in tallies]
+        for i, x, mb in zip(where, secs, mbs, strict=True):
+            if x is not None:
+                seconds[i].append(x)
+            if mb is not None:
+                peaks[i].append(mb)
+        for t, p in zip(tallies, peaks, strict=True):
+            t.peak = max(p) if p else None
+        for step, n in Counter(retried).items():
+            steps[step].retries += n
+        self._finished = True
+
+    def _register(self) -> None:
+        """Add the steps the manifest does not name, in the order they first appear."""
+        steps, keys, at = self.steps, self._keys, 0
+        retries = dict(self._retries)
+        for f, n in enumerate(self._files):
+            for k in keys[at : at + n]:
+                steps.setdefault(self.keys[k][0], _StepTally())
+            at += n
+            for step in retries.get(f, ()):
+                steps.setdefault(step, _StepTally())
+
+    @staticmethod
+    def _after(ft: FileTally, since: str) -> FileTally:
+        """Only what began at or after `since`."""
+        n, stamps = len(ft.engs) // 3, ft.stamps or []
+        engs = [x for i in range(n) if at_or_after(stamps[i], since) for x in ft.engs[3 * i : 3 * i + 3]]
+        retries = [s for s, ts in zip(ft.retries, stamps[n:], strict=True) if at_or_after(ts, since)]
+        f = ft.failure if ft.failure is not None and at_or_after(ft.failure[3], since) else None
+        return FileTally(engs, retries, f, None)
 
     def step_rows(self) -> list[StepRow]:
+        self.finish()
         grand = sum(sum(t.seconds) for t in self.steps.values())
         rows = []
         for name, t in self.steps.items():
             secs, o = t.seconds, t.outcomes
-            total = sum(secs)
+            total = sum(secs)  # in the order read: a sorted sum could differ in the last bit
+            ordered = sorted(secs)  # sorted once: median's and p95's sorts then take one pass
             rows.append(StepRow(
                 step=name, datasets=t.datasets, engaged=sum(o.values()), passed=o.get("Pass", 0),
                 failed=o.get("Fail", 0), other=sum(n for k, n in o.items() if k not in _SPECIAL),
                 retries=t.retries, cancelled=o.get("cancelled", 0), lost=o.get("lost", 0), open=o.get("open", 0),
                 total_s=total, mean_s=total / len(secs) if secs else None,
-                median_s=statistics.median(secs) if secs else None, p95_s=p95(secs),
+                median_s=statistics.median(ordered) if secs else None, p95_s=p95(ordered),
                 share=total / grand if grand else 0.0, peak_mb=t.peak,
             ))
         return rows
 
     def recent_failures(self) -> list[Failure]:
         return sorted(self.failures, key=lambda f: (parse_stamp(f.ts), f.dataset), reverse=True)
+
+
+REPORT_CACHE_FILE = Path(".padocc") / "survey" / "report-cache.json"
+# The types in a sound cache: keys are ints, steps strs, seconds and maxrss_mb floats or null.
+_INT, _STR, _FLOAT = frozenset({int}), frozenset({str}), frozenset({float, type(None)})
+
+
+class _ReportCache(_Index):
+    """The status index's entries (same signature, same 2-s rule: never stale), each
+    with its file's FileTally less the stamps, whose range it keeps instead, and the
+    (step, outcome) keys of the tallies. Made for one root step: failures depend on it."""
+
+    version = "report-1"
+
+    def __init__(self, path: Path, status_dir: str, root: str):
+        self.keys: list[tuple[str, str]] = []
+        super().__init__(path, status_dir, root=root)
+
+    def loaded(self, data: dict) -> None:
+        keys = data["keys"]
+        if type(keys) is not list or not all(type(k) is list and len(k) == 2 and set(map(type, k)) == _STR
+                                             for k in keys):
+            raise ValueError("damaged keys")
+        self.keys = [(s, o) for s, o in keys]
+
+    def more(self) -> dict:
+        return {"keys": self.keys}
+
+    def get_tally(self, name: str, sig: list[int]) -> tuple[Brief, FileTally, str | None, str | None] | None:
+        brief = self.get(name, sig)
+        if brief is None:
+            return None
+        e = self.files[name]
+        if len(e) != 15:
+            return None
+        lo, hi, engs, retries, failure = e[10:]
+        # The shape only: Tally.finish checks the values of all entries at once.
+        if not ((lo is None and hi is None) or (type(lo) is str and type(hi) is str)):
+            return None
+        if type(engs) is not list or len(engs) % 3 or type(retries) is not list:
+            return None
+        if failure is not None and not (type(failure) is list and len(failure) == 7
+                                        and set(map(type, failure)) <= _STR | {type(None)}
+                                        and None not in (failure[:5] + failure[6:]) and stamp_ok(failure[3])):
+            return None
+        return brief, FileTally(engs, retries, failure, None), lo, hi
+
+    def put_tally(self, name: str, sig: list[int], brief: Brief, ft: FileTally) -> None:
+        ts = (ft.stamps or []) + ([ft.failure[3]] if ft.failure is not None else [])
+        if not ts:
+            lo = hi = ""  # nothing --since could leave out
+        elif set(map(len, ts)) == {22}:  # at_or_after compares them as text
+            lo, hi = min(ts), max(ts)
+        else:
+            lo = hi = None
+        self.put(name, sig, brief, lo, hi, ft.engs, ft.retries, ft.failure)
 
 
 @dataclass(frozen=True)
@@ -648,15 +884,21 @@ def parse_duration(text: str) -> timedelta:
     t = text.strip()
     if not t or _DURATION.sub("", t):
         raise ValueError(f"not a duration: {text!r} (use e.g. 30m, 6h, 7d, 1d12h)")
-    return timedelta(seconds=sum(float(n) * _UNIT[u] for n, u in _DURATION.findall(t)))
+    try:
+        return timedelta(seconds=sum(float(n) * _UNIT[u] for n, u in _DURATION.findall(t)))
+    except OverflowError:
+        raise ValueError(f"duration too long: {text!r}") from None
 
 
 def parse_since(text: str, now: datetime) -> datetime:
     """An ISO date or time (UTC unless it says otherwise), or a duration back from now."""
     try:
         return now - parse_duration(text)
-    except ValueError:
-        pass
+    except ValueError as e:
+        if "too long" in str(e):
+            raise
+    except OverflowError:  # "1000000d": a time before the year 1
+        raise ValueError(f"duration too long: {text!r}") from None
     try:
         t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
