@@ -20,6 +20,7 @@ from conftest import (
     steps_run,
 )
 from test_demo import expected_final, expected_runs
+from test_scale import GRAPH as SCALE_GRAPH
 
 from compiler.runtime.jobs import NOOP, resource, runnable
 
@@ -90,21 +91,7 @@ steps:
     command: "echo {dataset} check >> {workflow_dir}/runs.log"
 """
 
-RETRY_GRAPH = """RB:Ready:
-  default: [Make:Ready]
-Make:Ready:
-  default: [Make:Engaged]
-Make:Pass:
-  default: [Check:Ready]
-Make:Fail:
-  default: [Fail]
-Check:Ready:
-  default: [Check:Engaged]
-Check:Pass:
-  default: [Pass]
-Check:Fail:
-  default: [Fail]
-"""
+RETRY_GRAPH = SCALE_GRAPH.replace("SC:Ready:", "RB:Ready:", 1)  # Make -> Check, as there
 
 
 def test_a_retry_in_a_bundle_reruns_only_its_dataset(tmp_path: Path) -> None:

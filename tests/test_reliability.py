@@ -777,14 +777,7 @@ def test_status_append_fails_loudly(fault: str, tmp_path: Path):
         pytest.skip("cannot mount a tmpfs here (not root, or no mount namespace)")
     try:
         if fault == "full":
-            fd = os.open(st / "filler", os.O_WRONLY | os.O_CREAT)
-            try:
-                while os.write(fd, b"x" * 512):
-                    pass
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+            fill(st / "filler")
         from conftest import snakemake
 
         r = snakemake(wf, check=False, timeout=200)
@@ -802,6 +795,18 @@ def test_status_append_fails_loudly(fault: str, tmp_path: Path):
     check_status_files(sorted(st.glob("*.status")))
 
 
+def fill(path: Path) -> None:
+    """Write to path until its filesystem is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"x" * 512):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def test_partial_append_on_a_full_disk_is_taken_back(tmp_path: Path):
     """A full disk that takes part of a record (tmpfs allocates whole pages): the
     append fails loudly and leaves the file as it was. Left there, the piece would be
@@ -815,14 +820,7 @@ def test_partial_append_on_a_full_disk_is_taken_back(tmp_path: Path):
         p = mnt / "d.status"
         append_stats(p, "d", [Stat(utc_stamp(), "W", "W", "A", "Pass", {})])
         before = p.read_bytes()
-        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT)
-        try:
-            while os.write(fd, b"x" * 512):
-                pass
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        fill(mnt / "filler")
         # Longer than what is left of the status file's last page: a short write.
         with pytest.raises(StatusWriteError, match="cannot append to status file .*: short write"):
             append_stats(p, "d", [Stat(utc_stamp(), "W", "W", "B", "Fail", {"msg": "y" * 6000})])
