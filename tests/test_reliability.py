@@ -248,7 +248,7 @@ def test_kill_9_at_a_random_point(seed: int, tmp_path: Path, baseline: dict):
         wf = hmi_copy(tmp_path / "hmi")
         needles = {
             "wrapper": ("compiler run-chunk",),
-            "snakemake": ("-m snakemake",),
+            "snakemake": ("-m compiler.runtime.snakemake_main",),  # gate make's Snakemake
             "command": ("hmi.py",),
             "compile": ("compiler gate make",),  # the whole request, its compile too
         }[target]

@@ -184,8 +184,10 @@ def append_stats(path: Path, dataset_id: str, stats: Iterable[Stat], durable: bo
     record never fuses with it. Any failure raises: a record is never dropped quietly,
     and a partial write (a full disk) is taken back, so it never leaves a torn line.
     `durable=False` skips the fsync, for a line whose loss in a machine crash loses
-    nothing: an Engaged line (the step then simply runs again). The next durable
-    append to the file flushes it too.
+    no work that is not then redone: an Engaged line, or the outcome of a step that
+    another step of the same job follows (the job wrapper syncs the file once, at the
+    end of the dataset's run; a crash before then makes those steps run again). The
+    next durable append or sync_status flushes it too.
     """
     payload = "".join(format_stat(s) + "\n" for s in stats)
     try:
@@ -231,6 +233,20 @@ def append_stats(path: Path, dataset_id: str, stats: Iterable[Stat], durable: bo
         ) from e
     finally:
         os.close(fd)
+
+
+def sync_status(path: Path) -> None:
+    """fsync a status file that non-durable appends wrote to (see append_stats)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise StatusWriteError(
+            e.errno or errno.EIO, f"cannot sync status file {path}: {e.strerror or e}"
+        ) from e
 
 
 @dataclass(frozen=True)

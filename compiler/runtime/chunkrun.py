@@ -81,7 +81,7 @@ def run_chunk(req: ChunkRequest) -> int:
             )
         ],
     )
-    env = {**os.environ, "PADOCC_GATE": req.gate, "PADOCC_LOW": values["low"], "PADOCC_HIGH": values["high"]}
+    env = {"PADOCC_GATE": req.gate, "PADOCC_LOW": values["low"], "PADOCC_HIGH": values["high"]}
     rc, wall, maxrss = run_measured(command, workdir, env)
     measured = dict(
         exit=rc,

@@ -61,18 +61,22 @@ def die_with_parent():
 
 
 def run_measured(command: str, cwd: Path, env: Mapping[str, str]) -> tuple[int, float, float]:
-    """(exit status, wall seconds, peak memory MB) of `bash -c command`.
+    """(exit status, wall seconds, peak memory MB) of `bash -c command`, with the
+    wrapper's environment plus `env`.
 
     SIGTERM (scancel, Snakemake, `padocc cancel`) ends the command's whole process
     group; the open Engaged line then tells the next compile to run it again."""
     t0 = time.monotonic()
+    # Set in our own environment (the wrapper has one thread, and the next command
+    # sets its own values): Popen(env=...) would encode every variable on every call.
+    os.environ.update(env)
     setpriv = _setpriv()
     if setpriv:  # no preexec_fn: Python can vfork, a few ms less a step
         argv = [setpriv, "--pdeathsig", "KILL", "bash", "-c", command]
-        proc = subprocess.Popen(argv, cwd=cwd, env=dict(env), start_new_session=True)
+        proc = subprocess.Popen(argv, cwd=cwd, start_new_session=True)
     else:
         proc = subprocess.Popen(
-            ["bash", "-c", command], cwd=cwd, env=dict(env), start_new_session=True,
+            ["bash", "-c", command], cwd=cwd, start_new_session=True,
             preexec_fn=die_with_parent(),  # noqa: PLW1509 (the wrapper has one thread)
         )  # fmt: skip
     signal.signal(signal.SIGTERM, _terminate)

@@ -118,15 +118,21 @@ def _first_attempt_ns(status: Path, step: str) -> int | None:
     return int(parse_stamp(engaged[-1]).timestamp() * 1e9) if len(engaged) > 1 else None
 
 
-def after_step(req, step_name: str) -> None:
-    """Right after a step's final STAT line: undeclared files, outputs, catalog rows."""
+def after_step(req, step_name: str, stats: list | None = None, heal: bool = True) -> None:
+    """Right after a step's final STAT line (`stats`: the history ending with it):
+    undeclared files, outputs, catalog rows. `heal`: rows for every job in the history
+    (one killed before its commit included), else only this step's."""
     snap = _SNAPSHOTS.pop((req.dataset, step_name), None)
     try:
         m = manifest(req.build_dir)
         root = Path(m["workflow"]["dir"])
         workdir = Path(m["workflow"]["work_dir"]) / req.dataset
         builds = catalog.Builds(root, m)
-        runs = catalog.runs_of(read_history(_status(m, req.dataset)).stats)
+        if stats is None:
+            stats = read_history(_status(m, req.dataset)).stats
+        runs = catalog.runs_of(stats)
+        if not heal:
+            runs = [r for r in runs if r.first.step == step_name][-1:]
         rows = [catalog.job_row(r, req.dataset, "step", builds.digest) for r in runs]
         mine = [(r, row) for r, row in zip(runs, rows, strict=True)
                 if r.first.step == step_name and r.closing is not None]  # fmt: skip

@@ -12,6 +12,13 @@ from typing import TextIO
 
 from compiler.render.assets import asset_dir
 
+# `python -m snakemake` puts its working directory first on sys.path, and Snakemake's
+# plugin discovery (pkgutil.iter_modules, once per plugin kind) then lists every
+# subdirectory there: status/, data/, the work dirs, seconds at 100k files on every
+# start. Safe-path mode leaves the working directory off, as the `snakemake` console
+# script does; jobs inherit it (the Snakefile sets it for SLURM jobs too).
+SAFE_PATH = {"PYTHONSAFEPATH": "1"}
+
 
 def profile_dir(name: str) -> Path:
     """A profile shipped with padocc ('local', 'slurm'), or a path to one."""
@@ -29,7 +36,7 @@ def snakemake_cmd(
 ) -> list[str]:
     wf = Path(workflow_dir).resolve()
     return [
-        sys.executable, "-m", "snakemake",
+        sys.executable, "-P", "-m", "compiler.runtime.snakemake_main",
         "--profile", str(profile_dir(profile)),
         "-s", str(Path(snakefile).resolve()) if snakefile else str(wf / "Snakefile"),
         "-d", str(wf),
@@ -51,7 +58,7 @@ def run_snakemake(
     # Started in the workflow directory: Snakemake reads target and --forcerun paths
     # relative to where it runs.
     proc = subprocess.Popen(
-        cmd, cwd=workflow_dir, start_new_session=True, text=True,
+        cmd, cwd=workflow_dir, start_new_session=True, text=True, env={**os.environ, **SAFE_PATH},
         stdout=subprocess.PIPE if log else None, stderr=subprocess.STDOUT if log else None,
     )  # fmt: skip
     deadline = None if timeout is None else time.monotonic() + timeout

@@ -33,6 +33,7 @@ from compiler.core.statusfile import (
     append_stats,
     position_of,
     read_history,
+    sync_status,
     utc_stamp,
 )
 from compiler.model.templates import parse_template
@@ -65,7 +66,7 @@ def _write_json_atomic(path: str, data: dict) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f)
+        f.write(json.dumps(data))  # json.dump writes piece by piece, slow for a bundle
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -240,17 +241,20 @@ def _run_dataset(req: SlotRequest, m: dict, status: Path, key: str, facets: dict
     first = m["steps"][act["step"]]
     while True:
         attempt = own_attempt(stats, act["sub"], act["step"])
-        state = _run_step(job, act, attempt)
-        if state is None:
+        # The first step also writes the catalog rows of the dataset's earlier jobs
+        # (a killed job never committed its own); later ones only their own.
+        done = _run_step(job, act, attempt, heal=not ran)
+        if done is None:
             return None  # a Retry: Snakemake resubmits the job, which resumes at this step
+        state, stats = done
         ran.append(act["step"])
         # Route on the outcome now, so the next step (here or in the next slot) is known.
-        stats = read_history(status).stats
         nxt = decide(position_of(stats), key, m["graph"], wf["max_visits"])
         nxt = _settle(m, status, req.dataset, nxt) or nxt
         if not _chains(m, first, nxt, len(ran), time.monotonic() - t0, req.runtime, stats):
             break
         act = nxt
+    sync_status(status)  # before the slot file tells Snakemake this run is done
     return {"ran": ran, "state": state, "next": nxt}
 
 
@@ -298,8 +302,9 @@ def _chains(
     return True
 
 
-def _run_step(job: _Job, act: dict, attempt: int) -> str | None:
-    """Run one step and record it; its final state, or None after a Retry record."""
+def _run_step(job: _Job, act: dict, attempt: int, heal: bool = True) -> tuple[str, list[Stat]] | None:
+    """Run one step and record it: its final state and the history that ends with it,
+    or None after a Retry record."""
     req = job.req
     m, wf, build, status = job.m, job.m["workflow"], job.m["build"], job.status
     sub, step_name = act["sub"], act["step"]
@@ -363,10 +368,12 @@ def _run_step(job: _Job, act: dict, attempt: int) -> str | None:
         state = staged.finish(state, extra)  # stage out before the STAT line: may be a Fail
     params = {**extra, "exit": rc, "wall": f"{wall:.1f}", "maxrss_mb": f"{maxrss_mb:.0f}",
               "attempt": attempt, "slurm_jobid": jobid}  # fmt: skip
-    append_stats(status, req.dataset, [_stat(m, sub, step_name, state, **params)])
-    provenance.after_step(req, step_name)  # undeclared files, output hashes, catalog
-
-    return state
+    # Synced once the dataset's run in this job ends (_run_dataset): a crash before
+    # then costs the rerun of its steps, one fsync a dataset instead of one a step.
+    append_stats(status, req.dataset, [_stat(m, sub, step_name, state, **params)], durable=False)
+    stats = read_history(status).stats
+    provenance.after_step(req, step_name, stats, heal)  # undeclared files, outputs, catalog
+    return state, stats
 
 
 def _run_command(command: str, workdir: Path, req: SlotRequest, step_name: str, step: dict):
@@ -376,7 +383,7 @@ def _run_command(command: str, workdir: Path, req: SlotRequest, step_name: str, 
     for f in (state_file, params_file):  # a step before may have left them
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f)
-    env = {**os.environ, STATE_FILE_ENV: state_file, PARAMS_FILE_ENV: params_file,
+    env = {STATE_FILE_ENV: state_file, PARAMS_FILE_ENV: params_file,
            "PADOCC_DATASET": req.dataset, "PADOCC_STEP": step_name, "PADOCC_WORKDIR": str(workdir)}  # fmt: skip
     rc, wall, maxrss_mb = run_measured(command, workdir, env)
     named, extra, problem = _read_outcome_files(
