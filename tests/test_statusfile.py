@@ -6,6 +6,7 @@ import multiprocessing
 from pathlib import Path
 
 from compiler.core.statusfile import (
+    HistoryTail,
     Stat,
     append_stats,
     format_stat,
@@ -104,3 +105,27 @@ def test_concurrent_appends(tmp_path: Path):
     assert p.read_text().count("\n") == 16001
     for n in range(32):
         assert sorted(int(s.params["i"]) for s in h.stats if s.step == f"S{n}") == list(range(500))
+
+
+def test_history_tail_reads_what_read_history_reads(tmp_path: Path):
+    """A job rereads its dataset's history after each step through HistoryTail, which
+    parses only what was appended: the stats must be read_history's at every point,
+    across a torn last line, its closing, a malformed line and a rewritten file."""
+    p = tmp_path / "d.status"
+    tail = HistoryTail(p)
+    assert tail.read() == read_history(p).stats == []
+
+    def line(step: str, state: str) -> Stat:
+        return Stat(utc_stamp(), "W", "W", step, state, {"note": "a:b"})
+
+    append_stats(p, "d", [line("A", "Engaged")])
+    assert tail.read() == read_history(p).stats
+    with p.open("a") as f:  # junk, then a torn line a killed writer left
+        f.write("STAT:garbage\nnot a stat line\nSTAT:20240101_000000_000000:W:W:B:Pa")
+    assert tail.read() == read_history(p).stats and len(tail.stats) == 1
+    append_stats(p, "d", [line("A", "Pass"), line("B", "Engaged")])  # closes the torn line
+    assert tail.read() == read_history(p).stats and len(tail.stats) == 4
+    assert tail.stats[1].state == "Pa"  # the torn line, read as whole once closed
+    assert tail.read() == read_history(p).stats  # nothing new: the same
+    p.write_text("DATASETID=d\n" + format_stat(line("C", "Fail")) + "\n")  # rewritten, shorter
+    assert tail.read() == read_history(p).stats and [s.step for s in tail.stats] == ["C"]

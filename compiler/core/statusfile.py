@@ -128,15 +128,17 @@ class History:
     warnings: list[str] = field(default_factory=list)
 
 
-def parse_history(data: bytes, path: str) -> History:
+def parse_history(data: bytes, path: str, first_line: int = 1) -> History:
+    """`first_line` > 1: data is the file's tail from that line on (HistoryTail)."""
     h = History(path, None)
     text = data.decode("utf-8", errors="replace")
     lines = text.split("\n")
     torn = lines[-1] != ""
     if not torn:
         lines.pop()
-    for n, line in enumerate(lines, start=1):
-        if torn and n == len(lines):
+    last = first_line + len(lines) - 1
+    for n, line in enumerate(lines, start=first_line):
+        if torn and n == last:
             h.warnings.append(f"{path}:{n}: torn last line ignored")
             break
         if n == 1:
@@ -150,7 +152,7 @@ def parse_history(data: bytes, path: str) -> History:
                 h.warnings.append(f"{path}:{n}: malformed STAT line ignored")
             else:
                 h.stats.append(st)
-    if not data:
+    if not data and first_line == 1:
         h.warnings.append(f"{path}: empty status file")
     return h
 
@@ -168,6 +170,36 @@ def read_history(path: Path) -> History:
         h.warnings.append(f"{path}: unreadable status file: {e.strerror}")
         return h
     return parse_history(data, str(path))
+
+
+class HistoryTail:
+    """One status file read as it grows (status files are append-only): each read()
+    parses only the whole lines added since the last one, so a job that rereads its
+    dataset's history after every step pays for two lines, not the whole file. The
+    stats are always those read_history would return."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.stats: list[Stat] = []
+        self._offset = 0  # bytes of whole lines parsed so far
+        self._lines = 0
+
+    def read(self) -> list[Stat]:
+        try:
+            with open(self.path, "rb") as f:
+                if os.fstat(f.fileno()).st_size < self._offset:  # rewritten: start again
+                    self.stats, self._offset, self._lines = [], 0, 0
+                f.seek(self._offset)
+                data = f.read()
+        except OSError:
+            self.stats, self._offset, self._lines = read_history(self.path).stats, 0, 0
+            return self.stats
+        end = data.rfind(b"\n") + 1  # a torn last line waits until it is closed
+        if end:
+            self.stats = self.stats + parse_history(data[:end], str(self.path), self._lines + 1).stats
+            self._offset += end
+            self._lines += data.count(b"\n", 0, end)
+        return self.stats
 
 
 class StatusWriteError(OSError):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import os
 import random
 import sqlite3
@@ -403,11 +404,14 @@ def _transact(path: Path, fn: Callable[[sqlite3.Connection], None]) -> None:
 
 
 def _insert(con: sqlite3.Connection, table: str, rows: Iterable) -> None:
+    rows = list(rows)
+    if not rows:
+        return
     # Rows hold plain values only: a shallow tuple (astuple deep-copies each field).
-    rows = [tuple(getattr(r, f.name) for f in fields(r)) for r in rows]
-    if rows:
-        marks = ",".join("?" * len(rows[0]))
-        con.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", rows)
+    names = [f.name for f in fields(rows[0])]  # every row type has several fields
+    get = operator.attrgetter(*names)
+    marks = ",".join("?" * len(names))
+    con.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", [get(r) for r in rows])
 
 
 def record(
@@ -435,7 +439,8 @@ def record_many(workflow_dir: str | Path, batches: list[dict]) -> None:
     def write(con: sqlite3.Connection) -> None:
         for b in batches:
             _insert(con, "jobs", b.get("jobs", ()))
-            con.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in b.get("forget", ())])
+            if b.get("forget"):
+                con.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in b["forget"]])
             _insert(con, "files", b.get("files", ()))
             _insert(con, "undeclared", b.get("junk", ()))
 

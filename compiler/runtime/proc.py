@@ -60,6 +60,12 @@ def die_with_parent():
     return arm
 
 
+@functools.cache
+def _on_sigterm() -> None:
+    """SIGTERM raises SystemExit in the wrapper (set once: the handler stays)."""
+    signal.signal(signal.SIGTERM, _terminate)
+
+
 def run_measured(command: str, cwd: Path, env: Mapping[str, str]) -> tuple[int, float, float]:
     """(exit status, wall seconds, peak memory MB) of `bash -c command`, with the
     wrapper's environment plus `env`.
@@ -79,7 +85,7 @@ def run_measured(command: str, cwd: Path, env: Mapping[str, str]) -> tuple[int, 
             ["bash", "-c", command], cwd=cwd, start_new_session=True,
             preexec_fn=die_with_parent(),  # noqa: PLW1509 (the wrapper has one thread)
         )  # fmt: skip
-    signal.signal(signal.SIGTERM, _terminate)
+    _on_sigterm()
     try:
         # wait4: this command's own peak memory (RUSAGE_CHILDREN would be the largest
         # of every command this job has run, steps before included).

@@ -29,10 +29,10 @@ from compiler.core.routing import decide
 from compiler.core.statusfile import (
     ENGAGED,
     QUARANTINED,
+    HistoryTail,
     Stat,
     append_stats,
     position_of,
-    read_history,
     sync_status,
     utc_stamp,
 )
@@ -155,6 +155,7 @@ class _Job:
     key: str
     facets: dict
     workdir: Path
+    history: HistoryTail  # the status file, reread after each step
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,8 @@ def run_slot(req: SlotRequest, key: str, facets: dict) -> dict | None:
 
 def _run_dataset(req: SlotRequest, m: dict, status: Path, key: str, facets: dict) -> dict | None:
     wf, build = m["workflow"], m["build"]
-    stats = read_history(status).stats
+    history = HistoryTail(status)
+    stats = history.read()
     if any(st.state == "Cancelled" and st.params.get("build") == build for st in stats):
         # Cancelled by an operator during this build: nothing more until the next cycle.
         return {"next": {"kind": "cancelled"}}
@@ -235,7 +237,7 @@ def _run_dataset(req: SlotRequest, m: dict, status: Path, key: str, facets: dict
 
     workdir = Path(wf["work_dir"]) / req.dataset
     workdir.mkdir(parents=True, exist_ok=True)
-    job = _Job(req, m, status, key, facets, workdir)
+    job = _Job(req, m, status, key, facets, workdir, history)
     t0 = time.monotonic()
     ran: list[str] = []
     first = m["steps"][act["step"]]
@@ -371,7 +373,7 @@ def _run_step(job: _Job, act: dict, attempt: int, heal: bool = True) -> tuple[st
     # Synced once the dataset's run in this job ends (_run_dataset): a crash before
     # then costs the rerun of its steps, one fsync a dataset instead of one a step.
     append_stats(status, req.dataset, [_stat(m, sub, step_name, state, **params)], durable=False)
-    stats = read_history(status).stats
+    stats = job.history.read()
     provenance.after_step(req, step_name, stats, heal)  # undeclared files, outputs, catalog
     return state, stats
 
