@@ -14,7 +14,7 @@ on S1..S3's output, `all` over every dataset's S4 output), its outputs made up t
 date by touching them in order (so it has no .snakemake/metadata: this favours it).
 
 Measured for each size, in one run, each figure the median of --runs runs (plain
-Snakemake at 100k jobs: one run, ~50 s each):
+Snakemake at 100k jobs: one run, minutes each); each 1% run on a fresh sample:
 
   compile          `padocc-compile DIR` with nothing changed (the status index warm);
                    "cold" is the first compile, which reads every status file
@@ -25,11 +25,12 @@ Snakemake at 100k jobs: one run, ~50 s each):
   1% new work      the inputs of 1% of the datasets are touched (N/100 jobs of work);
                    ours: `padocc run` (compile, which re-queues them: input changed,
                    then Snakemake), plain: snakemake; both run to the end on the local
-                   executor with `--cores 2 --scheduler greedy`. Ours runs twice, on
-                   two different 1% samples: as shipped (one dataset a job, each job
-                   running its dataset's 4 steps), and with `datasets_per_job: K`
-                   (--datasets-per-job, default 10: K datasets one after the other in
-                   one job, as BPS clusters quanta)
+                   executor with `--cores 2 --scheduler greedy`. Ours two ways: as
+                   shipped (one dataset a job, each job running its dataset's 4
+                   steps), and with `datasets_per_job: K`
+                   (--datasets-per-job; K datasets one after the other in one job, as
+                   BPS clusters quanta). Default "per-core": K = the 1% datasets / the 2
+                   cores, one job per core, the README's advice for a local executor
 
 Wall seconds and peak RSS (MB, /usr/bin/time: max over the processes of a cycle).
 datasm: its real spec (32,146 datasets) and graph, copied with the graph's case
@@ -174,7 +175,8 @@ def compile_cmd(d: Path) -> list[str]:
     return [PY, "-m", "compiler", "compile", str(d)]
 
 
-SMK_FLAGS = ["--cores", "2", "--scheduler", "greedy", "--quiet"]
+CORES = 2
+SMK_FLAGS = ["--cores", str(CORES), "--scheduler", "greedy", "--quiet"]
 # -P (safe path): Python leaves the working directory off sys.path, as it does for the
 # `snakemake` console script a user types. With `python -m`, Snakemake's plugin
 # discovery would list every subdirectory of the workflow dir (25k-file data/, out/,
@@ -261,28 +263,35 @@ def bench_size(base: Path, n: int, runs: int, profile: Path, bundled: int) -> di
     res["noop_plain"], res["noop_plain_rss"] = med([x[0] for x in p]), max(x[1] for x in p)
     print(f"   no-op: ours {res['noop_ours']:.2f}s, ours+smk {res['noop_ours_smk']:.2f}s, "
           f"plain {res['noop_plain']:.2f}s", flush=True)  # fmt: skip
-    # 1% new work: touch 1% of the datasets' inputs in both; ours twice (two samples).
+    # 1% new work: each run touches the inputs of a fresh random 1% of the datasets.
     k = max(1, len(ids) // 100)
-    samples = random.Random(n).sample(ids, 2 * k)
-    for d in (ours, plain):
-        for i in samples[:k]:
-            (d / "data" / f"{i}.in").touch()
+    rng = random.Random(n)
     res["work_jobs"] = k * len(STEPS)
+    res["per_job"] = bundled or -(-k // CORES)
     left = 0
-    for key, sample, per_job in (("", samples[:k], 1), ("_bundled", samples[k:], bundled)):
+    for key, per_job in (("", 1), ("_bundled", res["per_job"])):
         set_datasets_per_job(ours, per_job)
-        for i in sample:
-            (ours / "data" / f"{i}.in").touch()
-        w, r, pend = ours_cycle(ours, "auto", profile)
-        res[f"work_ours{key}"], res[f"work_ours{key}_rss"] = w, r
-        _, _, out = timed(compile_cmd(ours))
-        left += pending_of(out)
-        print(f"   1% work ({res['work_jobs']} jobs), ours with datasets_per_job {per_job}: "
-              f"{w:.1f}s (pending {pend}, left after {pending_of(out)})", flush=True)  # fmt: skip
+        ws = []
+        for _ in range(runs):
+            for i in rng.sample(ids, k):
+                (ours / "data" / f"{i}.in").touch()
+            w, r, pend = ours_cycle(ours, "auto", profile)
+            ws.append((w, r))
+            _, _, out = timed(compile_cmd(ours))
+            left += pending_of(out)
+            print(f"   1% work ({res['work_jobs']} jobs), ours with datasets_per_job {per_job}: "
+                  f"{w:.1f}s (pending {pend}, left after {pending_of(out)})", flush=True)  # fmt: skip
+        res[f"work_ours{key}"] = med([x[0] for x in ws])
+        res[f"work_ours{key}_rss"] = max(x[1] for x in ws)
     res["work_left_after"] = left
-    w, r, out = timed(plain_cmd(plain))
-    res["work_plain"], res["work_plain_rss"] = w, r
-    print(f"   1% work, plain {w:.1f}s", flush=True)
+    ws = []
+    for _ in range(plain_runs):
+        for i in rng.sample(ids, k):
+            (plain / "data" / f"{i}.in").touch()
+        w, r, _ = timed(plain_cmd(plain))
+        ws.append((w, r))
+        print(f"   1% work, plain {w:.1f}s", flush=True)
+    res["work_plain"], res["work_plain_rss"] = med([x[0] for x in ws]), max(x[1] for x in ws)
     shutil.rmtree(base / f"n{n}", ignore_errors=True)
     return res
 
@@ -356,8 +365,9 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3, help="runs per median (default 3)")
     ap.add_argument("--no-datasm", action="store_true", help="skip datasm's real spec")
     ap.add_argument("--keep", help="work in this directory and keep it")
-    ap.add_argument("--datasets-per-job", type=int, default=10,
-                    help="datasets_per_job of ours' second 1%% run (default 10)")
+    ap.add_argument("--datasets-per-job", default="per-core",
+                    help="datasets_per_job of ours' second 1%% run: a number, or per-core "
+                         "(the default: the 1%% datasets / 2 cores, one job per core)")
     a = ap.parse_args()
     sizes = [1000] if a.quick else [int(s) for s in a.sizes.split(",") if s]
     base = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="padocc-bench-"))
@@ -369,12 +379,12 @@ def main() -> int:
     print(f"machine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"Snakemake {snakemake_version}; scheduler greedy for both; runs per median: {a.runs}")  # fmt: skip
     profile = bench_profile(base)
-    results = [bench_size(base, n, a.runs, profile, a.datasets_per_job) for n in sizes]
+    bundled = 0 if a.datasets_per_job == "per-core" else int(a.datasets_per_job)
+    results = [bench_size(base, n, a.runs, profile, bundled) for n in sizes]
     dsm = None if a.no_datasm else bench_datasm(base, a.runs)
-    print(f"\nwall s / peak RSS MB; ratio = plain / ours (1%: ours, ours with {a.datasets_per_job}/job)")
-    k = a.datasets_per_job
+    print("\nwall s / peak RSS MB; ratio = plain / ours (1%: ours, ours with K datasets a job)")
     hdr = ("jobs", "compile (cold)", "no-op ours", "no-op ours+smk", "no-op plain", "ratio",
-           "1% work jobs", "1% ours", f"1% ours, {k}/job", "1% plain", "ratios")  # fmt: skip
+           "1% work jobs", "1% ours", "1% ours, K/job", "1% plain", "ratios")  # fmt: skip
     rows = []
     for r in results:
         rows.append((
@@ -386,7 +396,7 @@ def main() -> int:
             f"{ratio(r['noop_ours'], r['noop_plain'])} / {ratio(r['noop_ours_rss'], r['noop_plain_rss'])}",
             f"{r['work_jobs']:,}",
             f"{r['work_ours']:.1f} / {r['work_ours_rss']:.0f}",
-            f"{r['work_ours_bundled']:.1f} / {r['work_ours_bundled_rss']:.0f}",
+            f"{r['work_ours_bundled']:.1f} / {r['work_ours_bundled_rss']:.0f} (K={r['per_job']})",
             f"{r['work_plain']:.1f} / {r['work_plain_rss']:.0f}",
             f"{ratio(r['work_ours'], r['work_plain'])}, "
             f"{ratio(r['work_ours_bundled'], r['work_plain'])}",
