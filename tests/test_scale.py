@@ -193,3 +193,31 @@ def test_padocc_run_starts_snakemake_only_when_there_is_work(done: Path):
     build = os.readlink(done / ".padocc" / "current").split("/")[-1]
     slot1 = done / ".padocc" / "run" / build / ds / "1.json"
     assert json.loads(slot1.read_text())["datasets"][ds]["ran"] == ["Make", "Check"]
+
+
+def test_snakemake_launcher_keeps_snakemake_exit_status_and_skips_the_cwd_scan(tmp_path: Path):
+    """padocc starts Snakemake through compiler.runtime.snakemake_main (safe-path mode,
+    and a quick exit once Snakemake's main returns). Its exit status must be
+    Snakemake's, its log whole, and the working directory off sys.path."""
+    from compiler.runtime.snakemake_run import run_snakemake
+
+    (tmp_path / "Snakefile").write_text(
+        "import sys, os\n"
+        "rule all:\n"
+        "    input: 'ok.txt'\n"
+        "rule ok:\n"
+        "    output: 'ok.txt'\n"
+        "    run:\n"
+        "        open(output[0], 'w').write(str(sys.flags.safe_path) + ' ' + os.environ['PYTHONSAFEPATH'])\n"
+        "rule bad:\n"
+        "    output: 'bad.txt'\n"
+        "    shell: 'exit 3'\n"
+    )
+    log = tmp_path / "out.log"
+    with log.open("w") as f:
+        assert run_snakemake(str(tmp_path), "local", extra=["all"], log=f) == 0
+    assert (tmp_path / "ok.txt").read_text() == "True 1"
+    assert "steps (100%) done" in log.read_text()
+    with log.open("w") as f:
+        assert run_snakemake(str(tmp_path), "local", extra=["bad.txt"], log=f) == 1
+    assert "Error in rule bad" in log.read_text()
