@@ -352,6 +352,15 @@ def ratio(a: float, b: float) -> str:
     return f"{b / a:.0f}x" if a > 0 else "-"
 
 
+def per_job_arg(text: str) -> int:
+    """--datasets-per-job: "per-core" (0: one job per core) or a number from 1 to 1000."""
+    if text == "per-core":
+        return 0
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not per-core or a number from 1 to 1000")
+    return int(text)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -365,7 +374,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3, help="runs per median (default 3)")
     ap.add_argument("--no-datasm", action="store_true", help="skip datasm's real spec")
     ap.add_argument("--keep", help="work in this directory and keep it")
-    ap.add_argument("--datasets-per-job", default="per-core",
+    ap.add_argument("--datasets-per-job", default=0, type=per_job_arg,
                     help="datasets_per_job of ours' second 1%% run: a number, or per-core "
                          "(the default: the 1%% datasets / 2 cores, one job per core)")
     a = ap.parse_args()
@@ -379,8 +388,7 @@ def main() -> int:
     print(f"machine: {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"Snakemake {snakemake_version}; scheduler greedy for both; runs per median: {a.runs}")  # fmt: skip
     profile = bench_profile(base)
-    bundled = 0 if a.datasets_per_job == "per-core" else int(a.datasets_per_job)
-    results = [bench_size(base, n, a.runs, profile, bundled) for n in sizes]
+    results = [bench_size(base, n, a.runs, profile, a.datasets_per_job) for n in sizes]
     dsm = None if a.no_datasm else bench_datasm(base, a.runs)
     print("\nwall s / peak RSS MB; ratio = plain / ours (1%: ours, ours with K datasets a job)")
     hdr = ("jobs", "compile (cold)", "no-op ours", "no-op ours+smk", "no-op plain", "ratio",

@@ -118,7 +118,7 @@ def _first_attempt_ns(status: Path, step: str) -> int | None:
     return int(parse_stamp(engaged[-1]).timestamp() * 1e9) if len(engaged) > 1 else None
 
 
-def after_step(req, step_name: str, stats: list | None = None, heal: bool = True) -> None:
+def after_step(req, step_name: str, stats: list, heal: bool) -> None:
     """Right after a step's final STAT line (`stats`: the history ending with it):
     undeclared files, outputs, catalog rows. `heal`: rows for every job in the history
     (one killed before its commit included), else only this step's."""
@@ -128,8 +128,6 @@ def after_step(req, step_name: str, stats: list | None = None, heal: bool = True
         root = Path(m["workflow"]["dir"])
         workdir = Path(m["workflow"]["work_dir"]) / req.dataset
         builds = catalog.Builds(root, m)
-        if stats is None:
-            stats = read_history(_status(m, req.dataset)).stats
         runs = catalog.runs_of(stats)
         if not heal:
             runs = [r for r in runs if r.first.step == step_name][-1:]

@@ -1,4 +1,5 @@
-"""`python -P -m compiler.runtime.snakemake_main ARGS`: Snakemake's own command line,
+"""`python -m compiler.runtime.snakemake_main ARGS` (with PYTHONSAFEPATH=1, see
+snakemake_run.py): Snakemake's own command line,
 without the second or two a big Snakemake process spends after its work is done.
 
 Once Snakemake's main has returned (jobs finished, its locks and metadata written),

@@ -12,11 +12,12 @@ from typing import TextIO
 
 from compiler.render.assets import asset_dir
 
-# `python -m snakemake` puts its working directory first on sys.path, and Snakemake's
-# plugin discovery (pkgutil.iter_modules, once per plugin kind) then lists every
+# `python -m` puts its working directory first on sys.path, and Snakemake's plugin
+# discovery (pkgutil.iter_modules, once per plugin kind) then lists every
 # subdirectory there: status/, data/, the work dirs, seconds at 100k files on every
 # start. Safe-path mode leaves the working directory off, as the `snakemake` console
-# script does; jobs inherit it (the Snakefile sets it for SLURM jobs too).
+# script does. Set in the environment, it holds for Snakemake and every job it starts
+# (the Snakefile sets it too, for a Snakemake started by hand).
 SAFE_PATH = {"PYTHONSAFEPATH": "1"}
 
 
@@ -36,7 +37,7 @@ def snakemake_cmd(
 ) -> list[str]:
     wf = Path(workflow_dir).resolve()
     return [
-        sys.executable, "-P", "-m", "compiler.runtime.snakemake_main",
+        sys.executable, "-m", "compiler.runtime.snakemake_main",
         "--profile", str(profile_dir(profile)),
         "-s", str(Path(snakefile).resolve()) if snakefile else str(wf / "Snakefile"),
         "-d", str(wf),
