@@ -82,3 +82,8 @@ def test_readme_demo_command_runs_to_the_end(tmp_path: Path):
     current = run / ".padocc" / "current"
     assert (run / "Snakefile").read_text() == (current / "Snakefile").read_text()
     assert (current / "manifest.json").is_file()
+    # Run again: the earlier demo copy (it carries .padocc-demo) is replaced, and only it.
+    (run / "status" / "stale.status").write_text("left by the first demo\n")
+    r = _script("padocc", "demo", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert not (run / "status" / "stale.status").exists() and len(final_states(run)) == 36

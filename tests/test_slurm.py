@@ -24,6 +24,8 @@ from conftest import (
     final_states,
     padocc,
     pending_count,
+    slurm_problem,
+    slurm_required,
     snakemake,
     steps_run,
 )
@@ -35,23 +37,8 @@ from compiler.core.statusfile import Stat, parse_stamp, read_history
 RUN_TIMEOUT = 420
 
 
-def _slurm_problem() -> str | None:
-    """Why SLURM is not usable here, or None."""
-    if shutil.which("sinfo") is None:
-        return "sinfo not found on PATH"
-    for cmd in (["sinfo", "-h"], ["sacct", "-n", "-X"]):
-        try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=False)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            return f"`{' '.join(cmd)}` failed: {e}"
-        if r.returncode != 0:
-            msg = (r.stderr or r.stdout).strip().splitlines()
-            return f"`{' '.join(cmd)}` exited {r.returncode}: {msg[-1] if msg else ''}"
-    return None
-
-
-SLURM_PROBLEM = _slurm_problem()
-REQUIRED = os.environ.get("PADOCC_REQUIRE_SLURM") == "1"
+SLURM_PROBLEM = slurm_problem()
+REQUIRED = slurm_required()
 if SLURM_PROBLEM and not REQUIRED:
     pytest.skip(
         f"no usable SLURM ({SLURM_PROBLEM}); start one with `cluster/start-slurm.sh`",

@@ -14,6 +14,8 @@ from compiler.render.assets import asset_dir
 from compiler.runtime.snakemake_run import run_snakemake
 
 MAX_CYCLES = 5
+# Written into every demo copy: only a directory holding it may be replaced.
+DEMO_MARK = ".padocc-demo"
 
 
 @dataclass(frozen=True)
@@ -27,13 +29,42 @@ def demo_source() -> Path:
     return here if (here / "workflow.yaml").is_file() else asset_dir("demo")
 
 
+def _refusal(dest: Path) -> str | None:
+    """Why dest cannot take the demo copy, or None. Never delete what padocc did not make."""
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        return f"{dest}: error: exists and is not a directory; choose another --dir"
+    if dest.is_dir() and any(dest.iterdir()) and not (dest / DEMO_MARK).is_file():
+        return (
+            f"{dest}: error: not empty and not an earlier demo copy (no {DEMO_MARK}); "
+            "choose another --dir"
+        )
+    return None
+
+
+def _clear(dest: Path) -> None:
+    """Empty an earlier demo copy (the directory itself stays: it may be the cwd)."""
+    for p in dest.iterdir():
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
 def run(opts: DemoOptions) -> int:
     dest = Path(opts.dir)
-    if dest.exists():
-        shutil.rmtree(dest)
+    why = _refusal(dest)
+    if why:
+        print(why, file=sys.stderr)
+        return 2
+    if dest.is_dir():
+        _clear(dest)
     shutil.copytree(
-        demo_source(), dest, ignore=shutil.ignore_patterns("__pycache__", "__init__.py")
+        demo_source(),
+        dest,
+        ignore=shutil.ignore_patterns("__pycache__", "__init__.py"),
+        dirs_exist_ok=True,
     )
+    (dest / DEMO_MARK).write_text("a copy made by `padocc demo`; `padocc demo` may replace it\n")
     print(f"demo workflow copied to {dest}/")
     for cycle in range(1, MAX_CYCLES + 1):
         rc = compile_cmd.run(compile_cmd.CompileOptions(str(dest)))
