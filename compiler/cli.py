@@ -31,6 +31,14 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--dir", default="demo-run", help="where to copy it (default: demo-run)")
     m.add_argument("--profile", default="local", help="Snakemake profile: local, slurm or a path")
 
+    pr = sub.add_parser("profile", help="install a Snakemake profile where `snakemake --profile` finds it")
+    pr.add_argument("action", choices=["install"])
+    pr.add_argument("name", help="local or slurm")
+    pr.add_argument("--account", default="", help="SLURM account (sbatch -A)")
+    pr.add_argument("--partition", default="", help="SLURM partition (sbatch -p)")
+    pr.add_argument("--dest", default="", help="profile directory (default: ~/.config/snakemake/NAME)")
+    pr.add_argument("--force", action="store_true", help="replace an existing profile")
+
     x = sub.add_parser("cancel", help="cancel in-flight jobs of a workflow or of some datasets")
     x.add_argument("workflow_dir", nargs="?", default=".")
     x.add_argument("--dataset", action="append", default=[], help="only this dataset (repeatable)")
@@ -125,6 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from compiler.commands import demo
 
         return demo.run(demo.DemoOptions(args.dir, args.profile))
+    if args.command == "profile":
+        from compiler.commands import profile
+
+        return profile.run(
+            profile.ProfileOptions(args.action, args.name, args.account, args.partition, args.dest, args.force)
+        )
     if args.command == "cancel":
         from compiler.commands import cancel
 

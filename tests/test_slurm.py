@@ -61,13 +61,13 @@ def need_slurm() -> None:
 # ----------------------------------------------------------------------- helpers
 
 
-def cycle_until_done_slurm(wf: Path, max_cycles: int = 3) -> int:
+def cycle_until_done_slurm(wf: Path, max_cycles: int = 3, profile: str = "slurm") -> int:
     """conftest.cycle_until_done through sbatch. Returns the cycles run."""
     for n in range(1, max_cycles + 1):
         compile_wf(wf)
         if pending_count(wf) == 0:
             return n - 1
-        snakemake(wf, "slurm", timeout=RUN_TIMEOUT)
+        snakemake(wf, profile, timeout=RUN_TIMEOUT)
     compile_wf(wf)
     assert pending_count(wf) == 0, "work left after max cycles"
     return max_cycles
@@ -157,8 +157,13 @@ def slurm_demo(tmp_path_factory) -> tuple[Path, int] | None:
         ignore=shutil.ignore_patterns(".padocc", "status", "work", "Snakefile", ".snakemake"),
     )
     (wf / "dataset_spec.yaml").write_text(DEMO_SPEC)
+    # The profile a user makes from the shipped template, as the README says.
+    prof = wf.parent / "profile"
+    r = padocc("profile", "install", "slurm", "--account", "padocc", "--partition", "main",
+               "--dest", str(prof))  # fmt: skip
+    assert r.returncode == 0, r.stderr
     t0 = time.monotonic()
-    cycles = cycle_until_done_slurm(wf)
+    cycles = cycle_until_done_slurm(wf, profile=str(prof))
     print(f"demo subset through sbatch: {cycles} cycle(s), {time.monotonic() - t0:.0f} s")
     return wf, cycles
 
@@ -198,10 +203,12 @@ def test_demo_completes_through_sbatch(slurm_demo):
         for s in step_stats(wf, ds):
             assert re.fullmatch(r"[0-9]+", s.params.get("slurm_jobid", "")), (ds, s)
             ids.append(s.params["slurm_jobid"])
-    rows = sacct(sorted(set(ids)), "State", re.compile(r"COMPLETED"))
+    rows = sacct(sorted(set(ids)), "State,Account,Partition", re.compile(r"COMPLETED"))
     assert {i: rows.get(i, ["(not in sacct)"])[0] for i in set(ids)} == dict.fromkeys(
         set(ids), "COMPLETED"
     )
+    # submitted with the account and partition `padocc profile install` wrote
+    assert {tuple(rows[i][1:]) for i in set(ids)} == {("padocc", "main")}
 
 
 def test_failing_step_is_recorded_with_its_job(slurm_demo):

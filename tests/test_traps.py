@@ -76,3 +76,51 @@ def test_slurm_tests_never_submit_to_a_cluster_that_is_not_ours(tmp_path: Path):
     assert "is not the project's test cluster from cluster/start-slurm.sh" in r.stdout
     assert " passed" not in r.stdout and " failed" not in r.stdout
     assert "sbatch" not in (tmp_path / "called").read_text()
+
+
+def test_typical_use_finds_an_installed_profile(tmp_path: Path, demo: Path):
+    """`padocc-compile && snakemake --profile slurm` failed with "no profile found":
+    `padocc profile install` puts the shipped profile where Snakemake looks for a name."""
+    home = tmp_path / "home"
+    env = {**os.environ, "HOME": str(home)}
+    env.pop("XDG_CONFIG_HOME", None)
+
+    def run(*cmd: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            cmd, cwd=demo, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+
+    bindir = Path(sys.executable).parent
+    assert run(str(bindir / "padocc-compile")).returncode == 0
+    r = run(str(bindir / "snakemake"), "--profile", "local", "-n")
+    assert r.returncode != 0  # not installed yet: Snakemake cannot find it by name
+    r = run(str(bindir / "padocc"), "profile", "install", "local")
+    target = home / ".config" / "snakemake" / "local" / "config.yaml"
+    assert (r.returncode, r.stdout.splitlines()[0]) == (0, f"profile local written to {target}")
+    r = run(str(bindir / "snakemake"), "--profile", "local", "-n")
+    assert r.returncode == 0, r.stderr[-2000:]
+    # Never over a profile the user already has, unless asked.
+    target.write_text("executor: local\ncores: 1\n")
+    r = run(str(bindir / "padocc"), "profile", "install", "local")
+    assert (r.returncode, r.stderr) == (2, f"{target}: error: exists; --force replaces it\n")
+    assert target.read_text() == "executor: local\ncores: 1\n"
+
+
+def test_profile_install_fills_account_and_partition(tmp_path: Path):
+    dest = tmp_path / "p"
+    r = padocc("profile", "install", "slurm", "--account", "proj42", "--partition", "big",
+               "--dest", str(dest))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    import yaml
+
+    conf = yaml.safe_load((dest / "config.yaml").read_text())
+    assert conf["executor"] == "slurm"
+    assert (conf["default-resources"]["slurm_account"],
+            conf["default-resources"]["slurm_partition"]) == ("proj42", "big")  # fmt: skip
+    # The shipped template names no account or partition of ours.
+    shipped = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert not {"slurm_account", "slurm_partition"} & shipped["default-resources"].keys()
+    for bad in ("a b", "x;rm -rf /", "-p", "a" * 65, "ü"):
+        r = padocc("profile", "install", "slurm", f"--account={bad}", "--dest", str(tmp_path / "q"))
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, (bad, r.stderr)
+        assert not (tmp_path / "q").exists()

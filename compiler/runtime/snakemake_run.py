@@ -21,11 +21,22 @@ from compiler.render.assets import asset_dir
 SAFE_PATH = {"PYTHONSAFEPATH": "1"}
 
 
+def user_profile_root() -> Path:
+    """Where Snakemake looks first for `--profile NAME` (the user's config dir)."""
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(xdg) / "snakemake"
+
+
 def profile_dir(name: str) -> Path:
-    """A profile shipped with padocc ('local', 'slurm'), or a path to one."""
+    """A path to a profile; else a profile of that name where `snakemake --profile NAME`
+    looks first (the user's, e.g. from `padocc profile install`); else padocc's own."""
     p = Path(name)
     if p.is_dir():
         return p.resolve()
+    if "/" not in name:
+        for root in (user_profile_root(), Path("/etc/xdg/snakemake")):
+            if (root / name / "config.yaml").is_file():
+                return root / name
     return asset_dir("profiles") / name
 
 
