@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--dir", default="demo-run", help="where to copy it (default: demo-run)")
     m.add_argument("--profile", default="local", help="Snakemake profile: local, slurm or a path")
 
+    sub.add_parser("reference", help="print the reference of every input key (Markdown)")
+
     pr = sub.add_parser("profile", help="install a Snakemake profile where `snakemake --profile` finds it")
     pr.add_argument("action", choices=["install"])
     pr.add_argument("name", help="local or slurm")
@@ -133,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from compiler.commands import demo
 
         return demo.run(demo.DemoOptions(args.dir, args.profile))
+    if args.command == "reference":
+        from compiler.commands import reference
+
+        return reference.run()
     if args.command == "profile":
         from compiler.commands import profile
 
