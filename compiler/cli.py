@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--dir", default="demo-run", help="where to copy it (default: demo-run)")
     m.add_argument("--profile", default="local", help="Snakemake profile: local, slurm or a path")
 
+    w = sub.add_parser("why", help="why is this dataset not done, and what moves it on")
+    w.add_argument("workflow_dir")
+    w.add_argument("dataset")
+    w.add_argument("--format", choices=["text", "json"], default="text")
+
     sub.add_parser("reference", help="print the reference of every input key (Markdown)")
 
     pr = sub.add_parser("profile", help="install a Snakemake profile where `snakemake --profile` finds it")
@@ -135,6 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from compiler.commands import demo
 
         return demo.run(demo.DemoOptions(args.dir, args.profile))
+    if args.command == "why":
+        from compiler.commands import why
+
+        return why.run(why.WhyOptions(args.workflow_dir, args.dataset, args.format))
     if args.command == "reference":
         from compiler.commands import reference
 
