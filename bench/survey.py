@@ -14,6 +14,8 @@ hold LINES STAT lines in all, then times, as the median of RUNS runs each:
   report     padocc report DIR                (whole histories: per-step counts and
                                                times, failures, stuck; unchanged files'
                                                tallies from .padocc/survey/)
+  why        padocc why DIR ID                (one dataset: its line of the build's list
+                                               and its status file)
 
 Each `padocc status` is a whole process (interpreter start included) whose table
 is read through a pipe, as an operator would run it. The files are in the page cache
@@ -164,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         report = [sys.executable, "-m", "compiler", "report", str(wf)]
         rep_first, _, _ = timed(report, 1, cwd=REPO, env=env)  # builds the report cache
         rep, rep_all, _ = timed(report, a.runs, cwd=REPO, env=env)
+        last = sorted(status.iterdir())[-1].name[: -len(".status")]
+        why, why_all, why_out = timed([sys.executable, "-m", "compiler", "why", str(wf), last],
+                                      a.runs, cwd=REPO, env=env)  # fmt: skip
+        if not why_out.startswith(last + ": "):
+            sys.exit(f"bench: padocc why {last} answered {why_out[:200]!r}")
 
         # The index must agree with a full read, and re-read what changed.
         full = timed([*ours, "--no-index", "--format", "json"], 1, cwd=REPO, env=env)[2]
@@ -191,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = [("find | xargs cat | wc -l (baseline)", base, base_all),
                 ("padocc status --no-index", noidx, noidx_all),
                 ("padocc status (indexed)", idx, idx_all),
-                ("padocc report", rep, rep_all)]
+                ("padocc report", rep, rep_all),
+                ("padocc why (one dataset)", why, why_all)]
         for name, med, alls in rows:
             print(f"{name:34}{med:10.3f}{med / base:7.2f}x   " + " ".join(f"{x:.2f}" for x in alls))
         print(f"first run, building the index: {first:.3f} s; after appending to {len(touched):,} "

@@ -13,10 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.core.diagnostics import suggest
+from compiler.core.manifestio import load_manifest
 from compiler.core.routing import decide, engagement_alive, route
-from compiler.core.statusfile import FINAL, Position, Stat, position_of, read_history
-from compiler.render.plan import running_slurm_jobs
-from compiler.runtime.survey import SurveyError, iso, load_current
+from compiler.core.statusfile import (
+    FINAL,
+    Position,
+    Stat,
+    parse_stamp,
+    position_of,
+    read_history,
+)
+
+# Only core modules at import: the answer must come well under a second, and the
+# survey and the planner pull in the YAML loader and the whole model.
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,32 @@ def find_row(tsv: Path, dataset: str) -> tuple[str, str] | None:
     _, _, rest = line.partition("\t")
     key, _, facets = rest.partition("\t")
     return key, facets or "{}"
+
+
+def iso(ts: str | None) -> str | None:
+    return parse_stamp(ts).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else None
+
+
+def current_build(wf: Path) -> tuple[dict, Path]:
+    """The current build's manifest and dataset list, or a one-line error."""
+    path = wf / ".padocc" / "current" / "manifest.json"
+    try:
+        m = load_manifest(str(path))
+        tsv = path.parent / m["datasets"]["file"]
+        m["graph"]["table"], m["workflow"]["status_dir"], m["workflow"]["max_visits"]  # read later
+    except FileNotFoundError:
+        raise WhyError(
+            f"{path}: error: no compiled workflow here (run `padocc compile` first)"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise WhyError(f"{path}: error: unreadable manifest: {e}") from None
+    if not tsv.is_file():
+        raise WhyError(f"{tsv}: error: the build's dataset list is missing")
+    return m, tsv
+
+
+class WhyError(Exception):
+    """One line for the user."""
 
 
 def _where(st: Stat) -> str:
@@ -110,7 +145,11 @@ def explain(wf: Path, manifest: dict, dataset: str, key: str, stats: list[Stat])
                       failure, f"padocc unblock {wfarg} {dataset}")  # fmt: skip
     eng = pos.open_engagement
     if eng is not None:
-        jobs = running_slurm_jobs() if eng.params.get("slurm_jobid") else None
+        jobs = None
+        if eng.params.get("slurm_jobid"):
+            from compiler.render.plan import running_slurm_jobs
+
+            jobs = running_slurm_jobs()
         log = log_of(wf, dataset, eng)
         if engagement_alive(eng.params, jobs):
             return Answer(dataset, f"{eng.sub}/{eng.step}:Engaged", eng.ts, "running",
@@ -162,8 +201,8 @@ def shown(position: str) -> str:
 def run(opts: WhyOptions) -> int:
     wf = Path(opts.workflow_dir)
     try:
-        manifest, tsv = load_current(wf)
-    except SurveyError as e:
+        manifest, tsv = current_build(wf)
+    except WhyError as e:
         print(e, file=sys.stderr)
         return 2
     row = find_row(tsv, opts.dataset)
