@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -12,7 +14,9 @@ from compiler import __version__
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="padocc", description="padocc-compile: archive workflows on Snakemake")
     p.add_argument("--version", action="version", version=f"padocc {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    # The job wrappers (run-step, run-chunk) stay out of the listing: generated
+    # Snakefiles call them, people do not.
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser("compile", help="compile a workflow directory into a Snakefile")
     _compile_args(c)
@@ -93,14 +97,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _job_args(sub) -> None:
     """The job wrappers' own arguments (also parsed alone: see main)."""
-    k = sub.add_parser("run-chunk", help="gate chunk wrapper (called by generated Snakefiles)")
+    k = sub.add_parser("run-chunk")  # no help=: argparse then leaves it out of --help
     k.add_argument("build_dir")
     k.add_argument("gate")
     k.add_argument("low")
     k.add_argument("high")
     k.add_argument("--key", default="")
     k.add_argument("--attempt", type=int, default=1)
-    r = sub.add_parser("run-step", help="job wrapper (called by generated Snakefiles)")
+    r = sub.add_parser("run-step")
     r.add_argument("build_dir")
     r.add_argument("job", help="a dataset id, or @<n>: several datasets (the build's jobs.tsv)")
     r.add_argument("slot", type=int)
@@ -126,6 +130,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Jobs start thousands of times a cycle: they skip building every subcommand's parser.
     job = bool(argv) and argv[0] in ("run-step", "run-chunk")
     args = (_job_parser() if job else _parser()).parse_args(argv)
+    try:
+        return _dispatch(args)
+    except BrokenPipeError:
+        # The reader went away (`padocc datasets WF | head -1`): end quietly, as a
+        # tool killed by SIGPIPE would, and keep the interpreter's exit flush quiet too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "compile":
         return _compile(args)
     if args.command == "datasets":

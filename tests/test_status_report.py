@@ -167,8 +167,10 @@ DEMO.ocean.hist.r3.so  DEMO        Generate   Pass         2023-05-03T18:00:09Z
                 states=("P*", "F*"))
     assert status.run(status.StatusOptions(str(wf), f, "ids")) == 0
     assert capsys.readouterr().out == f"{A}\n{C}\n{E}\n{F}\n"
-    assert status.run(status.StatusOptions(str(wf), Filters(facets=(("nope", "*"),)), "ids")) == 0
-    assert capsys.readouterr().out == ""
+    # A facet no dataset has is a mistake, said in one line, not an empty answer.
+    assert status.run(status.StatusOptions(str(wf), Filters(facets=(("nope", "*"),)), "ids")) == 2
+    got = capsys.readouterr()
+    assert got.out == "" and got.err.endswith("padocc status: error: no dataset has a facet 'nope'\n")
 
 
 def test_status_json(wf: Path, capsys):
@@ -231,8 +233,8 @@ def test_report_table(wf: Path, capsys):
     assert _squeeze("failures" + rest, wf) == _squeeze("""\
 failures (2):
 DATASET                STEP       STATE        WHEN                  SLURM_JOB  LOG                                          PARAMS
-DEMO.ocean.hist.r1.so  CheckTime  Quarantined  2023-05-03T19:02:09Z  -          WF/.padocc/logs/B2/DEMO.ocean.hist.r1.so/3.log   reason=visit limit^ CheckTime already ran 3 times,build=B2
-DEMO.atmos.hist.r3.tas  FixTime    Fail         2023-05-03T16:02:06Z  777        WF/.padocc/logs/B2/DEMO.atmos.hist.r3.tas/3.log  exit=2,wall=6.0,maxrss_mb=70,attempt=1,slurm_jobid=777,problem=time axis^ gap at 1850-02,note=<b>bold</b>
+DEMO.ocean.hist.r1.so  CheckTime  Quarantined  2023-05-03T19:02:09Z  -          WF/.padocc/logs/B2/DEMO.ocean.hist.r1.so/3.log   reason=visit limit: CheckTime already ran 3 times, build=B2
+DEMO.atmos.hist.r3.tas  FixTime    Fail         2023-05-03T16:02:06Z  777        WF/.padocc/logs/B2/DEMO.atmos.hist.r3.tas/3.log  exit=2, wall=6.0, maxrss_mb=70, attempt=1, slurm_jobid=777, problem=time axis: gap at 1850-02, note=<b>bold</b>
 
 stuck Engaged longer than 6h00m (1):
 DATASET                 STEP       SINCE                 AGE    HOST   PID   SLURM_JOB  LOG

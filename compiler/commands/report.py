@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
-from compiler.core.statusfile import format_params
 from compiler.runtime.survey import (
     Coverage,
     Failure,
@@ -39,6 +39,12 @@ from compiler.runtime.survey import (
     text_table,
     write_or_quit,
 )
+
+
+def human_params(params: Mapping[str, str]) -> str:
+    """A STAT line's parameters as a person reads them: ':' not datasm's '^', no
+    %-escapes, line breaks shown as ' / ' so a row stays one line."""
+    return ", ".join(f"{k}={' / '.join(str(v).splitlines())}" for k, v in params.items())
 
 
 @dataclass(frozen=True)
@@ -150,7 +156,7 @@ def as_text(r: Report) -> str:
     if r.failures:
         parts.append(text_table(
             ("DATASET", "STEP", "STATE", "WHEN", "SLURM_JOB", "LOG", "PARAMS"),
-            ((f.dataset, f.step, f.state, iso(f.ts), f.slurm_jobid or None, f.log, format_params(f.params))
+            ((f.dataset, f.step, f.state, iso(f.ts), f.slurm_jobid or None, f.log, human_params(f.params))
              for f in r.failures),
         ))
     parts.append(f"\nstuck Engaged longer than {human_seconds(r.stuck_after.total_seconds())} ({len(r.stuck)}):\n")

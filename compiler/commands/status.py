@@ -21,6 +21,7 @@ from compiler.runtime.survey import (
     Record,
     Survey,
     SurveyError,
+    filter_mistake,
     iso,
     position_order,
     select,
@@ -51,6 +52,11 @@ def run(opts: StatusOptions, out: TextIO | None = None) -> int:
     for w in s.warnings:
         print(f"warning: {w}", file=sys.stderr)
     chosen = select(s.records, opts.filters)
+    if not chosen:
+        mistake = filter_mistake(s.records, s.manifest, opts.filters)
+        if mistake:
+            print(f"padocc status: error: {mistake}", file=sys.stderr)
+            return 2
     if opts.format == "ids":
         text = "".join(r.id + "\n" for r in sorted(chosen, key=lambda r: r.id))
     elif opts.format == "json":

@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
+from compiler.core.diagnostics import suggest
 from compiler.core.statusfile import (
     ENGAGED,
     NON_BINDING,
@@ -333,6 +334,35 @@ def select(records: Iterable[Record], f: Filters) -> list[Record]:
                 continue
         out.append(r)
     return out
+
+
+def filter_mistake(records: Sequence[Record], manifest: Mapping, f: Filters) -> str | None:
+    """A filter that names nothing this build has (a facet, a facet value, a step or
+    state of the graph), with a suggestion; None when each names something. A filter
+    that names something that no dataset is at right now is not a mistake."""
+    facets: dict[str, set[str]] = {}
+    for r in records:
+        for k, v in r.facets.items():
+            facets.setdefault(k, set()).add(v)
+    for k, glob in f.facets:
+        if k not in facets:
+            return f"no dataset has a facet '{k[:80]}'{suggest(k, facets)}"
+        if not _any((glob,), *facets[k]):
+            return f"no dataset has {k} matching '{glob[:80]}'{suggest(glob, facets[k])}"
+    steps = {manifest["graph"]["root"], *manifest["steps"]}
+    steps |= {pos.partition("/")[0] for pos in manifest["graph"]["table"]}
+    for glob in f.steps:
+        if not _any((glob,), *steps):
+            return f"no step or workflow '{glob[:80]}' in this build{suggest(glob, steps)}"
+    for glob in f.workflows:
+        if not _any((glob,), *steps):
+            return f"no workflow '{glob[:80]}' in this build{suggest(glob, steps)}"
+    states = {pos.rpartition(":")[2] for pos in manifest["graph"]["table"]}
+    states |= {"Ready", ENGAGED, "Pass", "Fail", QUARANTINED, "Blocked"}
+    for glob in f.states:
+        if not _any((glob,), *states):
+            return f"no state '{glob[:80]}' in this build{suggest(glob, states)}"
+    return None
 
 
 _STATE_RANK = {"Ready": 0, ENGAGED: 1, "Pass": 2, "Fail": 8, QUARANTINED: 9}
