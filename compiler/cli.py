@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("dataset")
     w.add_argument("--format", choices=["text", "json"], default="text")
 
+    gr = sub.add_parser("graph", help="the transition graph as Graphviz DOT, or SVG through dot")
+    gr.add_argument("workflow_dir", nargs="?", default=".")
+    gr.add_argument("--format", choices=["dot", "svg"], default="dot")
+    gr.add_argument("-o", "--output", default="", help="write here (default: standard output)")
+    gr.add_argument("--counts", action="store_true", help="datasets at each step, by state")
+
     sub.add_parser("reference", help="print the reference of every input key (Markdown)")
 
     pr = sub.add_parser("profile", help="install a Snakemake profile where `snakemake --profile` finds it")
@@ -159,6 +165,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from compiler.commands import why
 
         return why.run(why.WhyOptions(args.workflow_dir, args.dataset, args.format))
+    if args.command == "graph":
+        from compiler.commands import graph
+
+        return graph.run(graph.GraphOptions(args.workflow_dir, args.format, args.output, args.counts))
     if args.command == "reference":
         from compiler.commands import reference
 
