@@ -73,6 +73,8 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
         wall_now = datetime.now(UTC)
         now = parse_time(opts.now, Loc("--now")) if opts.now else int(wall_now.timestamp())
         keep = keep_builds()
+        if opts.write and not opts.check_only:
+            check_current(wf_dir)  # before anything is said or written
     except CompileError as e:
         # Errors only, unless asked to --check: each is one line at the user's file:line.
         for d in e.diagnostics:
@@ -115,7 +117,6 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
     if opts.write:
         files = render_build(model, manifest, plan, gate_work)
         try:
-            check_current(wf_dir)
             # Finished datasets whose inputs changed: their binding Ready line first, so
             # slot 1 finds them where the plan put them.
             requeue_changed_inputs(model, manifest, plan)
