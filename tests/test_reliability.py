@@ -303,10 +303,10 @@ def test_kill_9_at_a_random_point(seed: int, tmp_path: Path, baseline: dict):
             if killed is not None or target == "command":
                 break
             # The run ended before the random moment came (its jobs take about a
-            # second): a fresh copy, killed sooner, so the trial still kills something.
+            # second): a fresh copy, whose target is killed as soon as it appears.
             wf = small_demo(tmp_path / f"demo{tries}")
             compile_wf(wf)
-            delay /= 3
+            delay = 0  # no wait: kill the first matching process as soon as it exists
         if target != "command":
             assert killed is not None, "the run ended before anything was killed"
 
@@ -544,18 +544,18 @@ def test_cycle_started_while_jobs_run_and_after_its_kill(tmp_path: Path):
     every step ended exactly once."""
     dst = fresh_copy("flock", tmp_path / "flock")
     conf = dst / "shepard.yaml"
-    env = {**os.environ, "FLOCK_STEP_SLEEP": "1.0"}
+    # A's steps wait on a hold file until B has been turned away: A is live when B
+    # looks, however fast the machine; then they take a second each.
+    hold = tmp_path / "hold"
+    hold.touch()
+    env = {**os.environ, "FLOCK_STEP_SLEEP": "1.0", "FLOCK_STEP_HOLD": str(hold)}
     cmd = [sys.executable, "-m", "compiler", "cycle", "--conf", str(conf), "--seed", "3"]
     a = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)  # fmt: skip
-    st = dst / "status"
     deadline = time.time() + 120
-    while time.time() < deadline:  # a job of A is running a step
-        if st.is_dir() and any(":Engaged:" in p.read_text() for p in st.glob("*.status")):
-            break
+    while not Path(f"{hold}.seen").exists():  # a job of A is running a step
+        assert time.time() < deadline, "cycle A never started a job"
         time.sleep(0.05)
-    else:
-        raise AssertionError("cycle A never started a job")
     lockf = dst / ".padocc" / "cycle.lock"
     a_id = lockf.read_text().split()[1]
     host = socket.gethostname()
@@ -564,6 +564,7 @@ def test_cycle_started_while_jobs_run_and_after_its_kill(tmp_path: Path):
     assert b.returncode == 0, b.stdout + b.stderr
     assert f"cycle {a_id} pid {a.pid} on {host} is still running" in b.stdout, b.stdout
     assert "submits nothing" in b.stdout and "snakemake exited" not in b.stdout
+    hold.unlink()
 
     os.kill(a.pid, signal.SIGKILL)  # the cycle alone, not its Snakemake or jobs
     a.wait()
