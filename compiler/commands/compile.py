@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from compiler.core.buildlock import hold_build
 from compiler.core.diagnostics import CompileError, Loc, fail
 from compiler.core.statusfile import StatusWriteError
 from compiler.model.axes import parse_time
@@ -120,7 +121,9 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
             # Finished datasets whose inputs changed: their binding Ready line first, so
             # slot 1 finds them where the plan put them.
             requeue_changed_inputs(model, manifest, plan)
-            write_build(wf_dir, build, files, keep=keep)
+            # Held while this process lives: `padocc run`, `cycle`, `gate make` and
+            # `campaign` run it next, and no other compile may prune it meanwhile.
+            hold_build(str(write_build(wf_dir, build, files, keep=keep)))
         except StatusWriteError as e:
             print(f"error: {e}", file=err)
             return 2, None
