@@ -143,24 +143,33 @@ def test_overlapping_cycle_exits_cleanly(flock: Path):
     assert "still running" not in r.stdout
 
 
+def until(what, why: str, limit: float = 180) -> None:
+    """Wait for a condition (the limit only ends a hung test; no timing is asserted)."""
+    end = time.monotonic() + limit
+    while not what():
+        assert time.monotonic() < end, why
+        time.sleep(0.05)
+
+
 def test_two_cycles_at_once_and_a_kill_lose_nothing(flock: Path):
-    env = {**os.environ, "FLOCK_STEP_SLEEP": "0.4"}
+    # Init and Scan steps finish, Compute steps wait on a hold file: kill -9 whichever
+    # cycle is running while one does, mid-way whatever the machine's speed.
+    hold = flock.parent / "hold"
+    hold.touch()
+    env = {**os.environ, "FLOCK_STEP_HOLD": str(hold), "FLOCK_STEP_HOLD_PHASE": "compute"}
     cmd = [sys.executable, "-m", "compiler", "cycle", "--conf", str(flock / "shepard.yaml")]
     a = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
     b = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
-    # Let some steps finish, then kill -9 whichever cycle is running, mid-way.
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        st = flock / "status"
-        if st.exists() and sum(p.read_text().count(":Pass:") for p in st.glob("*.status")) >= 3:
-            break
-        time.sleep(0.1)
+    st = flock / "status"
+    until(Path(f"{hold}.seen").exists, "no step reached the hold")
+    assert sum(p.read_text().count(":Pass:") for p in st.glob("*.status")) >= 2  # init, scan
     for p in (a, b):
         try:
             os.killpg(p.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     outs = [p.communicate()[0] for p in (a, b)]
+    hold.unlink()
     assert sum("still running" in o for o in outs) == 1, outs  # exactly one ran
     # The next cycles finish the work; nothing was lost or done twice.
     for _ in range(12):
@@ -277,16 +286,14 @@ def test_a_dataset_failing_the_same_step_is_quarantined_after_max_repeats(flock:
 def test_a_compile_during_a_cycle_changes_nothing_its_jobs_see(flock: Path):
     """Jobs read their own build (its manifest and Snakefile), never the newest one."""
     set_conf(flock, batch_limit=100)
-    env = {**os.environ, "FLOCK_STEP_SLEEP": "0.5"}
+    hold = flock.parent / "hold"
+    hold.touch()  # the cycle's steps wait until the compile below is done
+    env = {**os.environ, "FLOCK_STEP_HOLD": str(hold)}
     cmd = [sys.executable, "-m", "compiler", "cycle", "--conf", str(flock / "shepard.yaml")]
     run = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        deadline = time.time() + 60
         st = flock / "status"
-        while time.time() < deadline and run.poll() is None:
-            if st.exists() and any(":Engaged:" in p.read_text() for p in st.glob("*.status")):
-                break
-            time.sleep(0.1)
+        until(Path(f"{hold}.seen").exists, "no step of the cycle started")
         first = current_build(flock)
         engaged = lambda: sum(p.read_text().count(":Engaged:") for p in st.rglob("*.status"))  # noqa: E731
         # Mid-cycle, the workflow changes: every step now fails, and is recompiled.
@@ -296,6 +303,7 @@ def test_a_compile_during_a_cycle_changes_nothing_its_jobs_see(flock: Path):
         assert r.returncode == 0, r.stderr
         assert current_build(flock) != first
         before = engaged()
+        hold.unlink()
         out, _ = run.communicate(timeout=300)
     finally:
         if run.poll() is None:

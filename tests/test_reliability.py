@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -281,12 +282,7 @@ def test_kill_9_at_a_random_point(seed: int, tmp_path: Path, baseline: dict):
     if target == "compile":
         # A compile killed at a random moment leaves the previous output whole.
         before = os.readlink(wf / ".padocc" / "current")
-        p = subprocess.Popen(
-            [sys.executable, "-m", "compiler", "compile", str(wf)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(rng.uniform(0.05, 1.2))
+        p = compile_paused_at(wf, rng.choice(STAGES))  # stopped there: the kill lands
         p.kill()
         p.wait()
         generated_output_valid(wf)
@@ -307,10 +303,10 @@ def test_kill_9_at_a_random_point(seed: int, tmp_path: Path, baseline: dict):
             if killed is not None or target == "command":
                 break
             # The run ended before the random moment came (its jobs take about a
-            # second): a fresh copy, killed sooner, so the trial still kills something.
+            # second): a fresh copy, whose target is killed as soon as it appears.
             wf = small_demo(tmp_path / f"demo{tries}")
             compile_wf(wf)
-            delay /= 3
+            delay = 0  # no wait: kill the first matching process as soon as it exists
         if target != "command":
             assert killed is not None, "the run ended before anything was killed"
 
@@ -341,31 +337,82 @@ def test_kill_9_at_a_random_point(seed: int, tmp_path: Path, baseline: dict):
         assert pos.open_engagement is None
 
 
+# Where a compile stops when told to (PADOCC_TEST_PAUSE_AT), in the order it gets there.
+STAGES = ("writing", "build-written", "before-rename", "before-snakefile", "before-current",
+          "before-prune")  # fmt: skip
+
+
+def compile_paused_at(wf: Path, stage: str, timeout: float = 300) -> subprocess.Popen:
+    """A compile of wf, stopped at `stage`: returns once it has said so (it waits
+    there until killed). No timing: the test waits for its line, under any load."""
+    env = {**os.environ, "PADOCC_TEST_PAUSE_AT": stage}
+    p = subprocess.Popen([sys.executable, "-m", "compiler", "compile", str(wf)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    watchdog = threading.Timer(timeout, p.kill)  # a compile that never gets there
+    watchdog.start()
+    said = []
+    try:
+        assert p.stderr is not None
+        for line in p.stderr:
+            said.append(line)
+            if line == f"padocc-test: paused at {stage}\n":
+                return p
+    finally:
+        watchdog.cancel()
+    p.wait()
+    raise AssertionError(f"the compile ended (exit {p.returncode}) before {stage}: {said}")
+
+
+def temporaries(wf: Path) -> set[Path]:
+    state = wf / ".padocc"
+    return {*(state / "builds").glob(".tmp-*"), *state.glob(".current.tmp-*"),
+            *wf.glob(".Snakefile.tmp-*")}  # fmt: skip
+
+
+def stage_evidence(wf: Path, stage: str, before: str, debris: set[Path]) -> None:
+    """What a compile stopped at `stage` has done, and not yet done (debris: what
+    earlier killed compiles left)."""
+    state = wf / ".padocc"
+    new = temporaries(wf) - debris
+    tmp = [p for p in new if p.parent.name == "builds"]
+    snake_tmp = [p for p in new if p.name.startswith(".Snakefile")]
+    builds = sorted(p.name for p in (state / "builds").iterdir() if not p.name.startswith("."))
+    current = os.readlink(state / "current")
+    if stage in ("writing", "build-written", "before-rename"):
+        assert len(tmp) == 1, tmp  # the new build exists only under its temporary name
+        names = {p.name for p in tmp[0].iterdir()}
+        assert ("manifest.json" in names) == (stage != "writing"), names
+        assert bool(snake_tmp) == (stage == "before-rename")
+        assert current == before
+    elif stage in ("before-snakefile", "before-current"):
+        assert not tmp and current == before and builds[-1] != Path(before).name
+        new = (state / "builds" / builds[-1] / "Snakefile").read_bytes()
+        assert ((wf / "Snakefile").read_bytes() == new) == (stage == "before-current")
+    else:  # before-prune: published
+        assert current == f"builds/{builds[-1]}" != before
+
+
 def test_compile_killed_while_writing_keeps_previous_output(tmp_path: Path):
-    """A big spec so the compile is still writing when it is killed, at many moments."""
+    """A compile killed at each stage of its write, stopped there on purpose (not
+    after a guessed delay): the previous output stays whole and runnable, a kill
+    before the link swap leaves the previous build current, and the next compile
+    sweeps what the killed ones left."""
     wf = small_demo(tmp_path / "demo")
     compile_wf(wf)
-    first = os.readlink(wf / ".padocc" / "current")
-    many = "project:\n  DEMO:\n" + "".join(
-        f"    r{i}:\n      variables: [tas, pr, psl]\n      experiments:\n"
-        f"        hist: {{ens: [{', '.join(f'e{j}' for j in range(20))}]}}\n"
-        for i in range(20)
-    )
-    (wf / "dataset_spec.yaml").write_text(many)
-    seen, interrupted = set(), 0
-    for delay in (0.3, 0.6, 0.9, 1.2, 1.6, 2.0):
-        p = subprocess.Popen([sys.executable, "-m", "compiler", "compile", str(wf)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        time.sleep(delay)
-        interrupted += p.poll() is None  # still compiling when killed
+    for stage in STAGES:
+        before = os.readlink(wf / ".padocc" / "current")
+        debris = temporaries(wf)
+        p = compile_paused_at(wf, stage)
+        stage_evidence(wf, stage, before, debris)  # really stopped mid-write
         p.kill()
         p.wait()
-        seen.add(os.readlink(wf / ".padocc" / "current"))
-        generated_output_valid(wf, dry_run=False)
-    assert interrupted, "every compile ended before its kill: nothing was tested"
-    assert first in seen  # the earliest kills left the previous build current
-    # Leftover temporary builds never become current.
-    assert not Path(os.readlink(wf / ".padocc" / "current")).name.startswith(".")
+        after = os.readlink(wf / ".padocc" / "current")
+        assert (after == before) == (stage != "before-prune"), (stage, before, after)
+        generated_output_valid(wf)  # whole, and Snakemake runs it (dry run)
+    assert temporaries(wf)  # what the killed compiles left...
+    compile_wf(wf)
+    assert temporaries(wf) == set()  # ...the next compile sweeps
+    generated_output_valid(wf)
 
 
 # ---------------------------------------------------------------- 2. concurrent writers
@@ -497,18 +544,18 @@ def test_cycle_started_while_jobs_run_and_after_its_kill(tmp_path: Path):
     every step ended exactly once."""
     dst = fresh_copy("flock", tmp_path / "flock")
     conf = dst / "shepard.yaml"
-    env = {**os.environ, "FLOCK_STEP_SLEEP": "1.0"}
+    # A's steps wait on a hold file until B has been turned away: A is live when B
+    # looks, however fast the machine; then they take a second each.
+    hold = tmp_path / "hold"
+    hold.touch()
+    env = {**os.environ, "FLOCK_STEP_SLEEP": "1.0", "FLOCK_STEP_HOLD": str(hold)}
     cmd = [sys.executable, "-m", "compiler", "cycle", "--conf", str(conf), "--seed", "3"]
     a = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)  # fmt: skip
-    st = dst / "status"
     deadline = time.time() + 120
-    while time.time() < deadline:  # a job of A is running a step
-        if st.is_dir() and any(":Engaged:" in p.read_text() for p in st.glob("*.status")):
-            break
+    while not Path(f"{hold}.seen").exists():  # a job of A is running a step
+        assert time.time() < deadline, "cycle A never started a job"
         time.sleep(0.05)
-    else:
-        raise AssertionError("cycle A never started a job")
     lockf = dst / ".padocc" / "cycle.lock"
     a_id = lockf.read_text().split()[1]
     host = socket.gethostname()
@@ -517,6 +564,7 @@ def test_cycle_started_while_jobs_run_and_after_its_kill(tmp_path: Path):
     assert b.returncode == 0, b.stdout + b.stderr
     assert f"cycle {a_id} pid {a.pid} on {host} is still running" in b.stdout, b.stdout
     assert "submits nothing" in b.stdout and "snakemake exited" not in b.stdout
+    hold.unlink()
 
     os.kill(a.pid, signal.SIGKILL)  # the cycle alone, not its Snakemake or jobs
     a.wait()

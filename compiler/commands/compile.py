@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from compiler.core.diagnostics import CompileError, Loc
+from compiler.core.buildlock import hold_build
+from compiler.core.diagnostics import CompileError, Loc, fail
 from compiler.core.statusfile import StatusWriteError
 from compiler.model.axes import parse_time
 from compiler.model.resolve import Overrides, build_model
@@ -24,7 +26,10 @@ from compiler.render.plan import (
     running_slurm_jobs,
 )
 from compiler.render.render import render_build
-from compiler.render.write import write_build
+from compiler.render.write import KEEP_BUILDS, check_current, write_build
+
+KEEP_ENV = "PADOCC_KEEP_BUILDS"
+KEEP_MAX = 10000
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,16 @@ class Compiled:
     gate_work: GateWork
 
 
+def keep_builds() -> int:
+    """How many builds a compile keeps: PADOCC_KEEP_BUILDS, default KEEP_BUILDS."""
+    text = os.environ.get(KEEP_ENV, "").strip()
+    if not text:
+        return KEEP_BUILDS
+    if not text.isdigit() or not 1 <= int(text) <= KEEP_MAX:
+        raise fail(Loc(KEEP_ENV), f"must be a whole number from 1 to {KEEP_MAX}, not {text[:40]!r}")
+    return int(text)
+
+
 def new_build_id(now: datetime, seed: str) -> str:
     digest = hashlib.sha256(f"{seed}{now.timestamp()}".encode()).hexdigest()[:8]
     return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + digest
@@ -58,6 +73,9 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
         model = build_model(wf_dir, opts.workflow_dir.rstrip("/") or ".", opts.overrides)
         wall_now = datetime.now(UTC)
         now = parse_time(opts.now, Loc("--now")) if opts.now else int(wall_now.timestamp())
+        keep = keep_builds()
+        if opts.write and not opts.check_only:
+            check_current(wf_dir)  # before anything is said or written
     except CompileError as e:
         # Errors only, unless asked to --check: each is one line at the user's file:line.
         for d in e.diagnostics:
@@ -73,7 +91,8 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
         if not opts.quiet:
             print(f"{model.source_file}: ok: {len(model.datasets)} datasets, {len(model.steps)} steps", file=out)
         return 0, None
-    build = new_build_id(wall_now, model.dir)
+    # The pid too: two compiles in the same microsecond get different builds.
+    build = new_build_id(wall_now, f"{model.dir}:{os.getpid()}")
     manifest = manifest_of(model, build, wall_now.strftime("%Y-%m-%dT%H:%M:%SZ"), now)
     plan = make_plan(model, manifest, opts.selection)
     gate_work = GateWork()
@@ -102,10 +121,15 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
             # Finished datasets whose inputs changed: their binding Ready line first, so
             # slot 1 finds them where the plan put them.
             requeue_changed_inputs(model, manifest, plan)
+            # Held while this process lives: `padocc run`, `cycle`, `gate make` and
+            # `campaign` run it next, and no other compile may prune it meanwhile.
+            hold_build(str(write_build(wf_dir, build, files, keep=keep)))
         except StatusWriteError as e:
             print(f"error: {e}", file=err)
             return 2, None
-        write_build(wf_dir, build, files)
+        except CompileError as e:  # nothing published: the previous build is current
+            print(e.diagnostics[0], file=err)
+            return 2, None
     if not opts.quiet:
         for r in plan.requeue:
             print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
+from compiler.core.buildlock import hold_build
 from compiler.core.statusfile import StatusWriteError
 from compiler.runtime.chunkrun import ChunkRequest, run_chunk
 
@@ -20,6 +21,7 @@ class RunChunkOptions:
 
 
 def run(opts: RunChunkOptions) -> int:
+    hold_build(opts.build_dir)  # in use while the job runs, even if Snakemake dies
     try:
         return run_chunk(
             ChunkRequest(opts.build_dir, opts.gate, opts.low, opts.high, opts.key, opts.attempt)

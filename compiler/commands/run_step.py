@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
+from compiler.core.buildlock import hold_build
 from compiler.core.statusfile import StatusWriteError
 from compiler.runtime.wrapper import JobRequest, run_job
 
@@ -19,6 +20,7 @@ class RunStepOptions:
 
 
 def run(opts: RunStepOptions) -> int:
+    hold_build(opts.build_dir)  # in use while the job runs, even if Snakemake dies
     try:
         return run_job(JobRequest(opts.build_dir, opts.job, opts.slot, opts.attempt, opts.runtime))
     except StatusWriteError as e:

@@ -9,6 +9,7 @@ import jinja2
 
 from compiler import MANIFEST_VERSION, __version__
 from compiler.core.diagnostics import CompileError, Diagnostic, Loc
+from compiler.core.manifestio import portable
 from compiler.core.names import rule_name
 from compiler.model.types import Workflow
 from compiler.render.assets import asset_dir
@@ -54,6 +55,9 @@ def render_build(
     model: Workflow, manifest: dict, plan: Plan, gate_work: GateWork
 ) -> dict[str, str]:
     """Every file of a build, by name relative to the build directory."""
+    # What the build holds names paths inside the workflow directory relative to it:
+    # the directory can be moved or copied (runtime finds it from where the build lies).
+    manifest = portable(manifest)
     build = manifest["build"]
     python = manifest["python"]
     shell = (

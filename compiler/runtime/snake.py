@@ -11,6 +11,7 @@ import socket
 import sys
 import time
 
+from compiler.core.buildlock import hold_build, workflow_dir_of
 from compiler.core.growth import grown_from_json
 from compiler.core.names import rule_name, slot_file
 from compiler.model.axes import untag
@@ -19,12 +20,16 @@ from compiler.render.coverage import chunk_name, marker_path
 from compiler.runtime.build import BUILDS, gate_targets, manifest, status_coverage
 from compiler.runtime.jobs import job_targets, next_steps, resource
 
+__all__ = ["Build", "Gates", "workflow_dir_of"]
+
 
 class Build:
     def __init__(self, workflow_dir: str, build: str):
         self.dir = workflow_dir
         self.build = build
         self._lock_fd: int | None = None
+        # In use while this Snakemake lives: no compile's prune removes it.
+        hold_build(self.build_dir(build))
 
     def build_dir(self, build: str) -> str:
         return os.path.join(self.dir, BUILDS, build)

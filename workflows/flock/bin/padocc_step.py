@@ -12,6 +12,15 @@ from pathlib import Path
 
 def main(phase: str, dataset: str, *rest: str) -> int:
     time.sleep(float(os.environ.get("FLOCK_STEP_SLEEP", "0")))  # tests that kill a cycle midway
+    # Tests that need a cycle caught mid-way: while the file FLOCK_STEP_HOLD names
+    # exists, steps (of phase FLOCK_STEP_HOLD_PHASE only, when set) wait, and say so
+    # by touching <file>.seen.
+    hold = os.environ.get("FLOCK_STEP_HOLD", "")
+    if os.environ.get("FLOCK_STEP_HOLD_PHASE", phase) != phase:
+        hold = ""
+    while hold and os.path.exists(hold):
+        Path(hold + ".seen").touch()
+        time.sleep(0.05)
     with open("runs.log", "a") as f:
         f.write(phase + "\n")
     if phase == "init":

@@ -1,0 +1,65 @@
+"""Which builds are in use, and where a build's workflow directory is.
+
+A process that runs a build (each Snakemake that parses its Snakefile, each job
+wrapper) holds a shared flock on the build's directory for its lifetime. A compile
+removes an old build only after taking an exclusive flock on it without waiting. The
+kernel drops a flock when its holder dies, kill -9 included: nothing to clean up.
+
+Nothing a compile writes names the workflow directory by its absolute path: a build
+finds it at run time from where it lies (`<dir>/.padocc/builds/<build>`), so a
+moved or copied workflow directory acts on itself only.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+
+_HELD: dict[str, int] = {}  # build dir -> fd, held until the process ends
+
+
+def hold_build(build_dir: str) -> None:
+    """Mark build_dir in use by this process until it exits (idempotent)."""
+    key = os.path.abspath(build_dir)
+    if key in _HELD:
+        return
+    try:
+        fd = os.open(key, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return  # no such build: whoever reads it says so, with its own message
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    _HELD[key] = fd
+
+
+def try_remove_unused(build_dir: os.PathLike | str) -> bool:
+    """Remove build_dir unless a live process holds it; True if removed."""
+    try:
+        fd = os.open(build_dir, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        # Still the directory we locked (not renamed away and replaced meanwhile).
+        if os.stat(build_dir).st_ino != os.fstat(fd).st_ino:
+            return False
+        shutil.rmtree(build_dir, ignore_errors=True)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def workflow_dir_of(path: str) -> str:
+    """The workflow directory of a path inside it: the parent of the innermost
+    `.padocc` component of its absolute form, else the path itself (the Snakefile
+    beside workflow.yaml)."""
+    parts = os.path.abspath(path).split(os.sep)
+    for i in range(len(parts) - 1, 0, -1):
+        if parts[i] == ".padocc":
+            return os.sep.join(parts[:i]) or os.sep
+    return os.path.abspath(path)
