@@ -197,13 +197,16 @@ def resolve_gates(
             )
         known = set(GATE_PLACEHOLDERS) | ({"dataset"} | facets if keyed else set())
         if command:
-            parse_template(command, g.val_loc("command"), known, f"command of gate '{name}'")
+            parse_template(
+                command, g.val_loc("command"), known, f"command of gate '{name}'", shell=True
+            )
         if coverage:
             parse_template(
                 coverage,
                 g.val_loc("coverage"),
                 set(GATE_PLACEHOLDERS) | {"dataset"} | facets,
                 f"coverage of gate '{name}'",
+                shell=True,
             )
         resources, retries, growth = run_settings(g, base, f"gate '{name}'")
         max_failures = g.get("max_failures", 3)
