@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,7 +49,7 @@ class Compiled:
 
 
 def new_build_id(now: datetime, seed: str) -> str:
-    digest = hashlib.sha256(f"{seed}{now.timestamp()}".encode()).hexdigest()[:8]
+    digest = hashlib.sha256(os.fsencode(f"{seed}{now.timestamp()}")).hexdigest()[:8]
     return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + digest
 
 
