@@ -409,7 +409,7 @@ def run_final(camp: Campaign, run_dir: Path, outcome: str) -> tuple[int, str]:
     values = {"run_dir": str(run_dir), "campaign": camp.name, "outcome": outcome,
               "python": sys.executable}  # fmt: skip
     command = parse_template(
-        camp.final.command, camp.final.loc, FINAL_FIELDS, "final command"
+        camp.final.command, camp.final.loc, FINAL_FIELDS, "final command", shell=True
     ).fill(values, shlex.quote)
     env = {**os.environ, "PADOCC_RUN_DIR": str(run_dir), "PADOCC_CAMPAIGN": camp.name,
            "PADOCC_OUTCOME": outcome}  # fmt: skip

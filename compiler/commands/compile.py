@@ -63,7 +63,7 @@ def keep_builds() -> int:
 
 
 def new_build_id(now: datetime, seed: str) -> str:
-    digest = hashlib.sha256(f"{seed}{now.timestamp()}".encode()).hexdigest()[:8]
+    digest = hashlib.sha256(os.fsencode(f"{seed}{now.timestamp()}")).hexdigest()[:8]
     return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + digest
 
 

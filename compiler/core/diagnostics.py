@@ -28,7 +28,18 @@ class Diagnostic:
     severity: str = "error"  # "error" or "warning"
 
     def __str__(self) -> str:
-        return f"{self.loc}: {self.severity}: {self.message}"
+        return one_line(f"{self.loc}: {self.severity}: {self.message}")
+
+
+MAX_LINE = 1000  # characters: a message quoting a huge value is cut
+
+
+def one_line(text: str) -> str:
+    """A diagnostic is always one printable line, whatever the values it quotes hold
+    (a newline in a command, a lone surrogate from a non-UTF-8 name)."""
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= MAX_LINE else text[: MAX_LINE - 3] + "..."
 
 
 class CompileError(Exception):

@@ -27,7 +27,6 @@ from compiler.model.templates import parse_template
 WHEN_RUN = ("always", "success", "failure")
 FINAL_FIELDS = ("run_dir", "campaign", "outcome", "python")
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*\Z")
-_FIELD = re.compile(r"\{([^{}|]*)")
 
 
 @dataclass(frozen=True)
@@ -231,12 +230,5 @@ def _final(value: Any, loc: Loc) -> FinalStep:
             f"'when_run' must be one of {', '.join(WHEN_RUN)}, not '{when}'{hint}",
         )
     cmd, cloc = m["command"], m.val_loc("command")
-    for found in _FIELD.findall(cmd):
-        name = found.strip()
-        if name and name not in FINAL_FIELDS:
-            raise fail(
-                cloc,
-                f"final command names unknown placeholder '{name}'{suggest(name, FINAL_FIELDS)}",
-            )
-    parse_template(cmd, cloc, FINAL_FIELDS, "final command")  # braces and filters
+    parse_template(cmd, cloc, FINAL_FIELDS, "final command", shell=True, noun="placeholder")
     return FinalStep(cmd, when.lower(), m.loc)

@@ -7,13 +7,13 @@ same chunks and nothing is made twice.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
 from compiler.core.diagnostics import CompileError, Loc, fail
+from compiler.model import hooks
 from compiler.model.axes import convert, fmt_value
 
 
@@ -43,10 +43,7 @@ def wanted_chunks(gate: dict, low: float, high: float) -> list[tuple[float, floa
 
 @lru_cache(maxsize=64)
 def _hook(path: str, func: str):
-    spec = importlib.util.spec_from_file_location(f"padocc_hook_{abs(hash(path))}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return getattr(mod, func)
+    return getattr(hooks.load_module(path, f"padocc_hook_{abs(hash(path))}"), func)
 
 
 def _hook_range(pre: dict, down: dict, lo: float, hi: float) -> tuple[float, float]:
@@ -62,9 +59,9 @@ def _hook_range(pre: dict, down: dict, lo: float, hi: float) -> tuple[float, flo
         )
 
     try:
-        got = _hook(m["hook_path"], m["hook_func"])(lo, hi)
-    except Exception as e:  # the user's code
-        raise bad(f"{type(e).__name__}: {e}") from None
+        got = hooks.call(_hook(m["hook_path"], m["hook_func"]), lo, hi)
+    except (hooks.HookError, AttributeError) as e:  # the user's code
+        raise bad(str(e)) from None
     try:
         a, b = (float(x) for x in got)
         if not (math.isfinite(a) and math.isfinite(b)):

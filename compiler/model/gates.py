@@ -3,7 +3,6 @@ chunks of at most `maxrange` on a fixed grid, with preconditions on other gates.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from compiler.core.diagnostics import Loc, fail, suggest
 from compiler.load import schema as S
 from compiler.load.yamlpos import YList, YMap
+from compiler.model import hooks
 from compiler.model.axes import AXES, convertible, parse_length, parse_value
 from compiler.model.steps import STEP_NAME, RunDefaults, run_settings
 from compiler.model.templates import parse_template
@@ -88,14 +88,10 @@ def _precondition(item, loc: Loc, wf_dir: Path, axis: str) -> Precondition:
             raise fail(
                 m.val_loc("hook"), f"hook file '{file}' is not a file inside the workflow directory"
             )
-        s = importlib.util.spec_from_file_location("padocc_hook_check", path)
-        mod = importlib.util.module_from_spec(s)
         try:
-            s.loader.exec_module(mod)  # type: ignore[union-attr]
-        except Exception as e:  # the user's code: report, do not crash
-            raise fail(
-                m.val_loc("hook"), f"hook file '{file}' failed to load: {type(e).__name__}: {e}"
-            ) from None
+            mod = hooks.load_module(str(path), "padocc_hook_check")
+        except hooks.HookError as e:  # the user's code: report, do not crash
+            raise fail(m.val_loc("hook"), f"hook file '{file}' failed to load: {e}") from None
         if not callable(getattr(mod, func, None)):
             raise fail(m.val_loc("hook"), f"hook file '{file}' has no function '{func}'")
         return Precondition(p["gate"], p.val_loc("gate"), hook_path=str(path), hook_func=func)
@@ -197,13 +193,16 @@ def resolve_gates(
             )
         known = set(GATE_PLACEHOLDERS) | ({"dataset"} | facets if keyed else set())
         if command:
-            parse_template(command, g.val_loc("command"), known, f"command of gate '{name}'")
+            parse_template(
+                command, g.val_loc("command"), known, f"command of gate '{name}'", shell=True
+            )
         if coverage:
             parse_template(
                 coverage,
                 g.val_loc("coverage"),
                 set(GATE_PLACEHOLDERS) | {"dataset"} | facets,
                 f"coverage of gate '{name}'",
+                shell=True,
             )
         resources, retries, growth = run_settings(g, base, f"gate '{name}'")
         max_failures = g.get("max_failures", 3)

@@ -166,7 +166,9 @@ def resolve_steps(raw: list[RawStep], defaults: YMap | None, facets: set[str]) -
         if not STEP_NAME.match(rs.name):
             raise fail(rs.loc, f"step name '{rs.name}' must be a letter then letters, digits or _")
         b = rs.body
-        parse_template(b["command"], b.val_loc("command"), known, f"command of step '{rs.name}'")
+        parse_template(
+            b["command"], b.val_loc("command"), known, f"command of step '{rs.name}'", shell=True
+        )
         resources, retries, growth = run_settings(b, base, f"step '{rs.name}'")
         states = S.str_list(b.get("states", []), b.val_loc("states"), "'states'")
         for st, sloc in states:

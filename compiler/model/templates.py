@@ -8,8 +8,6 @@ from dataclasses import dataclass
 
 from compiler.core.diagnostics import Loc, fail, suggest
 
-_FIELD = re.compile(r"\{([^{}]*)\}")
-
 FILTERS: dict[str, Callable[[str], str]] = {
     "nodash": lambda s: s.replace("-", ""),
     "nodot": lambda s: s.replace(".", ""),
@@ -41,28 +39,73 @@ class Template:
         return "".join(out)
 
 
-def parse_template(text: str, loc: Loc, known: Iterable[str], what: str) -> Template:
+def parse_template(
+    text: str, loc: Loc, known: Iterable[str], what: str, shell: bool = False, noun: str = "facet"
+) -> Template:
+    """`{name}` or `{name|filter|...}` is a placeholder; `{{` and `}}` are a literal
+    brace. In a shell command (`shell`), `${...}` is the shell's own expansion and is
+    passed through whole (`${SLEEP:-300}`, `${A:-${B}}`)."""
     known = set(known)
     parts: list = []
-    pos = 0
-    for m in _FIELD.finditer(text):
-        if m.start() > pos:
-            parts.append(text[pos : m.start()])
-        name, *filters = [x.strip() for x in m.group(1).split("|")]
-        if not name:
-            raise fail(loc, f"{what} has an empty '{{}}' placeholder")
-        if name not in known:
-            raise fail(loc, f"{what} names unknown facet '{name}'{suggest(name, known)}")
-        for f in filters:
-            if f not in FILTERS:
-                raise fail(loc, f"{what} uses unknown filter '{f}'{suggest(f, FILTERS)}")
-        parts.append((name, tuple(filters)))
-        pos = m.end()
-    if pos < len(text):
-        parts.append(text[pos:])
-    if any(isinstance(p, str) and ("{" in p or "}" in p) for p in parts):
-        raise fail(loc, f"{what} has an unbalanced '{{' or '}}'")
+    lit: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c not in "{}":
+            j = i + 1
+            while j < n and text[j] not in "{}":
+                j += 1
+            lit.append(text[i:j])
+            i = j
+        elif text.startswith(c * 2, i):
+            lit.append(c)
+            i += 2
+        elif c == "}":
+            raise fail(loc, f"{what} has an unbalanced '}}' (write '}}}}' for a literal one)")
+        elif shell and i > 0 and text[i - 1] == "$":
+            j = _shell_expansion_end(text, i)
+            if j < 0:
+                raise fail(loc, f"{what} has an unbalanced '${{' (no '}}' closes it)")
+            lit.append(text[i:j])
+            i = j
+        else:
+            j = text.find("}", i)
+            if j < 0 or "{" in text[i + 1 : j]:
+                raise fail(loc, f"{what} has an unbalanced '{{' (write '{{{{' for a literal one)")
+            if lit:
+                parts.append("".join(lit))
+                lit = []
+            parts.append(_placeholder(text[i + 1 : j], loc, known, what, noun))
+            i = j + 1
+    if lit:
+        parts.append("".join(lit))
     return Template(text, tuple(parts))
+
+
+def _shell_expansion_end(text: str, start: int) -> int:
+    """The index just past the '}' that closes the '{' at `start` (nested braces count),
+    or -1."""
+    depth = 0
+    for k in range(start, len(text)):
+        if text[k] == "{":
+            depth += 1
+        elif text[k] == "}":
+            depth -= 1
+            if depth == 0:
+                return k + 1
+    return -1
+
+
+def _placeholder(field: str, loc: Loc, known: set[str], what: str, noun: str) -> tuple:
+    name, *filters = [x.strip() for x in field.split("|")]
+    if not name:
+        raise fail(loc, f"{what} has an empty '{{}}' placeholder")
+    if name not in known:
+        raise fail(loc, f"{what} names unknown {noun} '{name}'{suggest(name, known)}")
+    for f in filters:
+        if f not in FILTERS:
+            raise fail(loc, f"{what} uses unknown filter '{f}'{suggest(f, FILTERS)}")
+    return (name, tuple(filters))
 
 
 def template_regex(t: Template) -> re.Pattern:

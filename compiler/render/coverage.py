@@ -68,7 +68,7 @@ def _run_status_command(
         "dataset": key,
         **facets,
     }
-    t = parse_template(gate["coverage"], Loc(gate["source"]), values, "coverage")
+    t = parse_template(gate["coverage"], Loc(gate["source"]), values, "coverage", shell=True)
     cmd = t.fill(values, shlex.quote)
     try:
         out = subprocess.run(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 
 import jinja2
 
@@ -12,6 +11,7 @@ from compiler.core.diagnostics import CompileError, Diagnostic, Loc
 from compiler.core.manifestio import portable
 from compiler.core.names import rule_name
 from compiler.model.types import Workflow
+from compiler.render import escape
 from compiler.render.assets import asset_dir
 from compiler.render.gateplan import GateWork
 from compiler.render.manifest import datasets_tsv
@@ -19,21 +19,20 @@ from compiler.render.plan import Plan, bundles_tsv, pending_tsv
 from compiler.render.write import WORKFLOW_PROFILE
 
 
-def _py(value: object) -> str:
-    """A Python literal for a Snakefile (tojson would HTML-escape '<', '>' and '&')."""
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _env() -> jinja2.Environment:
+def _env(html: bool) -> jinja2.Environment:
+    """HTML pages escape every value as HTML; every other template (the Snakefile, the
+    workflow profile) must end each value in one of escape.FILTERS, or rendering fails."""
     env = jinja2.Environment(
         loader=jinja2.FunctionLoader(_template_source),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
-        autoescape=False,
+        autoescape=html,
+        finalize=None if html else escape.only_escaped,
     )
-    env.filters["py"] = _py
+    if not html:
+        env.filters.update(escape.FILTERS)
     return env
 
 
@@ -43,8 +42,8 @@ def _template_source(name: str) -> str:
 
 def render_template(name: str, context: dict) -> str:
     try:
-        return _env().get_template(name).render(**context)
-    except jinja2.TemplateError as e:
+        return _env(name.endswith(".html.j2")).get_template(name).render(**context)
+    except (jinja2.TemplateError, TypeError, ValueError) as e:
         lineno = getattr(e, "lineno", 0) or 0
         raise CompileError(
             [Diagnostic(Loc(f"templates/{name}", lineno, 1), f"template error: {e}")]
@@ -61,7 +60,7 @@ def render_build(
     build = manifest["build"]
     python = manifest["python"]
     shell = (
-        f"{shlex.quote(python)} -m compiler run-step .padocc/builds/{{wildcards.build}} "
+        f"{escape.shell_word(python)} -m compiler run-step .padocc/builds/{{wildcards.build}} "
         "{wildcards.job:q} {wildcards.slot} --attempt {resources.attempt} "
         "--runtime {resources.runtime} > {log:q} 2>&1"
     )
@@ -92,7 +91,10 @@ def render_build(
         # Only when the workflow names them: an empty value would override the
         # profile's default-resources, and the SLURM plugin would submit without -A.
         "slurm": {
-            k: any(r["resources"][f"slurm_{k}"] for r in [*manifest["steps"].values(), *manifest["gates"].values()])
+            k: any(
+                r["resources"][f"slurm_{k}"]
+                for r in [*manifest["steps"].values(), *manifest["gates"].values()]
+            )
             for k in ("partition", "account")
         },
     }
@@ -117,7 +119,8 @@ def render_build(
 def _gate_context(name: str, g: dict, python: str, build: str) -> dict:
     keyed = "{key}/" if g["keyed"] else ""
     shell = (
-        f"{shlex.quote(python)} -m compiler run-chunk .padocc/builds/{build} {shlex.quote(name)} "
+        f"{escape.shell_word(python)} -m compiler run-chunk .padocc/builds/{escape.shell_word(build)} "
+        f"{escape.shell_word(name)} "
         "{wildcards.low} {wildcards.high}"
         + (" --key {wildcards.key:q}" if g["keyed"] else "")
         + " --attempt {resources.attempt} > {log:q} 2>&1"

@@ -57,7 +57,7 @@ def run_chunk(req: ChunkRequest) -> int:
         "attempt": str(req.attempt),
         "dataset": req.key,
     }
-    command = parse_template(g["command"], Loc(g["source"]), values, "command").fill(
+    command = parse_template(g["command"], Loc(g["source"]), values, "command", shell=True).fill(
         values, shlex.quote
     )
     jobid = os.environ.get("SLURM_JOB_ID", "")

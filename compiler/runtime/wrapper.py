@@ -318,9 +318,9 @@ def _run_step(job: _Job, act: dict, attempt: int, heal: bool = True) -> tuple[st
     }  # fmt: skip
     # Every value from data is shell-quoted before it reaches the shell.
     try:
-        command = parse_template(step["command"], Loc(step["source"]), values, "command").fill(
-            values, shlex.quote
-        )
+        command = parse_template(
+            step["command"], Loc(step["source"]), values, "command", shell=True
+        ).fill(values, shlex.quote)
     except CompileError as e:
         # This dataset lacks a facet the command names: a Fail with the reason, not a crash.
         rc, state, wall, maxrss_mb, extra = -1, "Fail", 0.0, 0.0, {"problem": str(e.diagnostics[0])}
