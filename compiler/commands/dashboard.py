@@ -14,9 +14,12 @@ import os
 import re
 import sys
 import tempfile
+import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from markupsafe import Markup
 
 from compiler.commands.report import Report, axis_text, build_report, times
 from compiler.commands.status import counts
@@ -54,7 +57,8 @@ def run(opts: DashboardOptions) -> int:
     for w in s.warnings:
         print(f"warning: {w}", file=sys.stderr)
     try:
-        html = render_template(TEMPLATE, context(s, r, max(0, opts.max_list)))
+        page_dir = Path(opts.output).resolve().parent
+        html = render_template(TEMPLATE, context(s, r, max(0, opts.max_list), page_dir))
     except CompileError as e:
         for d in e.diagnostics:
             print(d, file=sys.stderr)
@@ -98,7 +102,62 @@ class _Ids:
         return out
 
 
-def context(s: Survey, r: Report, max_list: int) -> dict:
+def link(path: str | None, page_dir: Path) -> str:
+    """A log's link relative to the page, so a copy of the page and the logs beside it
+    opens anywhere (off the cluster too)."""
+    if not path:
+        return ""
+    return urllib.parse.quote(os.path.relpath(path, page_dir))
+
+
+def graph_svg(s: Survey) -> str:
+    """The transition graph with datasets per step, as inline SVG (Graphviz's `dot`,
+    run now: the page fetches nothing); "" when Graphviz is not installed."""
+    from compiler.commands.graph import GraphError, to_svg
+    from compiler.render.graphdot import graph_dot
+
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for rec in s.records:
+        c = counts.setdefault((rec.workflow, rec.step), {})
+        c[rec.state] = c.get(rec.state, 0) + 1
+    try:
+        svg = to_svg(graph_dot(s.manifest["graph"], s.name, counts, list(s.manifest["steps"])))
+    except GraphError:
+        return ""
+    return svg[svg.index("<svg") :]  # the XML prolog and doctype cannot stand inside HTML
+
+
+WHY_MAX = 20_000  # datasets the page's search answers for; `padocc why` answers for all
+
+
+def why_index(s: Survey) -> dict[str, list[str]]:
+    """id -> [Step:State, since, what it means], for the page's search box: datasets that
+    need a look first (not finished in Pass), then the rest, up to WHY_MAX."""
+    root = s.root
+    out: dict[str, list[str]] = {}
+    ranked = sorted(s.records, key=lambda r: (r.workflow == root and r.state == "Pass", r.id))
+    for rec in ranked[:WHY_MAX]:
+        at = f"{rec.step}:{rec.state}" + (f" (in {rec.workflow})" if rec.workflow != rec.step else "")
+        eng = rec.engaged
+        if rec.blocked:
+            text = "blocked: padocc unblock releases it"
+        elif eng is not None:
+            where = eng.params.get("slurm_jobid") or f"pid {eng.params.get('pid', '?')}"
+            text = f"{rec.step} engaged ({where}): running, or died with no outcome"
+        elif rec.state == "Quarantined":
+            text = "quarantined: " + (rec.current.params.get("reason", "") if rec.current else "")
+        elif rec.workflow == root and rec.step == root and rec.state in ("Pass", "Fail"):
+            text = f"finished in {rec.state}"
+        elif rec.since is None:
+            text = "not started: the next cycle starts it"
+        else:
+            text = "waiting for the next cycle to move it on"
+        out[rec.id] = [at, iso(rec.since) or "", text]
+    return out
+
+
+def context(s: Survey, r: Report, max_list: int, page_dir: Path | None = None) -> dict:
+    page_dir = page_dir or Path.cwd()
     ids = _Ids()
     by_pos = counts(s, s.records)
     root = s.root
@@ -146,8 +205,10 @@ def context(s: Survey, r: Report, max_list: int) -> dict:
         def px(v: float, c=c, span=span) -> float:
             return round(CHART_W * (min(max(v, c.low), c.high) - c.low) / span, 1)
 
+        ticks = [{"x": round(CHART_W * i / 4, 1), "text": axis_text(c.axis, c.low + span * i / 4),
+                  "anchor": ("start", "middle", "middle", "middle", "end")[i]} for i in range(5)]
         gates.append({
-            "gate": c.gate, "id": ids("gate", c.gate), "axis": c.axis,
+            "gate": c.gate, "id": ids("gate", c.gate), "axis": c.axis, "ticks": ticks,
             "low": axis_text(c.axis, c.low), "high": axis_text(c.axis, c.high),
             "covered": f"{c.covered * 100:.1f}%",
             "intervals": [{"x": px(a), "w": max(0.5, px(b) - px(a)), "kind": k} for a, b, k in c.intervals],
@@ -170,13 +231,18 @@ def context(s: Survey, r: Report, max_list: int) -> dict:
         "gates": gates,
         "failures": [{"dataset": f.dataset, "step": f.step, "state": f.state, "when": iso(f.ts),
                       "params": format_params(f.params), "log": f.log or "",
-                      "log_url": Path(f.log).as_uri() if f.log else "", "slurm_jobid": f.slurm_jobid}
+                      "log_url": link(f.log, page_dir), "slurm_jobid": f.slurm_jobid}
                      for f in r.failures[:MAX_ROWS]],
         "n_failures": len(r.failures),
         "stuck": [{"dataset": x.dataset, "step": x.step, "since": iso(x.ts), "age": human_seconds(x.age_s),
-                   "host": x.host, "pid": x.pid, "slurm_jobid": x.slurm_jobid, "log": x.log or ""}
+                   "host": x.host, "pid": x.pid, "slurm_jobid": x.slurm_jobid, "log": x.log or "",
+                   "log_url": link(x.log, page_dir)}
                   for x in r.stuck[:MAX_ROWS]],
         "n_stuck": len(r.stuck),
         "warnings": s.warnings[:MAX_ROWS],
+        "graph_svg": Markup(graph_svg(s)),  # made by Graphviz from escaped DOT
+        "why": why_index(s),
+        "why_max": WHY_MAX,
+        "workflow_dir": str(s.workflow_dir),
         "n_warnings": len(s.warnings),
     }
