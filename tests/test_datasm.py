@@ -26,12 +26,15 @@ def test_counts_match_datasm(ids):
     assert sum(i.startswith("E3SM.") for i in ids) == 5488
 
 
-def _datasm_ids() -> set[str]:
-    """datasm's own enumeration (collect_cmip_datasets / collect_e3sm_datasets), written
-    out as plain loops over the spec: our declarative walks must give exactly these."""
+def _datasm_ids(spec_file: Path = DATASM / "dataset_spec.yaml") -> set[str]:
+    """datasm's own enumeration, written out as plain loops over the spec: our
+    declarative walks must give exactly these. E3SM-Project/datasm at
+    18eb7f46803a9553c4d95916a2b2e0e3887b349e, datasm/datasm.py, collect_cmip_datasets and
+    collect_e3sm_datasets (an experiment's `except` filters tables and variables; an
+    E3SM {grid, data_types} entry's `except` filters its data types)."""
     import yaml
 
-    spec = yaml.safe_load((DATASM / "dataset_spec.yaml").read_text())
+    spec = yaml.safe_load(spec_file.read_text())
     out = set()
     for act, institutions in spec["project"]["CMIP6"].items():
         if act == "test":
@@ -57,6 +60,7 @@ def _datasm_ids() -> set[str]:
                         out.update(
                             f"E3SM.{ver}.{exp}.{res}.{realm}.{entry['grid']}.{dt}.{ens}"
                             for dt in entry["data_types"]
+                            if not (entry.get("except") and dt in entry["except"])
                             for ens in e["ens"]
                         )
     return out
@@ -64,6 +68,50 @@ def _datasm_ids() -> set[str]:
 
 def test_every_id_matches_datasm(ids):
     assert set(ids) == _datasm_ids()
+
+
+def test_except_scope_is_datasms(tmp_path):
+    # No shipped spec tells the scopes apart: give the real spec `except` names that
+    # datasm does not drop (an ensemble; a grid named at an E3SM experiment) and one it
+    # does (a data type in one {grid, data_types} entry).
+    wf = tmp_path / "datasm"
+    shutil.copytree(DATASM, wf)
+    spec = wf / "dataset_spec.yaml"
+    lines = spec.read_text().split("\n")
+    cmip = next(
+        i for i, ln in enumerate(lines) if ln == "                        except:" and i > 260
+    )
+    lines.insert(cmip + 1, "                            - r1i1p1f1")
+    hr = lines.index("            1950-1970-Transient-HR:")
+    exp = lines.index("                except:", hr)
+    lines.insert(exp + 1, "                    - native")
+    item = lines.index("                                grid: native", hr)
+    lines[item + 1 : item + 1] = [
+        "                                except:",
+        "                                    - model-output.mon",
+    ]
+    spec.write_text("\n".join(lines))
+    want = _datasm_ids(spec)
+    assert len(want) < 32146  # the entry's except dropped something, and only that
+    assert len(_datasm_ids(DATASM / "dataset_spec.yaml")) - len(want) == 1
+    r = padocc("datasets", str(wf))
+    assert r.returncode == 0, r.stderr
+    assert set(r.stdout.split()) == want
+
+
+def test_except_names_a_later_facet(tmp_path):
+    wf = tmp_path / "datasm"
+    shutil.copytree(DATASM, wf)
+    w = wf / "workflow.yaml"
+    w.write_text(w.read_text().replace("except: [table, variable]", "except: [tabel, variable]"))
+    r = padocc("datasets", "datasm", cwd=tmp_path)
+    assert r.returncode == 2
+    line = _line_of(w, "except: [tabel")
+    col = w.read_text().split("\n")[line - 1].index("tabel") + 1
+    assert r.stderr.splitlines() == [
+        f"datasm/workflow.yaml:{line}:{col}: error: walk 'cmip6': 'except' names facet 'tabel', "
+        "which no later level has"
+    ]
 
 
 def test_sample_ids(ids):

@@ -30,6 +30,7 @@ class RawLevel:
     attrs: list[tuple[str, Loc]]
     split_sep: str | None
     split_into: list[tuple[str, Loc]]
+    except_facets: list[tuple[str, Loc]] = field(default_factory=list)  # the key `except`
 
 
 @dataclass
@@ -119,6 +120,7 @@ def _load_levels(value: Any, loc: Loc) -> list[RawLevel]:
                 attrs=S.str_list(m.get("attrs", []), m.val_loc("attrs"), "'attrs'"),
                 split_sep=sep,
                 split_into=into,
+                except_facets=S.str_list(m.get("except", []), m.val_loc("except"), "'except'"),
             )
         )
     return levels
