@@ -4,6 +4,7 @@ and the checker finds the real defects in datasm's transition graphs."""
 from __future__ import annotations
 
 import filecmp
+import json
 import shutil
 from pathlib import Path
 
@@ -466,3 +467,21 @@ def test_duplicate_routing_key_same_target_is_a_warning(wf):
         "datasm/graph/postprocess/transitions.yaml:4:3: warning: duplicate key 'atmos-native-mon' "
         "(first at line 2) with the same value; the repeat is ignored"
     ) in r.stderr.splitlines()
+
+
+def test_key_of_an_outer_graph_is_taken_first(wf):
+    # datasm's next_state tests `test_state in self.transitions` at the top graph, then
+    # at each sub-workflow on the way down: an outer key shadows an inner one.
+    _fix_line_29(wf)
+    v = wf / "graph/validation/transitions.yaml"
+    v.write_text(v.read_text() + "\nCheckTime:Pass:\n    default:\n        - Fail\n")
+    line = _line_of(v, "CheckTime:Pass:")
+    r = padocc("compile", "datasm", cwd=wf.parent)
+    assert r.returncode == 0, r.stderr
+    for sub in ("atm-validation", "lnd-validation"):
+        assert (
+            f"datasm/graph/validation/{sub}/transitions.yaml:28:1: warning: 'CheckTime:Pass' is "
+            f"never used: datasm looks keys up from the top graph down and takes {V}'s (line {line})"
+        ) in r.stderr.splitlines()
+    table = json.loads((wf / ".padocc/current/manifest.json").read_text())["graph"]["table"]
+    assert table["ATMValidation/CheckTime:Pass"] == {"": {"kind": "final", "state": "Fail"}}

@@ -183,6 +183,15 @@ class _Checker:
     def warn(self, loc: Loc, message: str) -> None:
         self.findings.setdefault((loc, message), "warning")
 
+    def _shadowing(self, g: str, step: str, state: str) -> str | None:
+        """The outermost graph above g that holds the key step:state, if any."""
+        chain = []
+        p = self.files[g].parent
+        while p is not None:
+            chain.append(p)
+            p = self.files[p].parent
+        return next((a for a in reversed(chain) if (step, state) in self.files[a].entries), None)
+
     @staticmethod
     def _near_entry(f: _File, step: str, state: str) -> tuple[str, str] | None:
         """An entry of f whose key differs only in case from step:state."""
@@ -213,6 +222,9 @@ class _Checker:
             )
         if state == "Engaged":
             return self._engaged(f, step, k, ref, hops, quiet)
+        owner = self._shadowing(g, step, state)
+        if owner is not None:  # datasm looks a key up from the top graph down
+            return self.node(owner, step, state, k, ref, hops + 1, quiet, shallow)
         ent = f.entries.get((step, state))
         if ent is not None:
             if shallow:
@@ -410,6 +422,15 @@ def resolve_graph(
             first = next(iter(f.entries.values())).loc
             c.warn(first, f"unreachable: no dataset of the spec enters {f.shown}")
         for (step, state), ent in f.entries.items():
+            owner = c._shadowing(g, step, state)
+            if owner is not None:
+                o = c.files[owner]
+                c.warn(
+                    ent.loc,
+                    f"'{step}:{state}' is never used: datasm looks keys up from the top graph "
+                    f"down and takes {o.shown}'s (line {o.entries[(step, state)].loc.line})",
+                )
+                continue
             reached = (g, step, state) in c.visited
             if not reached and not whole:
                 c.warn(ent.loc, f"unreachable: no dataset of the spec reaches '{step}:{state}'")
