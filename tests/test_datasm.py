@@ -257,6 +257,13 @@ def _fix_line_29(wf: Path) -> None:
     _edit(wf / "graph/transitions.yaml", 29, "Validation:Ready", "VALIDATION:Ready")
 
 
+def _check_edited(wf: Path, file: str, line: int, old: str, new: str):
+    """Check datasm's graph, its real defect fixed, with one more line changed."""
+    _fix_line_29(wf)
+    _edit(wf / file, line, old, new)
+    return _check(wf, wf.parent)
+
+
 V = "datasm/graph/validation/transitions.yaml"
 ATM = "datasm/graph/validation/atm-validation/transitions.yaml"
 
@@ -273,11 +280,9 @@ def test_sub_workflow_names_match_in_any_case(wf):
 
 def test_sub_workflow_end_is_read_in_capitals_exactly(wf):
     # datasm writes `<NAME.upper()>:Pass`: a parent key `ATMValidation:Pass` never matches.
-    _fix_line_29(wf)
-    _edit(
-        wf / "graph/validation/transitions.yaml", 51, "ATMVALIDATION:Pass:", "ATMValidation:Pass:"
+    rc, errors, _ = _check_edited(
+        wf, "graph/validation/transitions.yaml", 51, "ATMVALIDATION:Pass:", "ATMValidation:Pass:"
     )
-    rc, errors, _ = _check(wf, wf.parent)
     assert rc == 2
     assert errors == [
         f"{ATM}:{line}:9: error: dead end: sub-workflow 'ATMValidation' ends in 'Pass', which "
@@ -289,9 +294,9 @@ def test_sub_workflow_end_is_read_in_capitals_exactly(wf):
 
 def test_unproduced_routes_get_name_checks(wf):
     # `atmos-ts-mon` is produced by no dataset: a misspelt sub-workflow under it is a warning.
-    _fix_line_29(wf)
-    _edit(wf / "graph/transitions.yaml", 3, "POSTPROCESS:Ready", "PostProcessing:Ready")
-    rc, errors, warnings = _check(wf, wf.parent)
+    rc, errors, warnings = _check_edited(
+        wf, "graph/transitions.yaml", 3, "POSTPROCESS:Ready", "PostProcessing:Ready"
+    )
     assert (rc, errors) == (0, [])
     assert (
         "datasm/graph/transitions.yaml:3:11: warning: unknown step 'PostProcessing' in "
@@ -302,9 +307,9 @@ def test_unproduced_routes_get_name_checks(wf):
 
 def test_routing_key_differing_in_case_is_an_error(wf):
     # datasm: `self.transitions[test_state].get(target_data_type)`, else 'default'.
-    _fix_line_29(wf)
-    _edit(wf / "graph/validation/transitions.yaml", 24, "atmos-native-mon:", "Atmos-native-mon:")
-    rc, errors, _ = _check(wf, wf.parent)
+    rc, errors, _ = _check_edited(
+        wf, "graph/validation/transitions.yaml", 24, "atmos-native-mon:", "Atmos-native-mon:"
+    )
     assert rc == 2
     assert errors == [
         f"{V}:24:5: error: routing key 'Atmos-native-mon' of 'CheckFileIntegrity:Pass' differs "
@@ -351,11 +356,9 @@ def test_every_unknown_state_key_at_once(wf):
 
 
 def test_sub_workflow_engaged_as_a_step(wf):
-    _fix_line_29(wf)
-    _edit(
-        wf / "graph/validation/transitions.yaml", 25, "ATMValidation:Ready", "ATMValidation:Engaged"
+    rc, errors, _ = _check_edited(
+        wf, "graph/validation/transitions.yaml", 25, "ATMValidation:Ready", "ATMValidation:Engaged"
     )
-    rc, errors, _ = _check(wf, wf.parent)
     assert rc == 2
     assert errors == [
         f"{V}:25:11: error: 'ATMValidation:Engaged' runs a step, but 'ATMValidation' is a "
