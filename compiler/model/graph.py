@@ -2,15 +2,19 @@
 
 A key is `Step:State`; its value maps a routing key (or `default`) to a list of
 targets. `X:Ready -> X:Engaged` runs step X. A bare `Pass`/`Fail` ends the graph;
-in a sub-workflow it returns to the parent as `SUB:Pass`/`SUB:Fail`. A target
-`SUB:Ready` where SUB names a sub-directory's graph enters that graph.
+in a sub-workflow it returns to the parent as `SUB:Pass`/`SUB:Fail`, SUB in capitals.
+A target `SUB:Ready` where SUB names a sub-directory's graph (in any case) enters it.
+Names are compared as datasm compares them: see `_Checker`.
 
 The rule for severities (documented in the README):
   error   - something a dataset of the spec can reach is wrong: an unknown step,
-            state or sub-workflow, a case-only mismatch, a dead end, a loop with no step.
+            state or sub-workflow, a key missed by case, a dead end, a loop with no
+            step, a routing key that misses a produced one by case; anywhere: steps,
+            states or keys that differ only in case, keys with an unknown state.
   warning - it cannot affect any dataset: unreachable entries (and problems inside
-            them), routing keys no dataset produces, extra targets that are ignored,
-            steps defined but never run.
+            them), routes under routing keys no dataset produces (their targets get
+            the same name checks), keys shadowed by an outer graph's, extra targets
+            that are ignored, steps defined but never run.
 """
 
 from __future__ import annotations
@@ -422,6 +426,8 @@ def resolve_graph(
             first = next(iter(f.entries.values())).loc
             c.warn(first, f"unreachable: no dataset of the spec enters {f.shown}")
         for (step, state), ent in f.entries.items():
+            if state not in states:
+                continue  # reported, and checked under the state it most likely means
             owner = c._shadowing(g, step, state)
             if owner is not None:
                 o = c.files[owner]
