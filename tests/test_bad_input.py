@@ -53,7 +53,8 @@ CASES = [
         W,
         "graph: transitions.yaml",
         "graph: transitions.yaml\ngraph: other.yaml",
-        "demo/workflow.yaml:21:1: error: duplicate key 'graph' (first defined at line 20)",
+        "demo/workflow.yaml:21:1: error: duplicate key 'graph' (first at line 20) with a different value: "
+        "a YAML reader keeps only the last and silently drops the first; merge them or remove one",
     ),
     (
         "missing-required",

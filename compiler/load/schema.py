@@ -152,6 +152,12 @@ LEVEL = Record(
         K("skip", LIST, STR, doc="facet values to drop"),
         K("attrs", LIST, STR, doc="keys of the node copied into facets"),
         K("split", MAP, doc="{sep: '.', into: [a, b]} splits the value into more facets"),
+        K(
+            "except",
+            LIST,
+            STR,
+            doc="later facets that the chosen node's except list filters (datasm's scope)",
+        ),
     ),
 )
 
@@ -164,7 +170,7 @@ WALK = Record(
         K("root", STR, doc="slash path to the subtree walked, e.g. project/E3SM"),
         K("levels", LIST, required=True),
         K("id", STR, required=True, doc="id template over facets"),
-        K("except_key", STR, doc="key whose list drops facet values below it (default 'except')"),
+        K("except_key", STR, doc="key of the lists that drop facet values (default 'except')"),
     ),
 )
 

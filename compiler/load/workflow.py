@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compiler.core.diagnostics import Loc, fail
+from compiler.core.diagnostics import Diagnostic, Loc, fail
 from compiler.load import schema as S
 from compiler.load.flock import scan_flock
 from compiler.load.listsrc import RawList, load_list_source, shown_path
@@ -30,6 +30,7 @@ class RawLevel:
     attrs: list[tuple[str, Loc]]
     split_sep: str | None
     split_into: list[tuple[str, Loc]]
+    except_facets: list[tuple[str, Loc]] = field(default_factory=list)  # the key `except`
 
 
 @dataclass
@@ -82,6 +83,7 @@ class RawWorkflow:
     flock_all: list = field(default_factory=list)  # every group, quarantined ones too
     flock_problems: list = field(default_factory=list)  # groups skipped, as diagnostics
     has_flock: bool = False  # datasets come from a flock (which may hold no group yet)
+    load_warnings: list = field(default_factory=list)  # Diagnostics the loader only warns of
 
 
 def _resolve_inside(
@@ -118,6 +120,7 @@ def _load_levels(value: Any, loc: Loc) -> list[RawLevel]:
                 attrs=S.str_list(m.get("attrs", []), m.val_loc("attrs"), "'attrs'"),
                 split_sep=sep,
                 split_into=into,
+                except_facets=S.str_list(m.get("except", []), m.val_loc("except"), "'except'"),
             )
         )
     return levels
@@ -168,8 +171,10 @@ def _load_routing(value: Any, loc: Loc) -> list[tuple[YMap | None, str, Loc]]:
     return cases
 
 
-def load_graph_file(path: Path, shown: str) -> RawGraphFile:
-    data = load_yaml(path, shown)
+def load_graph_file(
+    path: Path, shown: str, warnings: list[Diagnostic] | None = None
+) -> RawGraphFile:
+    data = load_yaml(path, shown, warnings)
     if data is None:
         raise fail(Loc(shown), "transition graph is empty")
     S.check_kind(data, (S.MAP,), Loc(shown, 1, 1), "a transition graph")
@@ -185,7 +190,9 @@ def load_graph_file(path: Path, shown: str) -> RawGraphFile:
     for sub in sorted(p for p in path.parent.iterdir() if p.is_dir()):
         if (sub / TRANSITIONS_FILE).is_file():
             child = load_graph_file(
-                sub / TRANSITIONS_FILE, shown_path(shown, "..", sub.name, TRANSITIONS_FILE)
+                sub / TRANSITIONS_FILE,
+                shown_path(shown, "..", sub.name, TRANSITIONS_FILE),
+                warnings,
             )
             child.dirname = sub.name
             children.append(child)
@@ -196,7 +203,8 @@ def load_workflow(wf_dir: Path, shown_dir: str, flock_dir: Path | None = None) -
     shown = shown_path(shown_dir, WORKFLOW_FILE)
     if not wf_dir.is_dir():
         raise fail(Loc(shown_dir), "workflow directory not found")
-    doc = load_yaml(wf_dir / WORKFLOW_FILE, shown)
+    warnings: list[Diagnostic] = []  # a key repeated with the same value, in any input
+    doc = load_yaml(wf_dir / WORKFLOW_FILE, shown, warnings)
     if doc is None:
         raise fail(Loc(shown), "workflow file is empty")
     doc = S.check(doc, S.WORKFLOW, Loc(shown, 1, 1))
@@ -206,7 +214,7 @@ def load_workflow(wf_dir: Path, shown_dir: str, flock_dir: Path | None = None) -
         ds = S.check(doc["datasets"], S.DATASETS, doc.val_loc("datasets"))
         if "spec" in ds:
             path, spec_file = _resolve_inside(wf_dir, shown_dir, ds["spec"], ds.val_loc("spec"), "'spec'")
-            spec = load_yaml(path, spec_file)
+            spec = load_yaml(path, spec_file, warnings)
             if spec is None:
                 raise fail(Loc(spec_file), "dataset spec is empty")
             S.check_kind(spec, (S.MAP,), Loc(spec_file, 1, 1), "a dataset spec")
@@ -232,7 +240,7 @@ def load_workflow(wf_dir: Path, shown_dir: str, flock_dir: Path | None = None) -
             gfile, gloc = g["file"], g.val_loc("file")
             entry = (g["entry"], g.val_loc("entry")) if "entry" in g else None
         gpath, gshown = _resolve_inside(wf_dir, shown_dir, gfile, gloc, "'graph'")
-        raw_graph = load_graph_file(gpath, gshown)
+        raw_graph = load_graph_file(gpath, gshown, warnings)
         for need in ("datasets", "steps"):
             if need not in doc:
                 raise fail(doc.key_loc("graph"), f"a workflow with a 'graph' needs '{need}' too")
@@ -253,7 +261,7 @@ def load_workflow(wf_dir: Path, shown_dir: str, flock_dir: Path | None = None) -
     gates, gates_file = None, ""
     if "gates" in doc:
         gpath, gates_file = _resolve_inside(wf_dir, shown_dir, doc["gates"], doc.val_loc("gates"), "'gates'")
-        gdoc = load_yaml(gpath, gates_file)
+        gdoc = load_yaml(gpath, gates_file, warnings)
         if gdoc is None:
             raise fail(Loc(gates_file), "gates file is empty")
         gdoc = S.check(gdoc, S.GATES_FILE, Loc(gates_file, 1, 1))
@@ -288,4 +296,5 @@ def load_workflow(wf_dir: Path, shown_dir: str, flock_dir: Path | None = None) -
         flock_all=flock_all,
         flock_problems=problems,
         has_flock=flock_dir is not None,
+        load_warnings=warnings,
     )

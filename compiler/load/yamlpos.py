@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from compiler.core.diagnostics import Loc, fail
+from compiler.core.diagnostics import Diagnostic, Loc, fail
 
 
 class YMap(dict):
@@ -84,7 +84,7 @@ def _check_size(path: str, root: yaml.Node) -> None:
     size(root, 0)
 
 
-def _convert(path: str, node: yaml.Node) -> Any:
+def _convert(path: str, node: yaml.Node, warnings: list[Diagnostic] | None = None) -> Any:
     if isinstance(node, yaml.MappingNode):
         out = YMap()
         out.loc, out.key_locs, out.val_locs = _loc(path, node), {}, {}
@@ -96,16 +96,32 @@ def _convert(path: str, node: yaml.Node) -> Any:
                 raise fail(_loc(path, knode), "a mapping key must be a plain value")
             key = str(key) if not isinstance(key, str) else key
             if key in out:
+                # PyYAML (datasm's loader) keeps the last value and drops the first
+                # silently: refuse that loss; an exact repeat loses nothing.
                 first = out.key_locs[key]
-                raise fail(
-                    _loc(path, knode), f"duplicate key '{key}' (first defined at line {first.line})"
-                )
-            out[key] = _convert(path, vnode)
+                if _convert(path, vnode) != out[key]:
+                    raise fail(
+                        _loc(path, knode),
+                        f"duplicate key '{key}' (first at line {first.line}) with a different "
+                        "value: a YAML reader keeps only the last and silently drops the first; "
+                        "merge them or remove one",
+                    )
+                if warnings is not None:
+                    warnings.append(
+                        Diagnostic(
+                            _loc(path, knode),
+                            f"duplicate key '{key}' (first at line {first.line}) with the same "
+                            "value; the repeat is ignored",
+                            "warning",
+                        )
+                    )
+                continue
+            out[key] = _convert(path, vnode, warnings)
             out.key_locs[key] = _loc(path, knode)
             out.val_locs[key] = _loc(path, vnode)
         return out
     if isinstance(node, yaml.SequenceNode):
-        lst = YList(_convert(path, n) for n in node.value)
+        lst = YList(_convert(path, n, warnings) for n in node.value)
         lst.loc = _loc(path, node)
         lst.item_locs = [_loc(path, n) for n in node.value]
         return lst
@@ -133,7 +149,9 @@ def _compose(text: str):
         return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
-def load_yaml_text(text: str, path: str) -> Any:
+def load_yaml_text(text: str, path: str, warnings: list[Diagnostic] | None = None) -> Any:
+    """The document's values; warnings (a repeated key with the same value) are appended
+    to `warnings` when given."""
     try:
         node = _compose(text)
     except yaml.MarkedYAMLError as e:
@@ -149,7 +167,7 @@ def load_yaml_text(text: str, path: str) -> Any:
         return None
     _check_size(path, node)
     try:
-        return _convert(path, node)
+        return _convert(path, node, warnings)
     except yaml.constructor.ConstructorError as e:
         mark = e.problem_mark
         raise fail(
@@ -175,5 +193,5 @@ def read_text(path: Path, shown: str) -> str:
         raise fail(Loc(shown, line, 1), "not valid UTF-8 text") from None
 
 
-def load_yaml(path: Path, shown: str) -> Any:
-    return load_yaml_text(read_text(path, shown), shown)
+def load_yaml(path: Path, shown: str, warnings: list[Diagnostic] | None = None) -> Any:
+    return load_yaml_text(read_text(path, shown), shown, warnings)

@@ -43,17 +43,41 @@ def _facet_names(walk: RawWalk) -> list[str]:
     return names
 
 
+def _except_scope(walk: RawWalk) -> bool:
+    """Check the levels' `except:` facets; True when the walk declares a scope at all.
+
+    Without one, a node's except list drops matching values at every facet level
+    below it. With one (datasm's own walks), only the lists of the nodes chosen at the
+    levels that declare it count, each for the later facets it names: CMIP6's
+    experiment for table and variable, E3SM's {grid, data_types} entry for data_type."""
+    scoped = False
+    for i, lvl in enumerate(walk.levels):
+        later = {x.facet for x in walk.levels[i + 1 :] if x.facet}
+        for name, loc in lvl.except_facets:
+            scoped = True
+            if name not in later:
+                raise fail(
+                    loc,
+                    f"walk '{walk.name}': 'except' names facet '{name}', which no later level has",
+                )
+    return scoped
+
+
 def walk_spec(spec: YMap, walk: RawWalk) -> list[dict[str, str]]:
     root = _lookup(spec, spec, walk.root, walk.root_loc, walk.name) if walk.root else spec
     levels = walk.levels
     out: list[dict[str, str]] = []
     ekey = walk.except_key
+    scoped = _except_scope(walk)
+    ANY = ""  # the facet key for "every facet below", the unscoped rule
 
-    def go(i: int, node: Any, facets: dict[str, str], excluded: frozenset) -> None:
-        if isinstance(node, dict) and ekey in node:
-            ex = node[ekey]
-            items = ex if isinstance(ex, list) else [ex]
-            excluded = excluded | {str(x) for x in items}
+    def listed(node: Any) -> frozenset:
+        ex = node[ekey]
+        return frozenset(str(x) for x in (ex if isinstance(ex, list) else [ex]))
+
+    def go(i: int, node: Any, facets: dict[str, str], excluded: dict[str, frozenset]) -> None:
+        if not scoped and isinstance(node, dict) and ekey in node:
+            excluded = {ANY: excluded.get(ANY, frozenset()) | listed(node)}
         if i == len(levels):
             out.append(facets)
             return
@@ -67,6 +91,7 @@ def walk_spec(spec: YMap, walk: RawWalk) -> list[dict[str, str]]:
             items = []
         else:
             items = [(src, src)]
+        drop = excluded.get(ANY, frozenset()) | excluded.get(lvl.facet or ANY, frozenset())
         for value, child in items:
             f = facets
             if lvl.facet:
@@ -77,7 +102,7 @@ def walk_spec(spec: YMap, walk: RawWalk) -> list[dict[str, str]]:
                         f"{'mapping' if isinstance(child, dict) else 'list'}",
                     )
                 text = str(value)
-                if text in excluded or any(text == s for s, _ in lvl.skip):
+                if text in drop or any(text == s for s, _ in lvl.skip):
                     continue
                 if not FACET_RE.match(text):
                     raise fail(
@@ -99,9 +124,14 @@ def walk_spec(spec: YMap, walk: RawWalk) -> list[dict[str, str]]:
                 for a, _ in lvl.attrs:
                     if a in child and not isinstance(child[a], (dict, list)):
                         f[a] = str(child[a])
-            go(i + 1, child if lvl.descend else node, f, excluded)
+            ex = excluded
+            if lvl.except_facets and isinstance(child, dict) and ekey in child:
+                ex = dict(excluded)
+                for name, _ in lvl.except_facets:
+                    ex[name] = ex.get(name, frozenset()) | listed(child)
+            go(i + 1, child if lvl.descend else node, f, ex)
 
-    go(0, root, {}, frozenset())
+    go(0, root, {}, {})
     return out
 
 

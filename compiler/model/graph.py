@@ -2,19 +2,24 @@
 
 A key is `Step:State`; its value maps a routing key (or `default`) to a list of
 targets. `X:Ready -> X:Engaged` runs step X. A bare `Pass`/`Fail` ends the graph;
-in a sub-workflow it returns to the parent as `SUB:Pass`/`SUB:Fail`. A target
-`SUB:Ready` where SUB names a sub-directory's graph enters that graph.
+in a sub-workflow it returns to the parent as `SUB:Pass`/`SUB:Fail`, SUB in capitals.
+A target `SUB:Ready` where SUB names a sub-directory's graph (in any case) enters it.
+Names are compared as datasm compares them: see `_Checker`.
 
 The rule for severities (documented in the README):
   error   - something a dataset of the spec can reach is wrong: an unknown step,
-            state or sub-workflow, a case-only mismatch, a dead end, a loop with no step.
+            state or sub-workflow, a key missed by case, a dead end, a loop with no
+            step, a routing key that misses a produced one by case; anywhere: steps,
+            states or keys that differ only in case, keys with an unknown state.
   warning - it cannot affect any dataset: unreachable entries (and problems inside
-            them), routing keys no dataset produces, extra targets that are ignored,
-            steps defined but never run.
+            them), routes under routing keys no dataset produces (their targets get
+            the same name checks), keys shadowed by an outer graph's, extra targets
+            that are ignored, steps defined but never run.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 
@@ -33,18 +38,34 @@ def _norm(name: str) -> str:
 
 
 @dataclass
+class _Entry:
+    loc: Loc
+    targets: dict[str, list[tuple[str, Loc]]]  # routing key -> [(target, loc)]
+    route_locs: dict[str, Loc]
+
+
+@dataclass
 class _File:
-    name: str
+    name: str  # as its `<name>:Ready` key spells it: positions and status lines use it
+    upper: str  # datasm's identity of a sub-workflow: `NAME.upper()`
     shown: str
     parent: str | None
-    # (step, state) -> (key loc, {routing key: [(target, loc)]})
-    entries: dict[tuple[str, str], tuple[Loc, dict[str, list[tuple[str, Loc]]], dict[str, Loc]]] = (
-        field(default_factory=dict)
-    )
-    children: dict[str, str] = field(default_factory=dict)  # sub-workflow name -> its file name
+    entries: dict[tuple[str, str], _Entry] = field(default_factory=dict)
+    kids: dict[str, str] = field(default_factory=dict)  # UPPER name -> sub-workflow name
 
 
 class _Checker:
+    """datasm's comparisons (datasm/workflows/__init__.py, `Workflow.next_state`):
+
+    - a sub-workflow is found by its name in any case (`state_attrs[idx].upper()` in the
+      children, keyed by `NAME.upper()`);
+    - a key is found exactly (`test_state in self.transitions`), in the sub-workflow too;
+    - a sub-workflow ends by writing `<NAME.upper()>:Pass`/`Fail`, which the parent's
+      keys must hold exactly;
+    - a routing key is looked up exactly (`.get(target_data_type)`, else `default`);
+    - `X:Engaged` runs the job class named exactly X.
+    """
+
     def __init__(
         self,
         root: RawGraphFile,
@@ -59,6 +80,8 @@ class _Checker:
         self.findings: dict[tuple[Loc, str], str] = {}
         self.files: dict[str, _File] = {}
         self.visited: set[tuple[str, str, str]] = set()
+        self.routes_taken: set[tuple[str, str, str, str]] = set()
+        self.run_ref = Loc("")
         first = next(iter(root.data), None)
         if entry:
             ename, eloc = entry
@@ -81,18 +104,26 @@ class _Checker:
             msg = f"unknown state '{state}' in '{text}'{suggest(state, self.states)}"
             if strict:
                 raise fail(loc, msg)
-            self.report(loc, msg)
+            self.report(loc, msg)  # every such key is reported in one run
         return step, state
 
     def _add_file(self, raw: RawGraphFile, name: str, parent: str | None) -> None:
+        for other in self.files.values():
+            if other.upper == name.upper() and other.parent == parent:
+                raise fail(
+                    Loc(raw.shown),
+                    f"sub-workflow name '{name}' is used twice (also {other.shown}); "
+                    "datasm tells sub-workflows apart by their names in capitals",
+                )
         if name in self.files:
             raise fail(
                 Loc(raw.shown),
                 f"sub-workflow name '{name}' is used twice (also {self.files[name].shown})",
             )
-        f = _File(name, raw.shown, parent)
+        f = _File(name, name.upper(), raw.shown, parent)
         self.files[name] = f
         data: YMap = raw.data
+        aliases = []
         for key, routes in data.items():
             kloc = data.key_loc(key)
             targets = {}
@@ -105,10 +136,22 @@ class _Checker:
                 if key in FINAL and all(t == key for ts in targets.values() for t, _ in ts):
                     continue  # datasm's `Pass: {default: [Pass]}` declarations
                 raise fail(kloc, f"key '{key}' is not of the form Step:State")
-            step, state = self._split(key, kloc, strict=True)
+            step, state = self._split(key, kloc)
+            if state not in self.states:
+                # Reported; checked on as the state it most likely means (like a case slip).
+                close = difflib.get_close_matches(state, sorted(self.states), n=1, cutoff=0.6)
+                if close:
+                    aliases.append(((step, close[0]), kloc, targets, routes))
             if (step, state) in f.entries:
                 raise fail(kloc, f"'{key}' is defined twice")
-            f.entries[(step, state)] = (kloc, targets, {r: routes.key_loc(r) for r in routes})
+            for (s, t), other in f.entries.items():
+                if (s.lower(), t.lower()) == (step.lower(), state.lower()):
+                    self.report(
+                        kloc,
+                        f"'{key}' differs only in case from '{s}:{t}' (line {other.loc.line}); "
+                        "datasm matches keys exactly, so they are two different entries",
+                    )
+            f.entries[(step, state)] = _Entry(kloc, targets, {r: routes.key_loc(r) for r in routes})
             for r, ts in targets.items():
                 if len(ts) > 1:
                     self.warn(
@@ -116,9 +159,12 @@ class _Checker:
                         f"'{key}' lists {len(ts)} targets for '{r}'; only the first, "
                         f"'{ts[0][0]}', is used",
                     )
+        for akey, kloc, targets, routes in aliases:
+            if akey not in f.entries:
+                f.entries[akey] = _Entry(kloc, targets, {r: routes.key_loc(r) for r in routes})
         for child in raw.children:
             cname = self._sub_name(child)
-            f.children[cname] = cname
+            f.kids[cname.upper()] = cname
             self._add_file(child, cname, name)
 
     def _sub_name(self, raw: RawGraphFile) -> str:
@@ -136,81 +182,141 @@ class _Checker:
 
     # -- findings --------------------------------------------------------------------------
     def report(self, loc: Loc, message: str) -> None:
-        self.findings.setdefault((loc, message), "error")
+        self.findings[(loc, message)] = "error"
 
     def warn(self, loc: Loc, message: str) -> None:
         self.findings.setdefault((loc, message), "warning")
 
-    def _case_match(self, f: _File, step: str, state: str) -> tuple[str, str, str] | None:
-        """The node a case-only misspelling most likely means, as (graph, step, state)."""
+    def _shadowing(self, g: str, step: str, state: str) -> str | None:
+        """The outermost graph above g that holds the key step:state, if any."""
+        chain = []
+        p = self.files[g].parent
+        while p is not None:
+            chain.append(p)
+            p = self.files[p].parent
+        return next((a for a in reversed(chain) if (step, state) in self.files[a].entries), None)
+
+    @staticmethod
+    def _near_entry(f: _File, step: str, state: str) -> tuple[str, str] | None:
+        """An entry of f whose key differs only in case from step:state."""
         want = (step.lower(), state.lower())
         for s, t in f.entries:
             if (s.lower(), t.lower()) == want:
-                return (f.name, s, t)
-        if state.lower() == "ready":
-            for c in f.children:
-                if c.lower() == step.lower():
-                    return (c, c, "Ready")
-        if state.lower() == "engaged":
-            for s in self.steps:
-                if s.lower() == step.lower():
-                    return (f.name, s, "Engaged")
+                return (s, t)
         return None
 
     # -- resolution ------------------------------------------------------------------------
     def node(
-        self, g: str, step: str, state: str, k: str, ref: Loc, hops: int, quiet: bool
+        self,
+        g: str,
+        step: str,
+        state: str,
+        k: str,
+        ref: Loc,
+        hops: int,
+        quiet: bool,
+        shallow: bool = False,
     ) -> Action:
+        """Where a dataset at step:state of sub-workflow g goes with routing key k.
+        `shallow` stops at the first entry found: the name check of one target."""
         f = self.files[g]
         if hops > MAX_HOPS:
             return self._stuck(
                 ref, f"routing loop without a step through '{step}:{state}' in {f.shown}", quiet
             )
-        if state == "Engaged" and step in self.steps:
-            return Action("run", sub=g, step=step)
+        if state == "Engaged":
+            return self._engaged(f, step, k, ref, hops, quiet)
+        owner = self._shadowing(g, step, state)
+        if owner is not None:  # datasm looks a key up from the top graph down
+            return self.node(owner, step, state, k, ref, hops + 1, quiet, shallow)
         ent = f.entries.get((step, state))
         if ent is not None:
+            if shallow:
+                return Action("entry", sub=g, step=step, state=state)
+            r = k if k in ent.targets else "default"
             if not quiet:
                 self.visited.add((g, step, state))
-            kloc, targets, _ = ent
-            ts = targets.get(k) if k in targets else targets.get("default")
+                self.routes_taken.add((g, step, state, r))
+            ts = ent.targets.get(r)
             if not ts:
                 return self._stuck(
-                    kloc,
+                    ent.loc,
                     f"'{step}:{state}' has no route for routing key '{k}' and no default",
                     quiet,
                 )
             t, tloc = ts[0]
             return self.target(g, t, tloc, k, hops + 1, quiet)
-        if state == "Ready" and step in f.children:
-            return self.node(f.children[step], step, "Ready", k, ref, hops + 1, quiet)
+        kid = f.kids.get(step.upper())
+        if kid is not None:
+            # datasm descends into the sub-workflow named in any case, then looks the
+            # whole key up exactly there.
+            c = self.files[kid]
+            if (step, state) in c.entries:
+                return self.node(kid, step, state, k, ref, hops + 1, quiet, shallow)
+            near = self._near_entry(c, step, state)
+            hint = f"; it has '{near[0]}:{near[1]}'" if near else ""
+            act = self._stuck(
+                ref,
+                f"'{step}:{state}' enters sub-workflow '{c.name}' (names match in any case), "
+                f"but {c.shown} has no '{step}:{state}' (keys match exactly){hint}",
+                quiet,
+            )
+            if near and not quiet:
+                return self.node(kid, near[0], near[1], k, ref, hops + 1, quiet)
+            return act
         if f.parent is None and step == self.root and state in FINAL:
             return Action("final", state=state)
         # Nothing matches: say why, and where a case-only slip explains it, go on as if
         # it were spelled right so the defects behind it are found in the same run.
-        near = self._case_match(f, step, state)
-        hint = f"; it differs only in case from '{near[1]}:{near[2]}'" if near else ""
-        if step in f.children or (self.files.get(step) and self.files[step].parent == g):
-            msg = f"dead end: sub-workflow '{step}' ends in '{state}', but {f.shown} has no '{step}:{state}'{hint}"
-        elif state == "Engaged":
-            msg = f"unknown step '{step}': no step of that name is defined{hint or suggest(step, self.steps)}"
-        elif step in self.steps or any(s == step for s, _ in f.entries):
+        near = self._near_entry(f, step, state)
+        hint = f"; it differs only in case from '{near[0]}:{near[1]}'" if near else ""
+        if step in self.steps or any(s == step for s, _ in f.entries):
             msg = f"dead end: '{step}:{state}' has no transition in {f.shown}{hint}"
         elif hint:
             msg = f"unknown step '{step}' in '{step}:{state}'{hint}"
         else:
-            msg = f"unknown step '{step}' in '{step}:{state}': not a step, sub-workflow or entry of this graph"
+            names = {*f.kids.values(), *self.steps, *(s for s, _ in f.entries)}
+            msg = (
+                f"unknown step '{step}' in '{step}:{state}': not a step, sub-workflow or entry "
+                f"of this graph{_suggest_any_case(step, names)}"
+            )
         act = self._stuck(ref, msg, quiet)
         if near and not quiet:
-            return self.node(near[0], near[1], near[2], k, ref, hops + 1, quiet)
+            return self.node(g, near[0], near[1], k, ref, hops + 1, quiet)
         return act
 
-    def target(self, g: str, t: str, tloc: Loc, k: str, hops: int, quiet: bool) -> Action:
+    def _engaged(self, f: _File, step: str, k: str, ref: Loc, hops: int, quiet: bool) -> Action:
+        """`X:Engaged` runs the step (datasm: the job class) named exactly X."""
+        if step in self.steps:
+            self.run_ref = ref
+            return Action("run", sub=f.name, step=step)
+        if step.upper() in f.kids:
+            return self._stuck(
+                ref,
+                f"'{step}:Engaged' runs a step, but '{step}' is a sub-workflow "
+                f"({self.files[f.kids[step.upper()]].shown}); enter it with "
+                f"'{f.kids[step.upper()]}:Ready'",
+                quiet,
+            )
+        near = next((s for s in self.steps if s.lower() == step.lower()), None)
+        hint = f"; it differs only in case from '{near}:Engaged'" if near else ""
+        act = self._stuck(
+            ref,
+            f"unknown step '{step}': no step of that name is defined{hint or suggest(step, self.steps)}",
+            quiet,
+        )
+        if near and not quiet:
+            return self._engaged(f, near, k, ref, hops + 1, quiet)
+        return act
+
+    def target(
+        self, g: str, t: str, tloc: Loc, k: str, hops: int, quiet: bool, shallow: bool = False
+    ) -> Action:
         f = self.files[g]
         if t in FINAL:
             if f.parent is None:
                 return Action("final", state=t)
-            return self.node(f.parent, g, t, k, tloc, hops + 1, quiet)
+            return self._sub_end(f, t, tloc, k, hops, quiet, shallow)
         if ":" not in t:
             return self._stuck(tloc, f"target '{t}' is not Pass, Fail or Step:State", quiet)
         step, state = t.split(":", 1)
@@ -218,7 +324,27 @@ class _Checker:
             return self._stuck(
                 tloc, f"unknown state '{state}' in '{t}'{suggest(state, self.states)}", quiet
             )
-        return self.node(g, step, state, k, tloc, hops, quiet)
+        return self.node(g, step, state, k, tloc, hops, quiet, shallow)
+
+    def _sub_end(
+        self, f: _File, t: str, tloc: Loc, k: str, hops: int, quiet: bool, shallow: bool
+    ) -> Action:
+        """A sub-workflow's `Pass`/`Fail`: datasm writes `<NAME.upper()>:Pass`, and the
+        parent's key must be exactly that."""
+        p = self.files[f.parent or ""]
+        if (f.upper, t) in p.entries:
+            return self.node(p.name, f.upper, t, k, tloc, hops + 1, quiet, shallow)
+        near = self._near_entry(p, f.upper, t)
+        hint = f"; it has '{near[0]}:{near[1]}', but keys are matched exactly" if near else ""
+        act = self._stuck(
+            tloc,
+            f"dead end: sub-workflow '{f.name}' ends in '{t}', which datasm reads as "
+            f"'{f.upper}:{t}', but {p.shown} has no '{f.upper}:{t}'{hint}",
+            quiet,
+        )
+        if near and not quiet:
+            return self.node(p.name, near[0], near[1], k, tloc, hops + 1, quiet)
+        return act
 
     def _stuck(self, loc: Loc, message: str, quiet: bool) -> Action:
         self.last_stuck = (loc, message)
@@ -228,6 +354,37 @@ class _Checker:
 
     def outcomes(self, step: str) -> tuple[str, ...]:
         return FINAL + self.steps.get(step, ())
+
+
+def _suggest_any_case(word: str, names: set[str]) -> str:
+    """' (did you mean 'X'?)', comparing without case: sub-workflow names are in capitals."""
+    lower = {n.lower(): n for n in sorted(names)}
+    close = difflib.get_close_matches(word.lower(), list(lower), n=1, cutoff=0.6)
+    return f" (did you mean '{lower[close[0]]}'?)" if close else ""
+
+
+def _check_names(steps: dict[str, tuple[str, ...]], step_locs: dict[str, Loc], c: _Checker) -> None:
+    """Steps, and states, that differ only in case: datasm tells them apart exactly, so
+    one is silently taken for the other's missing transitions."""
+    seen: dict[str, str] = {}
+    for name in steps:
+        other = seen.setdefault(name.lower(), name)
+        if other != name:
+            c.report(
+                step_locs[name],
+                f"step '{name}' differs only in case from step '{other}' "
+                f"(line {step_locs[other].line})",
+            )
+    states: dict[str, tuple[str, str]] = {s.lower(): (s, "") for s in BASE_STATES}
+    for name, outs in steps.items():
+        for s in outs:
+            other, owner = states.setdefault(s.lower(), (s, name))
+            if other != s:
+                whose = f" of step '{owner}'" if owner else ""
+                c.report(
+                    step_locs[name],
+                    f"state '{s}' of step '{name}' differs only in case from state '{other}'{whose}",
+                )
 
 
 def resolve_graph(
@@ -240,8 +397,10 @@ def resolve_graph(
     custom = {s for outs in steps.values() for s in outs}
     states = set(BASE_STATES) | custom
     c = _Checker(root, entry, steps, states, keys)
+    _check_names(steps, step_locs, c)
     estep, estate, eloc = c.entry
     route_keys = sorted(keys) or [""]
+    by_lower = {k.lower(): k for k in keys}
 
     # Simulate every routing key the datasets produce, from the entry onwards.
     runs: dict[tuple[str, str], Loc] = {}
@@ -255,28 +414,50 @@ def resolve_graph(
             seen.add((g, step, state))
             act = c.node(g, step, state, k, ref, 0, quiet=False)
             if act.kind == "run":
-                rloc = _engaged_loc(c, act) or ref
+                rloc = c.run_ref  # the `X:Engaged` line, in the graph that runs X
                 runs.setdefault((act.sub, act.step), rloc)
                 for out in c.outcomes(act.step):
                     todo.append((act.sub, act.step, out, rloc))
 
-    # Static pass over what no dataset reaches: problems there are warnings.
+    # Static pass over what no dataset takes: the same name checks, as warnings.
     for g, f in c.files.items():
         whole = not any(v[0] == g for v in c.visited)
         if whole and f.entries:
-            first = next(iter(f.entries.values()))[0]
+            first = next(iter(f.entries.values())).loc
             c.warn(first, f"unreachable: no dataset of the spec enters {f.shown}")
-        for (step, state), (kloc, targets, rlocs) in f.entries.items():
-            if (g, step, state) not in c.visited:
-                if not whole:
-                    c.warn(kloc, f"unreachable: no dataset of the spec reaches '{step}:{state}'")
-                for r, ts in targets.items():
-                    for t, tloc in ts[:1]:
-                        act = c.target(g, t, tloc, r if r != "default" else "", 0, quiet=True)
-                        if act.kind == "stuck":
-                            c.warn(*c.last_stuck)
-            for r, rloc in rlocs.items():
-                if keys and r != "default" and r not in keys:
+        for (step, state), ent in f.entries.items():
+            if state not in states:
+                continue  # reported, and checked under the state it most likely means
+            owner = c._shadowing(g, step, state)
+            if owner is not None:
+                o = c.files[owner]
+                c.warn(
+                    ent.loc,
+                    f"'{step}:{state}' is never used: datasm looks keys up from the top graph "
+                    f"down and takes {o.shown}'s (line {o.entries[(step, state)].loc.line})",
+                )
+                continue
+            reached = (g, step, state) in c.visited
+            if not reached and not whole:
+                c.warn(ent.loc, f"unreachable: no dataset of the spec reaches '{step}:{state}'")
+            for r, ts in ent.targets.items():
+                if (g, step, state, r) not in c.routes_taken:
+                    t, tloc = ts[0]
+                    act = c.target(g, t, tloc, "", 0, quiet=True, shallow=True)
+                    if act.kind == "stuck":
+                        c.warn(*c.last_stuck)
+            for r, rloc in ent.route_locs.items():
+                if not keys or r == "default" or r in keys:
+                    continue
+                same = by_lower.get(r.lower())
+                if same is not None:
+                    msg = (
+                        f"routing key '{r}' of '{step}:{state}' differs only in case from "
+                        f"'{same}', which datasets of the spec produce; routing keys are "
+                        "matched exactly, so those datasets take 'default'"
+                    )
+                    (c.report if reached else c.warn)(rloc, msg)
+                else:
                     c.warn(
                         rloc,
                         f"routing key '{r}' of '{step}:{state}' is produced by no dataset of the spec"
@@ -294,17 +475,6 @@ def resolve_graph(
     )
     subs = tuple(SubGraph(f.name, f.shown, f.parent) for f in c.files.values())
     return Graph(c.root, f"{c.root}/{estep}:{estate}", subs, table, findings)
-
-
-def _engaged_loc(c: _Checker, act: Action) -> Loc | None:
-    f = c.files[act.sub]
-    ent = f.entries.get((act.step, "Ready"))
-    if ent:
-        for ts in ent[1].values():
-            for t, tloc in ts:
-                if t.strip() == f"{act.step}:Engaged":
-                    return tloc
-    return None
 
 
 def _table(

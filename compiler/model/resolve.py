@@ -104,7 +104,7 @@ def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
         quarantined=tuple(
             (g.name, tuple(i for i, _, _ in g.entries)) for g in raw.flock_all if g.ignored
         ),
-        skipped=tuple(raw.flock_problems),
+        skipped=tuple(raw.flock_problems) + tuple(raw.load_warnings),
         inputs=_inputs(raw, facets),
         steps_per_job=per_job,
         datasets_per_job=per_bundle,

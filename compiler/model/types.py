@@ -116,7 +116,7 @@ class Workflow:
     common_valid: str = ""  # error-bypass template (absolute path), from a cycle config
     groups: tuple = ()  # (name, digest, dataset ids) of the flock groups in this build
     quarantined: tuple = ()  # (name, dataset ids) of groups a .shpignore keeps out of it
-    skipped: tuple = ()  # diagnostics of flock groups that were skipped
+    skipped: tuple = ()  # flock groups skipped, and load warnings (repeated keys): printed once each
     inputs: str = ""  # `datasets: inputs:` id-template glob of each dataset's input files
     site: Site = Site()
     undeclared: str = "keep"  # keep | tar | remove: files a job left but did not declare
