@@ -137,7 +137,7 @@ def check_counts(dom: Dom) -> None:
         [(D, "CheckTime", "Quarantined"), (C, "FixTime", "Fail")]
     assert "note=<b>bold</b>" in rows[1]["text"]
     assert not [e for e in dom.all("b") if "tr" in e["parents"]]
-    assert "reason=visit limit^ CheckTime already ran 3 times" in rows[0]["text"]
+    assert "reason=visit limit: CheckTime already ran 3 times" in rows[0]["text"]
     assert [r["attrs"]["data-dataset"] for r in dom.all("tr", cls="stuck")] == [B]
     assert dom.by_id("coverage")["attrs"]["data-gates"] == "0"
     assert "no gates" in dom.by_id("coverage")["text"]
@@ -150,7 +150,11 @@ def test_page_stands_alone(page: Path):
     # Nothing fetched: no external script, style, image or font; no URL but the logs'.
     assert not re.search(r"<(link|img|iframe)\b|\bsrc=|@import|url\(", html)
     assert not [u for u in re.findall(r"\b(?:https?|ftp)://", html)]
-    assert all(h.startswith(("#", "file:///")) for h in re.findall(r'href="([^"]*)"', html))
+    # Log links are relative to the page: a copy of the page and the workflow opens anywhere.
+    hrefs = re.findall(r'href="([^"]*)"', html)
+    assert all(h.startswith("#") or ("://" not in h and not h.startswith("/")) for h in hrefs)
+    logs = [h for h in hrefs if not h.startswith("#")]
+    assert logs and all((page.parent / h).resolve().name.endswith(".log") for h in logs)
     dom = Dom(html)
     assert dom.by_id("js-total")["text"] == "?"  # filled in by the page's script only
     check_counts(dom)
@@ -242,6 +246,18 @@ def test_in_headless_chromium(page: Path, tmp_path: Path):
                        capture_output=True, text=True, timeout=180, check=False)
     at = Dom(r.stdout)
     assert [d["attrs"]["id"] for d in at.all("details") if "open" in d["attrs"]] == [target], r.stderr[-2000:]
+
+    # The graph is drawn in the page, with the datasets at each step.
+    if shutil.which("dot") or os.environ.get("CI") == "true":
+        assert dom.by_id("graph")["attrs"]["data-drawn"] == "yes"
+        assert "CheckTime" in dom.by_id("graph")["text"] and "Quarantined 1" in dom.by_id("graph")["text"]
+    # The why search answers from the page itself: page.html#why=ID.
+    r = subprocess.run([exe, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", f"{url}#why={D}"],
+                       capture_output=True, text=True, timeout=180, check=False)
+    ans = Dom(r.stdout).by_id("why-answer")
+    assert ans["attrs"].get("data-found") == "yes", r.stderr[-2000:]
+    assert ans["text"].startswith(f"{D}: CheckTime:Quarantined (in VALIDATION) since ")
+    assert "quarantined: visit limit: CheckTime already ran 3 times" in ans["text"]
 
     shot = tmp_path / "shot.png"
     r = subprocess.run([exe, *FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}",

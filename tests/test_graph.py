@@ -116,3 +116,45 @@ def test_no_name_or_key_can_break_out_of_a_dot_string():
             [exe, "-Tcanon"], input=text, capture_output=True, text=True, check=False
         )
         assert c.returncode == 0, c.stderr
+
+
+def test_datasm_graphs(tmp_path: Path):
+    """datasm's shipped graphs (E3SM-Project/datasm 18eb7f4, datasm/workflows/**/
+    transitions.yaml, as in workflows/datasm/graph) with their one real defect mended
+    (top graph line 29, 'Validation:Ready'): every sub-workflow is a cluster inside
+    its parent, and datasets part ways by routing key."""
+    from conftest import fresh_copy
+
+    wf = fresh_copy("datasm", tmp_path / "datasm")
+    top = wf / "graph" / "transitions.yaml"
+    lines = top.read_text().splitlines(keepends=True)
+    assert lines[28].strip() == "- Validation:Ready"
+    lines[28] = lines[28].replace("Validation:Ready", "VALIDATION:Ready")
+    top.write_text("".join(lines))
+    compile_wf(wf)
+    r = padocc("graph", str(wf))
+    assert (r.returncode, r.stderr) == (0, "")
+    text = r.stdout
+    # nesting: each cluster opens inside its parent's
+    depth, parent_of, stack = 0, {}, []
+    for line in text.splitlines():
+        if line.strip().startswith("subgraph "):
+            name = line.split('"')[1].removeprefix("cluster_")
+            parent_of[name] = stack[-1] if stack else None
+            stack.append(name)
+            depth = max(depth, len(stack))
+        elif line.strip() == "}" and stack:
+            stack.pop()
+    assert parent_of["WAREHOUSE"] is None
+    for sub in ("EXTRACTION", "VALIDATION", "POSTPROCESS", "PUBLICATION", "CLEANUP"):
+        assert parent_of[sub] == "WAREHOUSE", sub
+    for sub in ("ATMValidation", "LNDVALIDATION", "MPASVALIDATION"):
+        assert parent_of[sub] == "VALIDATION", sub
+    assert depth == 3
+    # the entry routes by key: climatologies go straight to postprocessing
+    assert '"start" -> "POSTPROCESS/GenerateAtmMonClimo" [label="[atmos-climo-mon]"];' in text
+    assert '"PUBLICATION/PublishEsgf" -> "end:Pass" [label="Pass"];' in text
+    c = subprocess.run(
+        [need_dot(), "-Tcanon"], input=text, capture_output=True, text=True, check=False
+    )
+    assert c.returncode == 0, c.stderr

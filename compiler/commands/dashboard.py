@@ -21,10 +21,9 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from compiler.commands.report import Report, axis_text, build_report, times
+from compiler.commands.report import Report, axis_text, build_report, human_params, times
 from compiler.commands.status import counts
 from compiler.core.diagnostics import CompileError
-from compiler.core.statusfile import format_params
 from compiler.render.render import render_template
 from compiler.runtime.survey import Survey, SurveyError, human_seconds, iso, state_key
 
@@ -124,7 +123,10 @@ def graph_svg(s: Survey) -> str:
         svg = to_svg(graph_dot(s.manifest["graph"], s.name, counts, list(s.manifest["steps"])))
     except GraphError:
         return ""
-    return svg[svg.index("<svg") :]  # the XML prolog and doctype cannot stand inside HTML
+    # Inside HTML the XML prolog and doctype cannot stand, and an inline <svg> needs no
+    # namespace attributes (their URLs are names, never fetched: left out all the same).
+    svg = svg[svg.index("<svg") :]
+    return re.sub(r'\s+xmlns(?::xlink)?="[^"]*"', "", svg)
 
 
 WHY_MAX = 20_000  # datasets the page's search answers for; `padocc why` answers for all
@@ -230,7 +232,7 @@ def context(s: Survey, r: Report, max_list: int, page_dir: Path | None = None) -
         "chart_w": CHART_W,
         "gates": gates,
         "failures": [{"dataset": f.dataset, "step": f.step, "state": f.state, "when": iso(f.ts),
-                      "params": format_params(f.params), "log": f.log or "",
+                      "params": human_params(f.params), "log": f.log or "",
                       "log_url": link(f.log, page_dir), "slurm_jobid": f.slurm_jobid}
                      for f in r.failures[:MAX_ROWS]],
         "n_failures": len(r.failures),

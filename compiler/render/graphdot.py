@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 START, STUCK = "start", "stuck"
+MAX_KEYS = 4  # routing keys written on one edge; the rest are counted
 
 
 def dot_str(text: object) -> str:
@@ -123,12 +124,14 @@ def graph_dot(
     for (src, dst), by_state in edges.items():
         parts = []
         for state, keys in by_state.items():
-            if places[(src, state)] == 1:
-                parts.append(state)
-            else:
+            shown = "" if src == START else state  # the entry's "state" is only Ready
+            if places[(src, state)] > 1:
                 named = ["default"] * ("" in keys) + sorted(k for k in keys if k)
-                parts.append(f"{state} [{', '.join(named)}]")
-        label = "" if src == START else "\n".join(parts)
+                more = f", +{len(named) - MAX_KEYS} more" if len(named) > MAX_KEYS else ""
+                shown = f"{shown} [{', '.join(named[:MAX_KEYS])}{more}]".strip()
+            if shown:
+                parts.append(shown)
+        label = "\n".join(parts)
         attrs = f" [label={dot_str(label)}]" if label else ""
         out.append(f"  {dot_str(src)} -> {dot_str(dst)}{attrs};")
     out.append("}")
