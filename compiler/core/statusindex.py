@@ -24,14 +24,18 @@ from typing import NamedTuple
 from compiler.core.statusfile import (
     ENGAGED,
     HEADER,
+    LINE_WARNING,
     NON_BINDING,
+    TORN_MARK,
     History,
+    Parts,
     Stat,
-    parse_params,
     parse_stamp,
+    split_line,
+    stat_of,
 )
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3  # 3: datasm line shapes, COMM records, closed torn lines
 RACY_NS = 2_000_000_000  # 2 s: covers 1 s clocks and FAT's 2 s mtime
 INDEX_FILE = Path(".padocc") / "survey" / "status-index.json"
 
@@ -63,16 +67,27 @@ def stamp_ok(ts: str) -> bool:
     return True
 
 
-# A valid STAT line as parse_stat splits it, less "STAT": (ts, workflow, sub, step, state, params).
-Parts = tuple[str, str, str, str, str, str]
-
-# Only lines parse_stat accepts, cut where it cuts them, on the usual stamp shape with
-# its fields in range (days per month are checked after). [0-9]: \d takes any digit.
+# Only lines of our own STAT shape, exactly five fields after the stamp (the last, the
+# parameters, may be empty), which parse_stat cuts where this does; on the usual stamp
+# shape with its fields in range (days per month are checked after). [0-9]: \d takes
+# any digit. Any other shape (datasm's shorter and deeper lines) is read line by line.
 _STAT_LINE = re.compile(
     r"^STAT:([0-9]{4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])_(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]_[0-9]{6})"
-    r":([^:\n]+):([^:\n]+):([^:\n]+):([^:\n]+)(?::(.*))?$",
+    r":([^:\n]+):([^:\n]+):([^:\n]+):([^:\n]+):([^:\n]*)$",
     re.M,
 )
+
+
+def _usual(data: bytes) -> bool:
+    """A file the fast paths may read: a header, a final newline, no CR, and no COMM
+    line (a record or a comment: split_line tells which) or closed torn line."""
+    return (
+        data.startswith(b"DATASETID=")
+        and data.endswith(b"\n")
+        and b"\r" not in data
+        and b"\nCOMM:" not in data
+        and TORN_MARK.encode() + b"\n" not in data
+    )
 
 
 def scan(data: bytes, path: str) -> tuple[str | None, list[Parts], list[str]]:
@@ -82,7 +97,7 @@ def scan(data: bytes, path: str) -> tuple[str | None, list[Parts], list[str]]:
     A whole file is matched by one regular expression when it looks as files usually
     do (a header, a final newline, no CR). Anything unusual in it, a line that does not
     match or a day that does not exist, sends it through the line-by-line reading."""
-    if data.startswith(b"DATASETID=") and data.endswith(b"\n") and b"\r" not in data:
+    if _usual(data):
         text = data.decode("utf-8", errors="replace")
         found = _STAT_LINE.findall(text)
         if len(found) == text.count("\nSTAT") and all(
@@ -102,24 +117,24 @@ def _scan_lines(data: bytes, path: str) -> tuple[str | None, list[Parts], list[s
     out: list[Parts] = []
     for n, line in enumerate(lines, start=1):
         if n == 1:
-            if line.startswith(HEADER):
+            if line.startswith(HEADER) and not line.endswith(TORN_MARK):
                 dataset_id = line[len(HEADER) :].strip()
                 continue
             warnings.append(f"{path}:1: missing DATASETID header")
-        if not line.startswith("STAT"):
+        if not line.startswith(("STAT", "COMM:")) and not line.endswith(TORN_MARK):
             continue  # a comment
-        p = line.rstrip("\r\n").split(":", 6) if line.startswith("STAT:") else []
-        if len(p) < 6 or not (p[2] and p[3] and p[4] and p[5]) or not stamp_ok(p[1]):
-            warnings.append(f"{path}:{n}: malformed STAT line ignored")
-            continue
-        out.append((p[1], p[2], p[3], p[4], p[5], p[6] if len(p) > 6 else ""))
+        p = split_line(line)
+        if isinstance(p, tuple):
+            out.append(p)
+        elif p is not None:
+            warnings.append(f"{path}:{n}: {LINE_WARNING[p]}")
     if torn:
         warnings.append(f"{path}:{len(lines) + 1}: torn last line ignored")
     return dataset_id, out, warnings
 
 
 def to_stat(p: Sequence[str]) -> Stat:
-    return Stat(p[0], p[1], p[2], p[3], p[4], parse_params(p[5]) if p[5] else {})
+    return stat_of(tuple(p))  # type: ignore[arg-type]
 
 
 def history_of(data: bytes, path: str) -> History:
@@ -143,7 +158,7 @@ class Brief(NamedTuple):
 # them (the days are captured, to check per month); about twice as fast.
 _STAT_HEAD = re.compile(
     r"\nSTAT:([0-9]{4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01]))_(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]_[0-9]{6}"
-    r":[^:\n]+:[^:\n]+:[^:\n]+:[^:\n]+(?=[:\n])"
+    r":[^:\n]+:[^:\n]+:[^:\n]+:[^:\n]+:[^:\n]*(?=\n)"
 )
 
 
@@ -154,7 +169,7 @@ def fold(data: bytes, path: str) -> Brief:
     line well formed), the position is found walking back from the end: the last
     binding line, an Engaged after it, and the last Blocked/Unblocked. Anything else
     is read line by line."""
-    if data.startswith(b"DATASETID=") and data.endswith(b"\n") and b"\r" not in data:
+    if _usual(data):
         text = data.decode("utf-8", errors="replace")
         days = _STAT_HEAD.findall(text)
         if len(days) == text.count("\nSTAT") and all(_date_ok(d) for d in set(days)):
