@@ -284,3 +284,29 @@ def test_a_run_after_a_torn_line_does_not_quarantine(small_demo: Path):
     # datasm reading the file takes our end line, not the fragment.
     assert datasm_latest(text).endswith(datasm_listener_state(text))
     assert datasm_step_state(datasm_latest(text)) == "DEMO:Pass"
+
+
+def test_lines_are_placed_as_datasm_next_state_places_them():
+    """datasm/workflows/__init__.py `next_state`: the top graph first, then down through
+    the levels the line names (upper-cased both sides, DATASM stepped over)."""
+    from compiler.core.routing import locate
+
+    table = {
+        "WAREHOUSE/EXTRACTION:Pass": {},
+        "PUBLICATION/GenerateMapfile:Pass": {},
+        "ATMValidation/CheckTime:Ready": {},
+        "VALIDATION/VALIDATION:Ready": {},
+    }
+
+    def at(line: str) -> str:
+        return locate(table, "WAREHOUSE", position_of([parse_stat(line)]))
+
+    assert at(f"STAT:{TS}:DATASM:EXTRACTION:Pass:") == "WAREHOUSE/EXTRACTION:Pass"
+    assert at(f"STAT:{TS}:PUBLICATION:GenerateMapfile:Pass:") == "PUBLICATION/GenerateMapfile:Pass"
+    assert (
+        at(f"STAT:{TS}:DATASM:VALIDATION:ATMVALIDATION:CheckTime:Ready:")
+        == "ATMValidation/CheckTime:Ready"
+    )
+    assert at(f"STAT:{TS}:DATASM:VALIDATION:Ready:") == "VALIDATION/VALIDATION:Ready"
+    # Step:State itself is compared exactly, as datasm's `test_state in transitions`.
+    assert at(f"STAT:{TS}:DATASM:Extraction:Pass:") == "DATASM/Extraction:Pass"

@@ -44,11 +44,14 @@ def locate(table: Mapping[str, Mapping[str, dict]], root: str, pos: Position) ->
     (E3SM-Project/datasm 18eb7f4, datasm/workflows/__init__.py): the first level, from
     the top graph down through the (sub-)workflows the line names, whose graph holds
     its exact `Step:State`; a level is named case-insensitively (datasm upper-cases
-    both sides) and `DATASM` is stepped over."""
+    both sides) and `DATASM` is stepped over. Sub-workflow names are unique in a
+    compiled graph, so the levels in between need not be walked."""
     key = f"{pos.sub}/{pos.step}:{pos.state}"
     if key in table:
         return key
-    names = [root] + [n for n in (pos.workflow, pos.sub) if n and n.upper() != "DATASM"]
+    # datasm descends through every field, the step's too (`DATASM:VALIDATION:Ready:`
+    # is VALIDATION's own entry).
+    names = [root] + [n for n in (pos.workflow, pos.sub, pos.step) if n and n.upper() != "DATASM"]
     subs: dict[str, str] = {}
     for p in table:
         s = p.partition("/")[0]
