@@ -284,6 +284,23 @@ def test_a_run_after_a_torn_line_does_not_quarantine(small_demo: Path):
     # datasm reading the file takes our end line, not the fragment.
     assert datasm_latest(text).endswith(datasm_listener_state(text))
     assert datasm_step_state(datasm_latest(text)) == "DEMO:Pass"
+    # An operator blocks and unblocks it (compiler/commands/manual.py): COMM lines,
+    # which datasm's readers pass over; ours still read them.
+    ds = "DEMO.atmos.hist.r1.tas"
+    for cmd in (("block", "--reason", "STAT: disk full"), ("unblock",)):
+        r = padocc(cmd[0], str(small_demo), ds, *cmd[1:])
+        assert r.returncode == 0, r.stderr
+    after = f.read_text()
+    assert [ln.split(":")[0] + ":" + ln.split(":")[5] for ln in after.splitlines()[-2:]] == [
+        "COMM:Blocked",
+        "COMM:Unblocked",
+    ]
+    assert (datasm_latest(after), datasm_listener_state(after)) == (
+        datasm_latest(text),
+        datasm_listener_state(text),
+    )
+    assert [s.state for s in read_history(f).stats[-2:]] == ["Blocked", "Unblocked"]
+    assert read_history(f).stats[-2].params["reason"] == "STAT: disk full"
 
 
 def test_lines_are_placed_as_datasm_next_state_places_them():
