@@ -291,8 +291,9 @@ def append_stats(path: Path, dataset_id: str, stats: Iterable[Stat], durable: bo
     """Append STAT lines atomically: one write under an exclusive lock, then fsync.
 
     A torn last line left by a crash is closed with TORN_MARK and a newline first, so
-    the new record never fuses with it and the fragment never reads as a record. Any failure raises: a record is never dropped quietly,
-    and a partial write (a full disk) is taken back, so it never leaves a torn line.
+    the new record never fuses with it and the fragment never reads as a record. Any
+    failure raises: a record is never dropped quietly, and a partial write (a full
+    disk) is taken back, so it never leaves a torn line.
     `durable=False` skips the fsync, for a line whose loss in a machine crash loses
     no work that is not then redone: an Engaged line, or the outcome of a step that
     another step of the same job follows (the job wrapper syncs the file once, at the
