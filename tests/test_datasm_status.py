@@ -327,3 +327,14 @@ def test_lines_are_placed_as_datasm_next_state_places_them():
     assert at(f"STAT:{TS}:DATASM:VALIDATION:Ready:") == "VALIDATION/VALIDATION:Ready"
     # Step:State itself is compared exactly, as datasm's `test_state in transitions`.
     assert at(f"STAT:{TS}:DATASM:Extraction:Pass:") == "DATASM/Extraction:Pass"
+
+
+def test_datasm_end_line_ends_the_workflow():
+    """datasm/datasm.py `start_datasets`: a dataset at f"{workflow.name.upper()}:Pass:"
+    (DatasetStatus.SUCCESS, `DATASM:Pass:`) has succeeded; at `...:Fail:`, failed."""
+    from compiler.core.routing import decide
+
+    graph = {"root": "WAREHOUSE", "entry": "WAREHOUSE/WAREHOUSE:Ready", "table": {}}
+    for state in ("Pass", "Fail"):
+        pos = position_of([parse_stat(f"STAT:{TS}:DATASM:{state}:")])
+        assert decide(pos, "", graph, 3) == {"kind": "done", "state": state}
