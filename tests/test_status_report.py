@@ -549,6 +549,7 @@ def status_bytes(draw) -> bytes:
                 f"STAT:{ts}:PUBLICATION:{step}:Pass:version=v1", f"STAT:{ts}:DATASM:V:A:{step}:Fail:",
                 f"STAT:{ts}:POSTPROCESS:{step}:Pass", f"COMM:{ts}:POSTPROCESS:{step}:NCO:Fail",
                 f"STAT:{ts}:W:{sub}:{step}:Pa::TORN:", f"COMM:{ts}:W:{sub}:{step}:Retry:a=%53TAT",
+                f"COMM:{ts}:W:{sub}:{step}:Cancelled:b=1", "COMMENT: x", f"COMM:{ts}:W:{sub}:{step}:Retry",
             ])))  # fmt: skip
     end = "\n" if clean else draw(hs.sampled_from(["\n", "", "\nSTAT:2023"]))
     return ("\n".join(lines) + end).encode()

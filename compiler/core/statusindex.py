@@ -67,27 +67,37 @@ def stamp_ok(ts: str) -> bool:
     return True
 
 
-# Only lines of our own STAT shape, exactly five fields after the stamp (the last, the
-# parameters, may be empty), which parse_stat cuts where this does; on the usual stamp
-# shape with its fields in range (days per month are checked after). [0-9]: \d takes
-# any digit. Any other shape (datasm's shorter and deeper lines) is read line by line.
+# Only lines of our own shape, exactly five fields after the stamp (the last, the
+# parameters, may be empty), which split_line cuts where this does: STAT lines, and
+# COMM lines whose state is one of our non-binding ones (a COMM line of any other
+# shape is datasm's comment, which the line count below sends line by line). On the
+# usual stamp shape with its fields in range (days per month are checked after).
+# [0-9]: \d takes any digit. Any other shape (datasm's shorter and deeper lines) is
+# read line by line.
+_DAY_RE = r"[0-9]{4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
+_TIME_RE = r"_(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]_[0-9]{6}"
+_TS_RE = _DAY_RE + _TIME_RE
+_KIND_RE = r"(?:STAT|COMM(?=(?::[^:\n]+){4}:(?:Blocked|Unblocked|Retry|Cancelled):[^:\n]*$))"
 _STAT_LINE = re.compile(
-    r"^STAT:([0-9]{4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])_(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]_[0-9]{6})"
-    r":([^:\n]+):([^:\n]+):([^:\n]+):([^:\n]+):([^:\n]*)$",
-    re.M,
+    rf"^{_KIND_RE}:({_TS_RE}):([^:\n]+):([^:\n]+):([^:\n]+):([^:\n]+):([^:\n]*)$", re.M
 )
 
 
 def _usual(data: bytes) -> bool:
-    """A file the fast paths may read: a header, a final newline, no CR, and no COMM
-    line (a record or a comment: split_line tells which) or closed torn line."""
+    """A file the fast paths may read: a header, a final newline, no CR, no closed
+    torn line, and no "STAT" written "%53TAT" in a COMM line (to be decoded)."""
     return (
         data.startswith(b"DATASETID=")
         and data.endswith(b"\n")
         and b"\r" not in data
-        and b"\nCOMM:" not in data
         and TORN_MARK.encode() + b"\n" not in data
+        and (b"%53" not in data or b"\nCOMM:" not in data)
     )
+
+
+def _records(text: str) -> int:
+    """Lines that must all match for a fast read: every STAT and COMM line."""
+    return text.count("\nSTAT") + text.count("\nCOMM:")
 
 
 def scan(data: bytes, path: str) -> tuple[str | None, list[Parts], list[str]]:
@@ -100,9 +110,7 @@ def scan(data: bytes, path: str) -> tuple[str | None, list[Parts], list[str]]:
     if _usual(data):
         text = data.decode("utf-8", errors="replace")
         found = _STAT_LINE.findall(text)
-        if len(found) == text.count("\nSTAT") and all(
-            _date_ok(d) for d in {f[0][:8] for f in found}
-        ):
+        if len(found) == _records(text) and all(_date_ok(d) for d in {f[0][:8] for f in found}):
             return text[len(HEADER) : text.index("\n")].strip(), found, []
     return _scan_lines(data, path)
 
@@ -154,11 +162,11 @@ class Brief(NamedTuple):
     warnings: tuple[str, ...]
 
 
-# Checks the first five fields of every STAT line as _STAT_LINE does, without capturing
-# them (the days are captured, to check per month); about twice as fast.
+# Checks the first five fields of every record line as _STAT_LINE does, without
+# capturing them (the days are captured, to check per month); about twice as fast.
 _STAT_HEAD = re.compile(
-    r"\nSTAT:([0-9]{4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01]))_(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]_[0-9]{6}"
-    r":[^:\n]+:[^:\n]+:[^:\n]+:[^:\n]+:[^:\n]*(?=\n)"
+    rf"\n{_KIND_RE}:({_DAY_RE}){_TIME_RE}:[^:\n]+:[^:\n]+:[^:\n]+:[^:\n]+:[^:\n]*(?=\n)",
+    re.M,
 )
 
 
@@ -172,7 +180,7 @@ def fold(data: bytes, path: str) -> Brief:
     if _usual(data):
         text = data.decode("utf-8", errors="replace")
         days = _STAT_HEAD.findall(text)
-        if len(days) == text.count("\nSTAT") and all(_date_ok(d) for d in set(days)):
+        if len(days) == _records(text) and all(_date_ok(d) for d in set(days)):
             return _fold_back(text)
     return fold_lines(*_scan_lines(data, path))
 
@@ -188,8 +196,8 @@ def _fold_back(text: str) -> Brief:
     while end > first:
         start = text.rfind("\n", 0, end) + 1
         line, end = text[start:end], start - 1
-        if not line.startswith("STAT"):
-            continue
+        if not line.startswith(("STAT", "COMM:")):
+            continue  # a comment (every COMM line here is a record: see fold)
         p = line.split(":", 6)
         state = p[5]
         if state == "Blocked" or state == "Unblocked":
