@@ -77,7 +77,8 @@ def stamp_ok(ts: str) -> bool:
 _DAY_RE = r"[0-9]{4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
 _TIME_RE = r"_(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]_[0-9]{6}"
 _TS_RE = _DAY_RE + _TIME_RE
-_KIND_RE = r"(?:STAT|COMM(?=(?::[^:\n]+){4}:(?:Blocked|Unblocked|Retry|Cancelled):[^:\n]*$))"
+_NB_RE = "|".join(sorted(NON_BINDING))
+_KIND_RE = rf"(?:STAT|COMM(?=(?::[^:\n]+){{4}}:(?:{_NB_RE}):[^:\n]*$))"
 _STAT_LINE = re.compile(
     rf"^{_KIND_RE}:({_TS_RE}):([^:\n]+):([^:\n]+):([^:\n]+):([^:\n]+):([^:\n]*)$", re.M
 )
