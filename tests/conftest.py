@@ -94,10 +94,11 @@ def final_states(wf: Path) -> dict[str, str]:
 
 
 def stat_lines(wf: Path, ds: str) -> list[str]:
+    """The record lines: STAT, and COMM for the non-binding ones (Retry, Blocked, ...)."""
     return [
         ln
         for ln in (wf / "status" / f"{ds}.status").read_text().splitlines()
-        if ln.startswith("STAT:")
+        if ln.startswith(("STAT:", "COMM:"))
     ]
 
 

@@ -540,9 +540,19 @@ def status_bytes(draw) -> bytes:
         sub = draw(hs.sampled_from(["DEMO", "VALIDATION"] if clean else ["DEMO", "VALIDATION", ""]))
         step, state = draw(hs.sampled_from(_STEPS)), draw(hs.sampled_from(_STATES))
         params = draw(hs.sampled_from(["", ":", ":a=1,b=x^y", ":k=v:w"] + ([] if clean else [":\r"])))
-        lines.append(f"STAT:{ts}:W:{sub}:{step}:{state}{params}")
+        # Non-binding records are COMM lines now; older files hold them as STAT lines.
+        kind = "COMM" if state in ("Blocked", "Unblocked", "Retry", "Cancelled") and draw(hs.booleans()) else "STAT"
+        lines.append(f"{kind}:{ts}:W:{sub}:{step}:{state}{params}")
         if clean and draw(hs.integers(0, 6)) == 0:
             lines.append("# a comment")
+        if draw(hs.integers(0, 5)) == 0:  # datasm's own shapes, a closed torn line
+            lines.append(draw(hs.sampled_from([
+                f"STAT:{ts}:DATASM:Ready:", f"STAT:{ts}:DATASM:PUBLICATION:Blocked:",
+                f"STAT:{ts}:PUBLICATION:{step}:Pass:version=v1", f"STAT:{ts}:DATASM:V:A:{step}:Fail:",
+                f"STAT:{ts}:POSTPROCESS:{step}:Pass", f"COMM:{ts}:POSTPROCESS:{step}:NCO:Fail",
+                f"STAT:{ts}:W:{sub}:{step}:Pa::TORN:", f"COMM:{ts}:W:{sub}:{step}:Retry:a=%53TAT",
+                f"COMM:{ts}:W:{sub}:{step}:Cancelled:b=1", "COMMENT: x", f"COMM:{ts}:W:{sub}:{step}:Retry",
+            ])))  # fmt: skip
     end = "\n" if clean else draw(hs.sampled_from(["\n", "", "\nSTAT:2023"]))
     return ("\n".join(lines) + end).encode()
 

@@ -38,6 +38,31 @@ def run_successors(
     return out
 
 
+def locate(table: Mapping[str, Mapping[str, dict]], root: str, pos: Position) -> str:
+    """The table position a dataset's line stands for. Our own lines name their
+    sub-workflow. Other lines are placed as datasm's `next_state` places them
+    (E3SM-Project/datasm 18eb7f4, datasm/workflows/__init__.py): the first level, from
+    the top graph down through the (sub-)workflows the line names, whose graph holds
+    its exact `Step:State`; a level is named case-insensitively (datasm upper-cases
+    both sides) and `DATASM` is stepped over. Sub-workflow names are unique in a
+    compiled graph, so the levels in between need not be walked."""
+    key = f"{pos.sub}/{pos.step}:{pos.state}"
+    if key in table:
+        return key
+    # datasm descends through every field, the step's too (`DATASM:VALIDATION:Ready:`
+    # is VALIDATION's own entry).
+    names = [root] + [n for n in (pos.workflow, pos.sub, pos.step) if n and n.upper() != "DATASM"]
+    subs: dict[str, str] = {}
+    for p in table:
+        s = p.partition("/")[0]
+        subs.setdefault(s.upper(), s)
+    for n in names:
+        s = subs.get(n.upper())
+        if s is not None and f"{s}/{pos.step}:{pos.state}" in table:
+            return f"{s}/{pos.step}:{pos.state}"
+    return key
+
+
 def decide(pos: Position, key: str, graph: Mapping, max_visits: int) -> dict:
     """The next action for a dataset: run / final / stuck, or done / quarantined / blocked."""
     if pos.blocked:
@@ -46,9 +71,13 @@ def decide(pos: Position, key: str, graph: Mapping, max_visits: int) -> dict:
         return route(graph["table"], graph["entry"], key)
     if pos.state == QUARANTINED:
         return {"kind": "quarantined"}
-    if pos.step == graph["root"] and pos.sub == graph["root"] and pos.state in FINAL:
+    # Our end line names the root twice; datasm's is `DATASM:Pass:` (its top workflow).
+    ended = (pos.sub, pos.step) == (graph["root"], graph["root"]) or (
+        not pos.sub and pos.step.upper() == "DATASM"
+    )
+    if ended and pos.state in FINAL:
         return {"kind": "done", "state": pos.state}
-    act = route(graph["table"], pos.key, key)
+    act = route(graph["table"], locate(graph["table"], graph["root"], pos), key)
     if act["kind"] == "run":
         n = pos.visits.get((act["sub"], act["step"]), 0)
         if n >= max_visits:

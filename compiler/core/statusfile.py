@@ -2,6 +2,27 @@
 
     DATASETID=<id>
     STAT:<YYYYmmdd_HHMMSS_ffffff>:<workflow>:<sub-workflow>:<Step>:<State>:<k=v,...>
+    COMM:<YYYYmmdd_HHMMSS_ffffff>:<workflow>:<sub-workflow>:<Step>:<State>:<k=v,...>
+
+A STAT line is read the way datasm reads it (E3SM-Project/datasm 18eb7f4,
+datasm/dataset.py `load_dataset_status_file`, datasm/workflows/__init__.py
+`next_state`): split at every ':', the last field is the parameters, the one before
+it the state, the one before that the step; what comes before the step is the path of
+(sub-)workflows, outermost first. So datasm's shorter lines (`DATASM:Ready:`, its
+publication tools' `PUBLICATION:Verified:v2`) and deeper ones
+(`DATASM:VALIDATION:ATMVALIDATION:Step:Ready:`) mean what they mean to datasm. A STAT
+line whose part after the first two levels is exactly `Blocked:`, `Unblocked:`,
+`Approved:` or `Unapproved:` is datasm's non-binding note: it neither moves nor blocks
+a dataset (datasm's `get_latest_status` skips it).
+
+padocc's own non-binding records (Blocked, Unblocked, Retry, Cancelled) are COMM lines:
+datasm keeps a COMM line as a comment (its `load_dataset_status_file`, and
+`get_last_status_line`, which takes the last line holding "STAT"), so it never takes one
+for a dataset's latest state. Older files' STAT lines of those states still read.
+
+A line that a crash cut short is closed, by the next append, with TORN_MARK: that
+line is then a fragment to datasm (its state reads as "TORN" after an empty field,
+which no graph routes) and to us (ignored, with a warning), never an outcome.
 
 Any other line is a comment. In parameter values ':' is written '^' as datasm
 does; '%', ',', '=', '^' and line breaks are %-escaped so every value round-trips.
@@ -19,10 +40,18 @@ from pathlib import Path
 
 HEADER = "DATASETID="
 TS_FORMAT = "%Y%m%d_%H%M%S_%f"
+STAT, COMM = "STAT:", "COMM:"
+# Closes a torn last line. Our lines never hold "::" (no field is empty and values
+# hold no ':'), so no whole line ends with it; datasm reads "<...>::TORN:" as step ""
+# and state "TORN", which no transition graph holds.
+TORN_MARK = "::TORN:"
 
-# States that never move a dataset: datasm's Blocked/Unblocked, our per-attempt
-# Retry record, and Cancelled, which closes an engagement without an outcome.
+# States that never move a dataset: Blocked/Unblocked, our per-attempt Retry record,
+# and Cancelled, which closes an engagement without an outcome. Written as COMM lines.
 NON_BINDING = frozenset({"Blocked", "Unblocked", "Retry", "Cancelled"})
+# datasm's dataset.py `non_binding_status`: the whole rest of a line after its first two
+# levels, compared exactly.
+DATASM_NON_BINDING = frozenset({"Blocked:", "Unblocked:", "Approved:", "Unapproved:"})
 ENGAGED = "Engaged"
 READY = "Ready"
 FINAL = frozenset({"Pass", "Fail"})
@@ -55,12 +84,13 @@ def format_params(params: Mapping[str, object]) -> str:
 
 
 def parse_params(text: str) -> dict[str, str]:
+    """k=v items; an item with no '=' (datasm's `Verified:v20240101`) is skipped, as
+    datasm's `start_datasets` skips it."""
     out: dict[str, str] = {}
     for part in text.split(","):
-        if not part:
-            continue
-        k, _, v = part.partition("=")
-        out[unescape_value(k)] = unescape_value(v)
+        k, eq, v = part.partition("=")
+        if eq:
+            out[unescape_value(k)] = unescape_value(v)
     return out
 
 
@@ -94,28 +124,75 @@ class Stat:
 
 
 def format_stat(stat: Stat) -> str:
+    """A STAT line; a non-binding record (NON_BINDING) is a COMM line, with every
+    "STAT" in it written "%53TAT", so no datasm reader takes it for a state."""
     fields = (stat.workflow, stat.sub, stat.step, stat.state)
     for f in fields:
         if not f or any(c in f for c in ":\n\r"):
             raise ValueError(f"status field {f!r} is empty or holds ':' or a line break")
-    return f"STAT:{stat.ts}:{':'.join(fields)}:{format_params(stat.params)}"
+    line = f"{stat.ts}:{':'.join(fields)}:{format_params(stat.params)}"
+    if stat.state in NON_BINDING:
+        return COMM + line.replace("STAT", "%53TAT")
+    return STAT + line
 
 
-def parse_stat(line: str) -> Stat | None:
-    """One STAT line, or None if it is not a well-formed STAT line."""
-    if not line.startswith("STAT:"):
+# One line's raw fields: (ts, workflow, sub, step, state, params text).
+Parts = tuple[str, str, str, str, str, str]
+MALFORMED, TORN = "malformed", "torn"
+
+
+def split_line(line: str) -> Parts | str | None:
+    """A record's Parts; MALFORMED or TORN for a STAT line that is not a record; None
+    for a comment (datasm's non-binding notes and COMM comments included)."""
+    line = line.rstrip("\r\n")
+    if line.endswith(TORN_MARK):
+        return TORN
+    if line.startswith(COMM):
+        # Only our own records: 5 fields after the stamp and a non-binding state.
+        # datasm's COMM lines (dsm_generate_CMIP6's `COMM:ts:POSTPROCESS:...`) stay comments.
+        f = line.replace("%53", "S").split(":")
+        if len(f) == 7 and f[5] in NON_BINDING and all(f[1:6]) and _stamp_ok(f[1]):
+            return (f[1], f[2], f[3], f[4], f[5], f[6])
         return None
-    parts = line.rstrip("\r\n").split(":", 6)
-    if len(parts) < 6:
+    if not line.startswith(STAT):
+        return MALFORMED if line.startswith("STAT") else None
+    f = line.split(":")
+    ts, body = f[1], f[2:]
+    if len(body) < 2 or not _stamp_ok(ts):
+        return MALFORMED
+    if len(body) == 2:  # `DATASM:Ready`: datasm's next_state takes it whole as Step:State
+        path, step, state, params = (), body[0], body[1], ""
+    else:
+        path, (step, state, params) = body[:-3], body[-3:]
+    if not step or not state or not all(path):
+        return MALFORMED
+    if ":".join(body[2:]) in DATASM_NON_BINDING:
         return None
-    ts, wf, sub, step, state = parts[1:6]
-    if not (ts and wf and sub and step and state):
-        return None
+    return (ts, path[0] if path else "", path[-1] if path else "", step, state, params)
+
+
+def _stamp_ok(ts: str) -> bool:
     try:
         parse_stamp(ts)
     except ValueError:
-        return None
-    return Stat(ts, wf, sub, step, state, parse_params(parts[6]) if len(parts) > 6 else {})
+        return False
+    return True
+
+
+def stat_of(p: Parts) -> Stat:
+    return Stat(p[0], p[1], p[2], p[3], p[4], parse_params(p[5]) if p[5] else {})
+
+
+def parse_stat(line: str) -> Stat | None:
+    """One record line (see the module's doc), or None if it is not one."""
+    p = split_line(line)
+    return stat_of(p) if isinstance(p, tuple) else None
+
+
+LINE_WARNING = {
+    MALFORMED: "malformed STAT line ignored",
+    TORN: "torn line (cut by a crash, closed later) ignored",
+}
 
 
 @dataclass
@@ -142,16 +219,15 @@ def parse_history(data: bytes, path: str, first_line: int = 1) -> History:
             h.warnings.append(f"{path}:{n}: torn last line ignored")
             break
         if n == 1:
-            if line.startswith(HEADER):
+            if line.startswith(HEADER) and not line.endswith(TORN_MARK):
                 h.dataset_id = line[len(HEADER) :].strip()
                 continue
             h.warnings.append(f"{path}:1: missing DATASETID header")
-        if line.startswith("STAT"):
-            st = parse_stat(line)
-            if st is None:
-                h.warnings.append(f"{path}:{n}: malformed STAT line ignored")
-            else:
-                h.stats.append(st)
+        p = split_line(line)
+        if isinstance(p, tuple):
+            h.stats.append(stat_of(p))
+        elif p is not None:
+            h.warnings.append(f"{path}:{n}: {LINE_WARNING[p]}")
     if not data and first_line == 1:
         h.warnings.append(f"{path}: empty status file")
     return h
@@ -196,7 +272,9 @@ class HistoryTail:
             return self.stats
         end = data.rfind(b"\n") + 1  # a torn last line waits until it is closed
         if end:
-            self.stats = self.stats + parse_history(data[:end], str(self.path), self._lines + 1).stats
+            self.stats = (
+                self.stats + parse_history(data[:end], str(self.path), self._lines + 1).stats
+            )
             self._offset += end
             self._lines += data.count(b"\n", 0, end)
         return self.stats
@@ -212,9 +290,10 @@ class StatusWriteError(OSError):
 def append_stats(path: Path, dataset_id: str, stats: Iterable[Stat], durable: bool = True) -> None:
     """Append STAT lines atomically: one write under an exclusive lock, then fsync.
 
-    A torn last line left by a crash is closed with a newline first, so the new
-    record never fuses with it. Any failure raises: a record is never dropped quietly,
-    and a partial write (a full disk) is taken back, so it never leaves a torn line.
+    A torn last line left by a crash is closed with TORN_MARK and a newline first, so
+    the new record never fuses with it and the fragment never reads as a record. Any
+    failure raises: a record is never dropped quietly, and a partial write (a full
+    disk) is taken back, so it never leaves a torn line.
     `durable=False` skips the fsync, for a line whose loss in a machine crash loses
     no work that is not then redone: an Engaged line, or the outcome of a step that
     another step of the same job follows (the job wrapper syncs the file once, at the
@@ -242,7 +321,7 @@ def append_stats(path: Path, dataset_id: str, stats: Iterable[Stat], durable: bo
             with open(path, "rb") as r:
                 r.seek(size - 1)
                 if r.read(1) != b"\n":
-                    prefix = "\n"
+                    prefix = TORN_MARK + "\n"
         data = (prefix + payload).encode("utf-8")
         try:
             written = os.write(fd, data)
@@ -297,6 +376,10 @@ class Position:
     @property
     def key(self) -> str | None:
         return f"{self.sub}/{self.step}:{self.state}" if self.step else None
+
+    @property
+    def workflow(self) -> str:
+        return self.last.workflow if self.last else ""
 
 
 def position_of(stats: Iterable[Stat]) -> Position:

@@ -24,14 +24,18 @@ from typing import NamedTuple
 from compiler.core.statusfile import (
     ENGAGED,
     HEADER,
+    LINE_WARNING,
     NON_BINDING,
+    TORN_MARK,
     History,
+    Parts,
     Stat,
-    parse_params,
     parse_stamp,
+    split_line,
+    stat_of,
 )
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3  # 3: datasm line shapes, COMM records, closed torn lines
 RACY_NS = 2_000_000_000  # 2 s: covers 1 s clocks and FAT's 2 s mtime
 INDEX_FILE = Path(".padocc") / "survey" / "status-index.json"
 
@@ -63,16 +67,38 @@ def stamp_ok(ts: str) -> bool:
     return True
 
 
-# A valid STAT line as parse_stat splits it, less "STAT": (ts, workflow, sub, step, state, params).
-Parts = tuple[str, str, str, str, str, str]
-
-# Only lines parse_stat accepts, cut where it cuts them, on the usual stamp shape with
-# its fields in range (days per month are checked after). [0-9]: \d takes any digit.
+# Only lines of our own shape, exactly five fields after the stamp (the last, the
+# parameters, may be empty), which split_line cuts where this does: STAT lines, and
+# COMM lines whose state is one of our non-binding ones (a COMM line of any other
+# shape is datasm's comment, which the line count below sends line by line). On the
+# usual stamp shape with its fields in range (days per month are checked after).
+# [0-9]: \d takes any digit. Any other shape (datasm's shorter and deeper lines) is
+# read line by line.
+_DAY_RE = r"[0-9]{4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"
+_TIME_RE = r"_(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]_[0-9]{6}"
+_TS_RE = _DAY_RE + _TIME_RE
+_NB_RE = "|".join(sorted(NON_BINDING))
+_KIND_RE = rf"(?:STAT|COMM(?=(?::[^:\n]+){{4}}:(?:{_NB_RE}):[^:\n]*$))"
 _STAT_LINE = re.compile(
-    r"^STAT:([0-9]{4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])_(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]_[0-9]{6})"
-    r":([^:\n]+):([^:\n]+):([^:\n]+):([^:\n]+)(?::(.*))?$",
-    re.M,
+    rf"^{_KIND_RE}:({_TS_RE}):([^:\n]+):([^:\n]+):([^:\n]+):([^:\n]+):([^:\n]*)$", re.M
 )
+
+
+def _usual(data: bytes) -> bool:
+    """A file the fast paths may read: a header, a final newline, no CR, no closed
+    torn line, and no "STAT" written "%53TAT" in a COMM line (to be decoded)."""
+    return (
+        data.startswith(b"DATASETID=")
+        and data.endswith(b"\n")
+        and b"\r" not in data
+        and TORN_MARK.encode() + b"\n" not in data
+        and (b"%53" not in data or b"\nCOMM:" not in data)
+    )
+
+
+def _records(text: str) -> int:
+    """Lines that must all match for a fast read: every STAT and COMM line."""
+    return text.count("\nSTAT") + text.count("\nCOMM:")
 
 
 def scan(data: bytes, path: str) -> tuple[str | None, list[Parts], list[str]]:
@@ -82,12 +108,10 @@ def scan(data: bytes, path: str) -> tuple[str | None, list[Parts], list[str]]:
     A whole file is matched by one regular expression when it looks as files usually
     do (a header, a final newline, no CR). Anything unusual in it, a line that does not
     match or a day that does not exist, sends it through the line-by-line reading."""
-    if data.startswith(b"DATASETID=") and data.endswith(b"\n") and b"\r" not in data:
+    if _usual(data):
         text = data.decode("utf-8", errors="replace")
         found = _STAT_LINE.findall(text)
-        if len(found) == text.count("\nSTAT") and all(
-            _date_ok(d) for d in {f[0][:8] for f in found}
-        ):
+        if len(found) == _records(text) and all(_date_ok(d) for d in {f[0][:8] for f in found}):
             return text[len(HEADER) : text.index("\n")].strip(), found, []
     return _scan_lines(data, path)
 
@@ -102,24 +126,24 @@ def _scan_lines(data: bytes, path: str) -> tuple[str | None, list[Parts], list[s
     out: list[Parts] = []
     for n, line in enumerate(lines, start=1):
         if n == 1:
-            if line.startswith(HEADER):
+            if line.startswith(HEADER) and not line.endswith(TORN_MARK):
                 dataset_id = line[len(HEADER) :].strip()
                 continue
             warnings.append(f"{path}:1: missing DATASETID header")
-        if not line.startswith("STAT"):
+        if not line.startswith(("STAT", "COMM:")) and not line.endswith(TORN_MARK):
             continue  # a comment
-        p = line.rstrip("\r\n").split(":", 6) if line.startswith("STAT:") else []
-        if len(p) < 6 or not (p[2] and p[3] and p[4] and p[5]) or not stamp_ok(p[1]):
-            warnings.append(f"{path}:{n}: malformed STAT line ignored")
-            continue
-        out.append((p[1], p[2], p[3], p[4], p[5], p[6] if len(p) > 6 else ""))
+        p = split_line(line)
+        if isinstance(p, tuple):
+            out.append(p)
+        elif p is not None:
+            warnings.append(f"{path}:{n}: {LINE_WARNING[p]}")
     if torn:
         warnings.append(f"{path}:{len(lines) + 1}: torn last line ignored")
     return dataset_id, out, warnings
 
 
 def to_stat(p: Sequence[str]) -> Stat:
-    return Stat(p[0], p[1], p[2], p[3], p[4], parse_params(p[5]) if p[5] else {})
+    return stat_of(tuple(p))  # type: ignore[arg-type]
 
 
 def history_of(data: bytes, path: str) -> History:
@@ -139,11 +163,11 @@ class Brief(NamedTuple):
     warnings: tuple[str, ...]
 
 
-# Checks the first five fields of every STAT line as _STAT_LINE does, without capturing
-# them (the days are captured, to check per month); about twice as fast.
+# Checks the first five fields of every record line as _STAT_LINE does, without
+# capturing them (the days are captured, to check per month); about twice as fast.
 _STAT_HEAD = re.compile(
-    r"\nSTAT:([0-9]{4}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01]))_(?:[01][0-9]|2[0-3])[0-5][0-9][0-5][0-9]_[0-9]{6}"
-    r":[^:\n]+:[^:\n]+:[^:\n]+:[^:\n]+(?=[:\n])"
+    rf"\n{_KIND_RE}:({_DAY_RE}){_TIME_RE}:[^:\n]+:[^:\n]+:[^:\n]+:[^:\n]+:[^:\n]*(?=\n)",
+    re.M,
 )
 
 
@@ -154,10 +178,10 @@ def fold(data: bytes, path: str) -> Brief:
     line well formed), the position is found walking back from the end: the last
     binding line, an Engaged after it, and the last Blocked/Unblocked. Anything else
     is read line by line."""
-    if data.startswith(b"DATASETID=") and data.endswith(b"\n") and b"\r" not in data:
+    if _usual(data):
         text = data.decode("utf-8", errors="replace")
         days = _STAT_HEAD.findall(text)
-        if len(days) == text.count("\nSTAT") and all(_date_ok(d) for d in set(days)):
+        if len(days) == _records(text) and all(_date_ok(d) for d in set(days)):
             return _fold_back(text)
     return fold_lines(*_scan_lines(data, path))
 
@@ -173,8 +197,8 @@ def _fold_back(text: str) -> Brief:
     while end > first:
         start = text.rfind("\n", 0, end) + 1
         line, end = text[start:end], start - 1
-        if not line.startswith("STAT"):
-            continue
+        if not line.startswith(("STAT", "COMM:")):
+            continue  # a comment (every COMM line here is a record: see fold)
         p = line.split(":", 6)
         state = p[5]
         if state == "Blocked" or state == "Unblocked":

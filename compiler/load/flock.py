@@ -1,8 +1,10 @@
 """SHEPARD's flock: a directory of groups, each listing its datasets.
 
 A group is a file or a directory (whose *.csv / *.txt files are read):
-- padocc's group CSV: `proj_code, /glob/**/*.nc, updates.json|, removals.json|`
-  (empty trailing fields allowed; '#' lines and a header starting proj_code skipped);
+- padocc's group CSV: `proj_code, /glob/**/*.nc, updates.json|, removals.json|, var...`
+  (empty trailing fields allowed; '#' lines and a header starting proj_code skipped).
+  As cedadev/padocc's `_init_group` reads it, fields 5 and later name the variables to
+  keep: they become the facet `keep_vars` (comma-separated, first spelling kept);
 - a plain list: one dataset id per line.
 A group holding a `.shpignore` file (or with a `NAME.shpignore` beside it) is
 quarantined: the cycle skips it entirely.
@@ -61,25 +63,44 @@ def _read_group_file(p: Path, shown: str, group: str) -> list[tuple[str, dict, L
             cells = [c.strip() for c in row]
             if not cells or not cells[0] or cells[0].startswith("#") or cells[0] == "proj_code":
                 continue
-            if len(cells) > 4:
-                raise fail(
-                    Loc(shown, n, 1), f"a group CSV row has at most 4 fields, not {len(cells)}"
-                )
             cells += [""] * (4 - len(cells))
             facets = {
                 "group": group,
                 "pattern": cells[1],
                 "updates": cells[2],
                 "removals": cells[3],
+                "keep_vars": ",".join(dict.fromkeys(v for v in cells[4:] if v)),
             }
             out.append((cells[0], facets, Loc(shown, n, 1)))
     else:
         for n, line in enumerate(text.splitlines(), start=1):
             s = line.strip()
             if s and not s.startswith("#"):
-                facets = {"group": group, "pattern": "", "updates": "", "removals": ""}
+                facets = {
+                    "group": group,
+                    "pattern": "",
+                    "updates": "",
+                    "removals": "",
+                    "keep_vars": "",
+                }
                 out.append((s, facets, Loc(shown, n, line.index(s[0]) + 1)))
     return out
+
+
+def _members(flock_dir: Path) -> dict[str, list[Path]]:
+    """Group name -> the files or directories that give it (more than one is an error)."""
+    out: dict[str, list[Path]] = {}
+    for path in sorted(flock_dir.iterdir()):
+        if path.name.startswith(".") or path.suffix == IGNORE:
+            continue
+        if path.is_file() and path.suffix not in (".csv", ".txt"):
+            continue
+        out.setdefault(path.stem if path.is_file() else path.name, []).append(path)
+    return out
+
+
+def _where(first: Loc, here: Loc) -> str:
+    return f"line {first.line}" if first.file == here.file else f"{first.file}:{first.line}"
 
 
 def scan_flock(flock_dir: Path, shown_dir: str) -> tuple[list[Group], list[Diagnostic]]:
@@ -87,13 +108,18 @@ def scan_flock(flock_dir: Path, shown_dir: str) -> tuple[list[Group], list[Diagn
     if not flock_dir.is_dir():
         raise fail(Loc(shown_dir), "flock_dir is not a directory")
     groups, problems = [], []
-    for path in sorted(flock_dir.iterdir()):
-        if path.name.startswith(".") or path.suffix == IGNORE:
-            continue
-        if path.is_file() and path.suffix not in (".csv", ".txt"):
-            continue
-        name = path.stem if path.is_file() else path.name
+    members = _members(flock_dir)
+    for name, paths in sorted(members.items()):
+        path = paths[0]
         shown = f"{shown_dir.rstrip('/')}/{path.name}"
+        if len(paths) > 1:
+            # Completion moves the group by its name: with two files of one name it would
+            # move one and leave the other, so neither runs until one is renamed.
+            also = ", ".join(f"{shown_dir.rstrip('/')}/{p.name}" for p in paths[1:])
+            problems.append(
+                Diagnostic(Loc(shown), f"group '{name}' is also {also}; rename one; group skipped")
+            )
+            continue
         ignored = (path.is_dir() and (path / IGNORE).exists()) or (
             flock_dir / f"{name}{IGNORE}"
         ).exists()
@@ -109,8 +135,16 @@ def scan_flock(flock_dir: Path, shown_dir: str) -> tuple[list[Group], list[Diagn
                 h.update(f.name.encode() + b"\0" + f.read_bytes())
                 fshown = f"{shown}/{f.name}" if path.is_dir() else shown
                 g.entries += _read_group_file(f, fshown, name)
+            first: dict[str, Loc] = {}
             for ds_id, _, loc in g.entries:
                 check_id(ds_id, loc)
+                if ds_id in first:
+                    raise fail(
+                        loc,
+                        f"dataset '{ds_id}' is listed twice in group '{name}' (first at "
+                        f"{_where(first[ds_id], loc)}); group skipped",
+                    )
+                first[ds_id] = loc
         except CompileError as e:
             problems += e.diagnostics
             continue

@@ -17,7 +17,7 @@ from compiler.model.types import Dataset
 
 FACET_RE = re.compile(r"[^\x00-\x1f\x7f/]+\Z")
 BUILTIN_FACETS = ("dataset",)
-FLOCK_FACETS = ("group", "pattern", "updates", "removals")
+FLOCK_FACETS = ("group", "pattern", "updates", "removals", "keep_vars")
 
 
 def _node_loc(node: Any, default: Loc) -> Loc:

@@ -761,7 +761,7 @@ class _ReportCache(_Index):
     with its file's FileTally less the stamps, whose range it keeps instead, and the
     (step, outcome) keys of the tallies. Made for one root step: failures depend on it."""
 
-    version = "report-1"
+    version = "report-2"  # 2: status lines read as datasm reads them (statusindex 3)
 
     def __init__(self, path: Path, status_dir: str, root: str):
         self.keys: list[tuple[str, str]] = []

@@ -1,0 +1,81 @@
+"""SHEPARD/padocc group files as padocc itself reads them, run through real cycles.
+
+Group CSV columns follow cedadev/padocc at 457c8d5, padocc/groups/mixins/initialisation.py,
+`_init_group`: proj_code, pattern, updates, removals, then every further field is a
+variable to keep (`proj_op.base_cfg['keep_vars'] = list(set(variables))`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import fresh_copy, padocc
+
+
+@pytest.fixture
+def flock(tmp_path: Path) -> Path:
+    dst = tmp_path / "flock"
+    fresh_copy("flock", dst)
+    return dst
+
+
+def cycle(wf: Path, *args: str):
+    return padocc("cycle", "--conf", str(wf / "shepard.yaml"), *args, timeout=600)
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if ": error: " in ln]
+
+
+def test_group_csv_fields_after_the_fourth_are_keep_vars(flock: Path):
+    wf = flock / "workflow.yaml"
+    # The init step is handed the variables to keep, as padocc's init would use them.
+    wf.write_text(wf.read_text().replace("init {dataset} {pattern}", "init {dataset} {keep_vars}"))
+    (flock / "groups" / "vars_c.csv").write_text(
+        "proj_code,pattern,updates,removals,vars\n"
+        "VARS_tas_c,/archive/tas/*.nc,,,tas,tasmax,tas\n"
+        "VARS_none_c,/archive/pr/*.nc,,\n"
+    )
+    r = cycle(flock)
+    assert r.returncode == 0, r.stderr
+    assert error_lines(r.stdout + r.stderr) == []
+    done = flock / "complete" / "vars_c" / "work"
+    if not done.exists():  # the group may still be open: its work stays in place
+        done = flock / "work"
+    init = json.loads((done / "VARS_tas_c" / "init.json").read_text())
+    assert init["pattern"] == "tas,tasmax"  # duplicates dropped, first spelling kept
+    init = json.loads((done / "VARS_none_c" / "init.json").read_text())
+    assert init["pattern"] == ""
+
+
+def test_two_group_files_of_one_name_are_refused_and_the_rest_runs(flock: Path):
+    (flock / "groups" / "obs_b.csv").write_text("proj_code,pattern\nOBS_other_b,/x/*.nc\n")
+    r = cycle(flock)
+    assert r.returncode == 0, r.stderr
+    shown = f"{flock / 'groups'}"
+    assert error_lines(r.stdout + r.stderr) == [
+        f"{shown}/obs_b.csv: error: group 'obs_b' is also {shown}/obs_b.txt; rename one; "
+        "group skipped"
+    ]
+    # Neither file runs or moves; the other group runs and completes.
+    assert (flock / "groups" / "obs_b.csv").exists() and (flock / "groups" / "obs_b.txt").exists()
+    status = flock / "status"
+    assert not any(status.glob("OBS_*")) if status.exists() else True
+    assert (flock / "status" / "CMIP6_tas_a.status").exists() or (
+        flock / "complete" / "cmip_a" / "status" / "CMIP6_tas_a.status"
+    ).exists()
+
+
+def test_a_duplicate_id_skips_only_its_group(flock: Path):
+    (flock / "groups" / "obs_b.txt").write_text("OBS_sst_b\nOBS_ice_b\n# again\nOBS_sst_b\n")
+    r = cycle(flock)
+    assert r.returncode == 0, r.stderr
+    assert error_lines(r.stdout + r.stderr) == [
+        f"{flock / 'groups' / 'obs_b.txt'}:4:1: error: dataset 'OBS_sst_b' is listed twice "
+        "in group 'obs_b' (first at line 1); group skipped"
+    ]
+    status = flock / "status"
+    assert not list(status.glob("OBS_*"))
+    assert list(status.glob("CMIP6_*")) or list((flock / "complete").rglob("CMIP6_*.status"))
