@@ -226,13 +226,22 @@ def session_alive(sid: int) -> bool:
     return False
 
 
-def test_prune_never_removes_a_build_a_live_run_holds(tmp_path: Path):
+def live_run(tmp_path: Path) -> tuple[Path, str, subprocess.Popen]:
+    """A compiled workflow, the build, and a run of it whose job is waiting for `go`."""
     wf = one_step_workflow(tmp_path / "one", WAIT_FOR_GO)
     compile_wf(wf)
-    held = current_build(wf)
     run = start_run(wf)
     try:
         wait_for((wf / "started").exists, "the run's job never started")
+    except AssertionError:
+        os.killpg(run.pid, signal.SIGKILL)
+        raise
+    return wf, current_build(wf), run
+
+
+def test_prune_never_removes_a_build_a_live_run_holds(tmp_path: Path):
+    wf, held, run = live_run(tmp_path)
+    try:
         for _ in range(3):  # three compiles, each keeping only the newest build
             r = compile_env(wf, PADOCC_KEEP_BUILDS="1")
             assert r.returncode == 0, r.stderr
@@ -249,12 +258,8 @@ def test_prune_never_removes_a_build_a_live_run_holds(tmp_path: Path):
 
 
 def test_a_run_killed_with_kill_9_frees_its_build(tmp_path: Path):
-    wf = one_step_workflow(tmp_path / "one", WAIT_FOR_GO)
-    compile_wf(wf)
-    held = current_build(wf)
-    run = start_run(wf)
+    wf, held, run = live_run(tmp_path)
     try:
-        wait_for((wf / "started").exists, "the run's job never started")
         assert compile_env(wf, PADOCC_KEEP_BUILDS="1").returncode == 0
         assert held in builds_of(wf)
     finally:

@@ -19,6 +19,7 @@ from conftest import fresh_copy, padocc, tree_snapshot
 
 from compiler.commands import campaign, clean
 from compiler.commands import compile as compile_cmd
+from compiler.core.manifestio import load_manifest
 
 NOW = "2026-01-01T01:00:00Z"
 STAMP = "20260101T010000Z"
@@ -121,7 +122,9 @@ def test_campaign_run_leaves_a_complete_run_directory(done_run: dict):
     for w, wf in ((w_demo, demo), (w_hmi, hmi)):
         rnd = w["rounds"][0]
         build = wf / ".padocc" / "builds" / rnd["build"]
-        assert rnd["manifest"] == json.loads((build / "manifest.json").read_text())
+        # The build's file names paths inside the workflow relative to it; read back,
+        # they are the resolved model's absolute ones.
+        assert rnd["manifest"] == load_manifest(str(build / "manifest.json"))
         # The Snakefile copies are the generated ones, byte for byte.
         assert (run / "snakefiles" / w["label"] / "Snakefile").read_bytes() == (
             build / "Snakefile"
