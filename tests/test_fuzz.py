@@ -288,3 +288,132 @@ def test_fuzz_dataset_list_files(ids, listing):
 @given(_file_input("fanout", "workflow.yaml"))
 def test_fuzz_list_sources_in_workflow_yaml(content):
     _build("fanout", "workflow.yaml", content)
+
+
+# Issue 17: no text reaches the Snakefile unescaped. Any string the resolved model holds
+# (whatever bytes, line breaks, quotes or braces) leaves the Snakefile's code exactly as
+# it is for a harmless value: only string literals and comments differ, every literal
+# is valid Python, and Snakemake's shell formatting sees only its own fields.
+HOSTILE = st.lists(
+    st.sampled_from(
+        list("\n\r\x0c\x0b\x1c\x85\u2028\u2029\t\x00 '\"\\{}#$:;()=ab_\u00e9")
+        + ["\udcff", "import os; os.system('touch CANARY')", '"""', "'''"]
+    ),
+    max_size=12,
+).map("".join)
+_SNAKE: dict[str, object] = {}
+
+
+def _snake_base():
+    """The demo with two gates (one with a map hook), compiled once, nothing written."""
+    if not _SNAKE:
+        import io
+
+        from test_injection import base_workflow
+
+        from compiler.commands.compile import CompileOptions, compile_workflow
+        from compiler.render.render import render_build
+
+        wf = base_workflow(Path(tempfile.mkdtemp(prefix="padocc-fuzz-")) / "wf")
+        rc, c = compile_workflow(CompileOptions(str(wf), write=False), io.StringIO(), io.StringIO())
+        assert rc == 0 and c is not None
+        _SNAKE.update(wf=wf, c=c, render=render_build)
+        _SNAKE["ref"] = _code_of(render_build(c.model, c.manifest, c.plan, c.gate_work))
+    return _SNAKE
+
+
+def _code_of(files: dict[str, str]) -> tuple:
+    """The Snakefile's code tokens (comments and line breaks dropped, each string only
+    as 'a string'), and the fields each shell string leaves to Snakemake."""
+    import ast
+    import io
+    import string
+    import tokenize
+
+    text = files["Snakefile"]
+    text.encode("utf-8")  # written as UTF-8: no lone surrogate may be left raw
+    code, fields = [], []
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type in (tokenize.COMMENT, tokenize.NL):
+            continue
+        if tok.type == tokenize.STRING:
+            value = ast.literal_eval(tok.string)  # a valid literal, whatever it holds
+            if code[-2:] == ["shell", ":"]:  # Snakemake formats it: only its own fields
+                fields.append(tuple(f for _, f, _, _ in string.Formatter().parse(value) if f))
+            code.append("STRING")
+        else:
+            code.append(tok.string)
+    return tuple(code), tuple(fields)
+
+
+def _strings_replaced(doc, value: str, keys: bool = False):
+    """doc with every string value (not mapping keys) replaced by `value`."""
+    if isinstance(doc, str):
+        return value
+    if isinstance(doc, dict):
+        return {k: _strings_replaced(v, value) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_strings_replaced(v, value) for v in doc]
+    return doc
+
+
+@FUZZ
+@given(HOSTILE, st.sampled_from(["workflow", "steps", "gates", "graph", "python", "all"]))
+def test_fuzz_no_model_string_escapes_into_the_snakefile(value, where):
+    import copy
+
+    value = "x" + value  # an empty command would leave its gate out: another Snakefile
+    base = _snake_base()
+    c = base["c"]
+    m = copy.deepcopy(c.manifest)
+    for key in ("workflow", "steps", "gates", "graph", "python", "gates_file", "created"):
+        if where in (key, "all"):
+            m[key] = _strings_replaced(m[key], value)
+    if where == "all":
+        m["build"] = value
+    try:
+        files = base["render"](c.model, m, c.plan, c.gate_work)
+    except CompileError:  # only a name used as code (a rule name) may refuse
+        assert where == "all" or where == "gates" and not value.isidentifier()
+        return
+    assert _code_of(files) == base["ref"]
+
+
+@FUZZ
+@given(
+    HOSTILE.filter(lambda s: "\udcff" not in s),
+    st.sampled_from(
+        [
+            ("workflow.yaml", ("name",)),
+            ("workflow.yaml", ("routing_key",)),
+            ("workflow.yaml", ("steps", "Generate", "command")),
+            ("workflow.yaml", ("steps", "CheckMeta", "states", 0)),
+            ("gates.yaml", ("gates", "g.one", "command")),
+            ("gates.yaml", ("gates", "g.two", "preconditions", 0, "map", "hook")),
+        ]
+    ),
+)
+def test_fuzz_hostile_text_in_the_yaml_is_refused_or_escaped(value, field):
+    """The same through the loaders: refused (CompileError), or compiled to a
+    Snakefile whose code is unchanged."""
+    import io
+
+    from test_injection import put
+
+    from compiler.commands.compile import CompileOptions, compile_workflow
+
+    base = _snake_base()
+    wf, (name, path) = base["wf"], field
+    original = (wf / name).read_text()
+    put(wf, name, path, value)
+    try:
+        err = io.StringIO()
+        rc, c = compile_workflow(CompileOptions(str(wf), write=False), io.StringIO(), err)
+        if rc == 2:
+            assert len(err.getvalue().splitlines()) == 1 and c is None, err.getvalue()
+            return
+        assert rc == 0 and c is not None, err.getvalue()
+        files = base["render"](c.model, c.manifest, c.plan, c.gate_work)
+        assert _code_of(files) == base["ref"]
+    finally:
+        (wf / name).write_text(original)

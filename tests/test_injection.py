@@ -232,3 +232,61 @@ def test_a_non_utf8_directory_name_compiles_and_parses(tmp_path: Path):
     assert compile_and_judge(wf, tmp_path, str(wf), "non-UTF-8 directory name")
     snakemake_parses(wf, tmp_path)
     assert canaries(tmp_path) == []
+
+
+HOOKED = """\
+gates:
+  up:
+    axis: serial
+    maxrange: 10
+    command: "{python} -c pass {gate} {low} {high}"
+  down:
+    axis: serial
+    maxrange: 10
+    want: {low: 0, high: 10}
+    command: "{python} -c pass {gate} {low} {high}"
+    preconditions:
+      - gate: up
+        map: {hook: "hook.py:same"}
+"""
+LOAD = "wf/gates.yaml:13:21: error: hook file 'hook.py' failed to load: "
+CALL = "wf/gates.yaml:12:15: error: hook 'hook.py:same' of the precondition on 'up' failed for [0, 10): "
+
+
+def test_a_hook_that_exits_is_an_error_at_its_line_never_the_end_of_the_compiler(
+    tmp_path: Path,
+):
+    """A hook's sys.exit (any code, 0 too) or KeyboardInterrupt, at import or when
+    called, is exit 2 and one located line: padocc-compile never exits 0 without
+    having published a build (under cron, `padocc-compile && snakemake` would run
+    the old Snakefile)."""
+    wf = tmp_path / "wf"
+    wf.mkdir()
+    (wf / "workflow.yaml").write_text("name: HOOK\ngates: gates.yaml\n")
+    (wf / "gates.yaml").write_text(HOOKED)
+    call = "def same(low, high):\n    {}\n"
+    cases = [
+        ("import sys\nsys.exit(0)\n", LOAD + "it called sys.exit(0)"),
+        ("import sys\nsys.exit()\n", LOAD + "it called sys.exit(None)"),
+        ("raise SystemExit(3)\n", LOAD + "it called sys.exit(3)"),
+        ("raise SystemExit('bye')\n", LOAD + "it called sys.exit('bye')"),
+        ("raise KeyboardInterrupt\n", LOAD + "KeyboardInterrupt"),
+        ("import sys\n" + call.format("sys.exit(0)"), CALL + "it called sys.exit(0)"),
+        (call.format("raise KeyboardInterrupt"), CALL + "KeyboardInterrupt"),
+        (call.format("raise SystemExit"), CALL + "it called sys.exit(None)"),
+    ]
+    compiler = Path(sys.executable).parent / "padocc-compile"
+    for hook, line in cases:
+        (wf / "hook.py").write_text(hook)
+        before = tree_snapshot(wf)
+        r = subprocess.run(
+            [str(compiler), "wf"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+            check=False,
+        )  # fmt: skip
+        assert (r.returncode, r.stderr.splitlines(), r.stdout) == (2, [line], ""), hook
+        assert tree_snapshot(wf) == before, hook
+    (wf / "hook.py").write_text(call.format("return low, high"))
+    r = subprocess.run(
+        [str(compiler), "wf"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert r.returncode == 0 and (wf / "Snakefile").is_file(), r.stderr

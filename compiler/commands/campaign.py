@@ -39,6 +39,7 @@ from compiler import __version__
 from compiler.commands import compile as compile_cmd
 from compiler.core.diagnostics import CompileError, Loc, fail, suggest
 from compiler.core.routing import decide
+from compiler.core.shell import shell_argv
 from compiler.core.statusfile import position_of, read_history
 from compiler.model.axes import format_time, parse_time, parse_value, time_tag
 from compiler.model.campaign import FINAL_FIELDS, Campaign, CampaignWorkflow, load_campaign
@@ -415,7 +416,7 @@ def run_final(camp: Campaign, run_dir: Path, outcome: str) -> tuple[int, str]:
            "PADOCC_OUTCOME": outcome}  # fmt: skip
     with open(run_dir / "final.log", "w", encoding="utf-8") as log:
         proc = subprocess.run(
-            ["bash", "-c", command], cwd=Path(camp.path).parent, env=env, stdout=log,
+            shell_argv(command), cwd=Path(camp.path).parent, env=env, stdout=log,
             stderr=subprocess.STDOUT, check=False,
         )  # fmt: skip
     return proc.returncode, command

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from compiler.core.diagnostics import Loc
 from compiler.core.routing import engagement_alive
+from compiler.core.shell import shell_argv
 from compiler.core.statusfile import parse_params, read_history, unescape_value
 from compiler.core.statusindex import scan
 from compiler.model.axes import fmt_value, parse_value, tag, untag
@@ -72,7 +73,7 @@ def _run_status_command(
     cmd = t.fill(values, shlex.quote)
     try:
         out = subprocess.run(
-            ["bash", "-c", cmd],
+            shell_argv(cmd),
             cwd=wf["dir"],
             capture_output=True,
             text=True,

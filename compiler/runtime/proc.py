@@ -11,6 +11,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from compiler.core.shell import shell_argv
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -26,7 +28,9 @@ def _setpriv() -> str | None:
     if path is None:
         return None
     try:
-        out = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=10, check=False)
+        out = subprocess.run(
+            [path, "--help"], capture_output=True, text=True, timeout=10, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return path if "--pdeathsig" in out.stdout else None
@@ -67,7 +71,7 @@ def _on_sigterm() -> None:
 
 
 def run_measured(command: str, cwd: Path, env: Mapping[str, str]) -> tuple[int, float, float]:
-    """(exit status, wall seconds, peak memory MB) of `bash -c command`, with the
+    """(exit status, wall seconds, peak memory MB) of the command (see shell_argv), with the
     wrapper's environment plus `env`.
 
     SIGTERM (scancel, Snakemake, `padocc cancel`) ends the command's whole process
@@ -78,11 +82,11 @@ def run_measured(command: str, cwd: Path, env: Mapping[str, str]) -> tuple[int, 
     os.environ.update(env)
     setpriv = _setpriv()
     if setpriv:  # no preexec_fn: Python can vfork, a few ms less a step
-        argv = [setpriv, "--pdeathsig", "KILL", "bash", "-c", command]
+        argv = [setpriv, "--pdeathsig", "KILL", *shell_argv(command)]
         proc = subprocess.Popen(argv, cwd=cwd, start_new_session=True)
     else:
         proc = subprocess.Popen(
-            ["bash", "-c", command], cwd=cwd, start_new_session=True,
+            shell_argv(command), cwd=cwd, start_new_session=True,
             preexec_fn=die_with_parent(),  # noqa: PLW1509 (the wrapper has one thread)
         )  # fmt: skip
     _on_sigterm()
