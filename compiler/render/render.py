@@ -60,6 +60,9 @@ def render_build(
         f"{shlex.quote(python)} -m compiler run-step .padocc/builds/{{wildcards.build}} "
         "{wildcards.job:q} {wildcards.slot} --attempt {resources.attempt} "
         "--runtime {resources.runtime} > {log:q} 2>&1"
+        # A wrapper that dies (kill -9, the OOM killer, SLURM's TERM) writes no outcome:
+        # its exit status is kept for the next reader, which records the cause.
+        ' || {{ rc=$?; echo "$(date -u +%Y%m%d_%H%M%S_%6N) $rc" >> {log:q}.exit; exit $rc; }}'
     )
     context = {
         "version": __version__,
@@ -88,7 +91,10 @@ def render_build(
         # Only when the workflow names them: an empty value would override the
         # profile's default-resources, and the SLURM plugin would submit without -A.
         "slurm": {
-            k: any(r["resources"][f"slurm_{k}"] for r in [*manifest["steps"].values(), *manifest["gates"].values()])
+            k: any(
+                r["resources"][f"slurm_{k}"]
+                for r in [*manifest["steps"].values(), *manifest["gates"].values()]
+            )
             for k in ("partition", "account")
         },
     }

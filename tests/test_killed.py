@@ -1,0 +1,189 @@
+"""Killed jobs are outcomes (issue 14): a step whose job dies without writing its
+outcome (kill -9 of the wrapper, a command killed by a signal) is recorded with its
+cause, counts as an attempt, grows its resources as the cause says, and ends as
+`Fail` after its last allowed attempt. Real padocc, real Snakemake, local executor.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import PROFILES, padocc, snakemake
+
+from compiler.core.statusfile import Stat, read_history
+
+
+def write_workflow(wf: Path, name: str, command: str, extra: str = "", ids=("one",)) -> None:
+    """NAME -> Step -> Pass/Fail, one dataset NAME.one (or NAME.<id> of each of ids)."""
+    wf.mkdir(parents=True)
+    (wf / "ids.txt").write_text("".join(f"{name}.{i}\n" for i in ids))
+    (wf / "workflow.yaml").write_text(
+        f"name: {name}\n"
+        "datasets:\n  lists: [ids.txt]\n"
+        'routing_key: "all"\n'
+        "graph: transitions.yaml\n"
+        "defaults:\n  resources: {runtime: 10m, mem: 100M, cpus_per_task: 1}\n  retries: 1\n"
+        f"steps:\n  Step:\n    command: {command!r}\n"
+        "    retry_growth: {mem_factor: 2, mem_max: 1G, runtime_factor: 2, runtime_max: 1h}\n"
+        f"{extra}"
+    )
+    (wf / "transitions.yaml").write_text(
+        f"{name}:Ready:\n  default:\n    - Step:Ready\n"
+        "Step:Ready:\n  default:\n    - Step:Engaged\n"
+        "Step:Pass:\n  default:\n    - Pass\n"
+        "Step:Fail:\n  default:\n    - Fail\n"
+    )
+
+
+def lines(wf: Path, ds: str) -> list[Stat]:
+    return [s for s in read_history(wf / "status" / f"{ds}.status").stats if s.step == "Step"]
+
+
+def wait_for(what, timeout: float = 120, proc: subprocess.Popen | None = None):
+    """Poll until what() is truthy (never a fixed sleep): its value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = what()
+        if v:
+            return v
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"run ended first ({proc.returncode})")
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+def job_resources(text: str) -> list[tuple[str, str]]:
+    """(mem_mb, runtime) of each job Snakemake started, from its log."""
+    out = []
+    for line in re.findall(r"resources: (.*)", text):
+        res = dict(kv.split("=", 1) for kv in line.split(", ") if "=" in kv)
+        if "mem_mb" in res:
+            out.append((res["mem_mb"], res["runtime"]))
+    return out
+
+
+def start_run(wf: Path, log: Path) -> subprocess.Popen:
+    """Snakemake as a person runs it (not --quiet: its job log shows the resources)."""
+    return subprocess.Popen(
+        ["timeout", "-k", "10", "300", sys.executable, "-m", "snakemake", "--profile",
+         str(PROFILES / "local"), "-s", str(wf / "Snakefile"), "-d", str(wf)],
+        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+
+
+def kill_wrapper_of_attempt(wf: Path, ds: str, attempt: int, proc: subprocess.Popen) -> int:
+    """Wait for the command of `attempt` to start (it writes a marker), then kill -9 its
+    wrapper, named by the open Engaged line. The wrapper's pid."""
+    wait_for(lambda: (wf / "work" / ds / f"started-{attempt}").exists(), proc=proc)
+    eng = [s for s in lines(wf, ds) if s.state == "Engaged"][-1]
+    assert eng.params["attempt"] == str(attempt)
+    pid = int(eng.params["pid"])
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+SLEEPER = "touch started-{attempt}; test -e {workflow_dir}/go || sleep 300"
+
+
+def test_killed_wrapper_is_an_attempt_and_the_last_one_a_fail(tmp_path: Path):
+    """kill -9 of the job wrapper (the OOM killer's signal, or an admin's): the next job
+    of the same run records attempt 1 as a Retry with cause=SIGKILL and runs attempt
+    2; that one killed too, the next cycle records the step's Fail with the cause, and
+    the dataset ends Fail. Before, each kill left an open Engaged that was run again,
+    as attempt 1, in every cycle."""
+    wf = tmp_path / "killy"
+    write_workflow(wf, "KILLY", SLEEPER)
+    ds = "KILLY.one"
+    assert padocc("compile", str(wf)).returncode == 0
+    log = tmp_path / "run.log"
+    proc = start_run(wf, log)
+    try:
+        kill_wrapper_of_attempt(wf, ds, 1, proc)
+        kill_wrapper_of_attempt(wf, ds, 2, proc)
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert rc != 0
+    got = [(s.state, s.params.get("attempt"), s.params.get("cause")) for s in lines(wf, ds)]
+    assert got == [("Engaged", "1", None), ("Retry", "1", "SIGKILL"), ("Engaged", "2", None)]
+    retry = lines(wf, ds)[1]
+    assert retry.params["by"] == "padocc job"
+    # Memory grew for attempt 2 (SIGKILL is the OOM killer's signal), the time did not.
+    text = log.read_text()
+    res = job_resources(text)
+    assert res[:2] == [("100", "10"), ("200", "10")], text[-3000:]
+
+    # The next cycle: the compile records the killed attempt 2, the last allowed one,
+    # as the step's Fail with its cause; routing ends the dataset in Fail.
+    r = padocc("run", str(wf))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 killed: SIGKILL" in r.stdout
+    got = [(s.state, s.params.get("attempt"), s.params.get("cause")) for s in lines(wf, ds)]
+    assert got[3:] == [("Fail", "2", "SIGKILL")]
+    assert lines(wf, ds)[3].params["by"] == "padocc compile"
+    stats = read_history(wf / "status" / f"{ds}.status").stats
+    assert (stats[-1].step, stats[-1].state) == ("KILLY", "Fail")
+    assert sorted(p.name for p in (wf / "work" / ds).glob("started-*")) == [
+        "started-1",
+        "started-2",
+    ]
+    # Nothing left to do: no third attempt, in this cycle or the next.
+    r = padocc("run", str(wf))
+    assert "nothing to run" in r.stdout, r.stdout
+
+
+def test_a_command_killed_for_memory_grows_memory_only(tmp_path: Path):
+    """A command that dies of SIGKILL (exit 137: what the OOM killer leaves) is retried
+    with more memory and the same time limit; the cause is in its Retry line."""
+    wf = tmp_path / "oom"
+    write_workflow(wf, "OOM", "if test -e once; then true; else touch once; exit 137; fi")
+    ds = "OOM.one"
+    assert padocc("compile", str(wf)).returncode == 0
+    r = snakemake(wf)
+    got = [(s.state, s.params.get("attempt"), s.params.get("cause")) for s in lines(wf, ds)]
+    assert got == [
+        ("Engaged", "1", None),
+        ("Retry", "1", "SIGKILL"),
+        ("Engaged", "2", None),
+        ("Pass", "2", None),
+    ]
+    res = job_resources(r.stdout + r.stderr)
+    assert res[:2] == [("100", "10"), ("200", "10")], (r.stdout + r.stderr)[-3000:]
+
+
+def test_attempts_carry_across_cycles(tmp_path: Path):
+    """A wrapper killed with its whole run (nothing saw it end: cause LOST) is attempt 1;
+    the next cycle records it so, and runs attempt 2 (not attempt 1 again), sized from
+    the status file: LOST grows nothing, so the same resources."""
+    wf = tmp_path / "lost"
+    write_workflow(wf, "LOST", SLEEPER)
+    ds = "LOST.one"
+    assert padocc("compile", str(wf)).returncode == 0
+    proc = start_run(wf, tmp_path / "run1.log")
+    try:
+        wait_for(lambda: (wf / "work" / ds / "started-1").exists(), proc=proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # Snakemake, its jobs, their shells
+        proc.wait()
+    eng = lines(wf, ds)[-1]
+    wait_for(lambda: not Path(f"/proc/{eng.params['pid']}").exists())
+    (wf / "go").touch()
+    r = padocc("compile", str(wf))
+    assert "1 killed: LOST" in r.stdout, r.stdout
+    assert (wf / ".padocc" / "current" / "pending.tsv").read_text().split("\t")[-1] == "0,0\n"
+    snakemake(wf)
+    got = [(s.state, s.params.get("attempt"), s.params.get("cause")) for s in lines(wf, ds)]
+    assert got == [
+        ("Engaged", "1", None),
+        ("Retry", "1", "LOST"),
+        ("Engaged", "2", None),
+        ("Pass", "2", None),
+    ]
