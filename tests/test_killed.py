@@ -80,7 +80,7 @@ def start_run(wf: Path, log: Path) -> subprocess.Popen:
 def kill_wrapper_of_attempt(wf: Path, ds: str, attempt: int, proc: subprocess.Popen) -> int:
     """Wait for the command of `attempt` to start (it writes a marker), then kill -9 its
     wrapper, named by the open Engaged line. The wrapper's pid."""
-    wait_for(lambda: (wf / "work" / ds / f"started-{attempt}").exists(), proc=proc)
+    wait_for((wf / "work" / ds / f"started-{attempt}").exists, proc=proc)
     eng = [s for s in lines(wf, ds) if s.state == "Engaged"][-1]
     assert eng.params["attempt"] == str(attempt)
     pid = int(eng.params["pid"])
@@ -169,7 +169,7 @@ def test_attempts_carry_across_cycles(tmp_path: Path):
     assert padocc("compile", str(wf)).returncode == 0
     proc = start_run(wf, tmp_path / "run1.log")
     try:
-        wait_for(lambda: (wf / "work" / ds / "started-1").exists(), proc=proc)
+        wait_for((wf / "work" / ds / "started-1").exists, proc=proc)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # Snakemake, its jobs, their shells
         proc.wait()
