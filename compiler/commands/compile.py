@@ -72,10 +72,7 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
             print(d, file=err)
     if opts.check_only:
         if not opts.quiet:
-            print(
-                f"{model.source_file}: ok: {len(model.datasets)} datasets, {len(model.steps)} steps",
-                file=out,
-            )
+            print(f"{model.source_file}: ok: {len(model.datasets)} datasets, {len(model.steps)} steps", file=out)
         return 0, None
     build = new_build_id(wall_now, model.dir)
     manifest = manifest_of(model, build, wall_now.strftime("%Y-%m-%dT%H:%M:%SZ"), now)
@@ -120,14 +117,8 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
         counts = ", ".join(f"{v} {k}" for k, v in sorted(plan.counts.items()))
         line = f"compiled {model.name}: {len(model.datasets)} datasets ({counts or 'none'})"
         if model.gates:
-            line += (
-                f", {len(gate_work.targets)} gate chunks to make, {len(gate_work.waiting)} waiting"
-            )
-        where = (
-            f"-> {wf_dir / 'Snakefile'} (build {build})"
-            if opts.write
-            else "(dry run: nothing written)"
-        )
+            line += f", {len(gate_work.targets)} gate chunks to make, {len(gate_work.waiting)} waiting"
+        where = f"-> {wf_dir / 'Snakefile'} (build {build})" if opts.write else "(dry run: nothing written)"
         print(f"{line} {where}", file=out)
     return 0, Compiled(model, build, manifest, plan, gate_work)
 

@@ -91,10 +91,7 @@ def render_build(
         # Only when the workflow names them: an empty value would override the
         # profile's default-resources, and the SLURM plugin would submit without -A.
         "slurm": {
-            k: any(
-                r["resources"][f"slurm_{k}"]
-                for r in [*manifest["steps"].values(), *manifest["gates"].values()]
-            )
+            k: any(r["resources"][f"slurm_{k}"] for r in [*manifest["steps"].values(), *manifest["gates"].values()])
             for k in ("partition", "account")
         },
     }

@@ -314,9 +314,7 @@ def _chains(
     return True
 
 
-def _run_step(
-    job: _Job, act: dict, attempt: int, heal: bool = True
-) -> tuple[str, list[Stat]] | None:
+def _run_step(job: _Job, act: dict, attempt: int, heal: bool = True) -> tuple[str, list[Stat]] | None:
     """Run one step and record it: its final state and the history that ends with it,
     or None after a Retry record."""
     req = job.req
