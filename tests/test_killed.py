@@ -16,6 +16,7 @@ from pathlib import Path
 
 from conftest import PROFILES, padocc, snakemake
 
+from compiler.core.routing import engaged_process
 from compiler.core.statusfile import Stat, read_history
 
 
@@ -187,3 +188,30 @@ def test_attempts_carry_across_cycles(tmp_path: Path):
         ("Engaged", "2", None),
         ("Pass", "2", None),
     ]
+
+
+def test_run_timeout_holds_while_snakemake_is_silent(tmp_path: Path):
+    """`padocc run --timeout` runs Snakemake with --quiet: it prints nothing while a
+    step runs. The deadline still ends the run (before, it was checked only when
+    Snakemake printed a line); the step's wrapper and command are stopped, the step is
+    recorded as interrupted (Cancelled, reason=deadline), and the next cycle takes it
+    up as the same attempt."""
+    wf = tmp_path / "late"
+    write_workflow(wf, "LATE", SLEEPER)
+    ds = "LATE.one"
+    r = padocc("run", str(wf), "--timeout", "45", timeout=200)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "snakemake stopped at the 45 s deadline" in r.stderr
+    assert "interrupted steps of 1 datasets recorded" in r.stderr
+    got = [(s.state, s.params.get("attempt"), s.params.get("reason")) for s in lines(wf, ds)]
+    assert got == [("Engaged", "1", None), ("Cancelled", "1", "deadline")]
+    # The wrapper is gone (its command dies with it: test_reliability.py's
+    # test_killed_wrapper_takes_its_command_with_it).
+    eng = lines(wf, ds)[0]
+    wait_for(lambda: engaged_process(eng.params) is None, timeout=60)
+    (wf / "go").touch()
+    r = padocc("run", str(wf), timeout=200)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = [(s.state, s.params.get("attempt")) for s in lines(wf, ds)]
+    assert got[2:] == [("Engaged", "1"), ("Pass", "1")]
+
