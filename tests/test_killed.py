@@ -215,3 +215,87 @@ def test_run_timeout_holds_while_snakemake_is_silent(tmp_path: Path):
     got = [(s.state, s.params.get("attempt")) for s in lines(wf, ds)]
     assert got[2:] == [("Engaged", "1"), ("Pass", "1")]
 
+
+# ---------------------------------------------------------------------- cancel
+
+BLOCK_TERM = (
+    "import signal, sys, time; signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM]); "
+    "open(sys.argv[1], 'w').close(); time.sleep(120)"
+)
+
+
+def term_pending(pid: int) -> bool:
+    """Was SIGTERM sent to pid? It blocks SIGTERM, so a sent one stays pending."""
+    text = Path(f"/proc/{pid}/status").read_text()
+    masks = [
+        int(ln.split()[1], 16) for ln in text.splitlines() if ln.startswith(("SigPnd", "ShdPnd"))
+    ]
+    return any(m & (1 << (signal.SIGTERM - 1)) for m in masks)
+
+
+def test_cancel_never_signals_a_reused_pid(tmp_path: Path):
+    """An open Engaged line whose pid now belongs to another process is never signalled
+    by `padocc cancel`: not an unrelated program, and not even a padocc-looking one
+    whose start time differs from the one the line recorded."""
+    import socket
+
+    wf = tmp_path / "reused"
+    write_workflow(wf, "REUSED", SLEEPER, ids=("a", "b"))
+    assert padocc("compile", str(wf)).returncode == 0
+    procs = []
+    try:
+        for argv in ([], ["compiler", "run-step"]):  # unrelated; looks like a wrapper
+            ready = tmp_path / f"ready-{len(procs)}"
+            procs.append(subprocess.Popen([sys.executable, "-c", BLOCK_TERM, str(ready), *argv]))
+            wait_for(ready.exists)
+        host = socket.gethostname()
+        (wf / "status").mkdir()
+        for ds, p in zip(("REUSED.a", "REUSED.b"), procs, strict=True):
+            (wf / "status" / f"{ds}.status").write_text(
+                f"DATASETID={ds}\nSTAT:20260101_000000_000000:REUSED:REUSED:Step:Engaged:"
+                f"host={host},pid={p.pid},pstart=1,attempt=1\n"
+            )
+        r = padocc("cancel", str(wf))
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines() == ["cancelled REUSED.a Step", "cancelled REUSED.b Step"]
+        assert [term_pending(p.pid) for p in procs] == [False, False]
+        assert all(p.poll() is None for p in procs)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_cancel_stops_local_jobs_that_wait_to_start(tmp_path: Path):
+    """With one core, Snakemake runs one of three jobs and queues two. `padocc cancel`
+    stops the running one, and the queued ones, which Snakemake starts right after,
+    do nothing: no second step ever starts, and the run ends by itself."""
+    wf = tmp_path / "queue"
+    write_workflow(wf, "QUEUE", SLEEPER, ids=("a", "b", "c"))
+    assert padocc("compile", str(wf)).returncode == 0
+    log = tmp_path / "run.log"
+    proc = subprocess.Popen(
+        ["timeout", "-k", "10", "300", sys.executable, "-m", "snakemake", "--profile",
+         str(PROFILES / "local"), "--cores", "1", "-s", str(wf / "Snakefile"), "-d", str(wf)],
+        stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        started = wait_for(lambda: list((wf / "work").glob("*/started-*")), proc=proc)
+        r = padocc("cancel", str(wf))
+        assert r.returncode == 0, r.stderr
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert rc != 124, log.read_text()[-3000:]
+    assert list((wf / "work").glob("*/started-*")) == started
+    (first,) = started
+    ds = first.parent.name
+    assert f"cancelled {ds} Step" in r.stdout.splitlines()
+    # The next cycle runs all three.
+    (wf / "go").touch()
+    r = padocc("run", str(wf), timeout=200)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for name in ("QUEUE.a", "QUEUE.b", "QUEUE.c"):
+        assert [s.state for s in lines(wf, name)][-2:] == ["Engaged", "Pass"]
