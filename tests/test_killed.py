@@ -299,3 +299,32 @@ def test_cancel_stops_local_jobs_that_wait_to_start(tmp_path: Path):
     assert r.returncode == 0, r.stdout + r.stderr
     for name in ("QUEUE.a", "QUEUE.b", "QUEUE.c"):
         assert [s.state for s in lines(wf, name)][-2:] == ["Engaged", "Pass"]
+
+
+def test_cycle_snakemake_timeout_holds_while_snakemake_is_silent(tmp_path: Path):
+    """A cycle's `snakemake_timeout` (Snakemake under --quiet, printing nothing while its
+    steps run) ends the cycle at the deadline and records the interrupted steps; before,
+    the cycle waited for the steps, however long they took."""
+    from conftest import fresh_copy
+
+    wf = fresh_copy("flock", tmp_path / "flock")
+    conf = wf / "shepard.yaml"
+    conf.write_text(conf.read_text().replace("batch_limit: 1000", "batch_limit: 2")
+                    + "snakemake_timeout: 40\n")  # fmt: skip
+    spec = wf / "workflow.yaml"
+    spec.write_text(spec.read_text().replace(
+        'command: "{python} {workflow_dir}/bin/padocc_step.py init',
+        'command: "(test -e {workflow_dir}/go || sleep 300); {python} {workflow_dir}/bin/padocc_step.py init',
+    ))  # fmt: skip
+    r = padocc("cycle", "--conf", str(conf), timeout=200)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "padocc: deadline of 40 s reached: Snakemake stopped" in r.stdout
+    assert "snakemake exited 124" in r.stdout
+    cancelled = [
+        s
+        for p in (wf / "status").glob("*.status")
+        for s in read_history(p).stats
+        if s.state == "Cancelled"
+    ]
+    assert cancelled and {(s.step, s.params["reason"]) for s in cancelled} == {("Init", "deadline")}
+    assert f"interrupted steps of {len(cancelled)} datasets recorded" in r.stdout

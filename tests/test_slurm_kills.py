@@ -98,6 +98,9 @@ def test_scancel_seen_by_the_next_cycle_grows_nothing(tmp_path: Path):
         stop(proc, log)  # SIGKILL to Snakemake's group: its SLURM job runs on
     subprocess.run(["scancel", jobid], check=True, timeout=60)
     sacct([jobid], "State", re.compile(r"CANCELLED.*"))
+    deadline = time.monotonic() + 60  # until its processes are gone (no longer COMPLETING)
+    while jobid in queue_of(wf) and time.monotonic() < deadline:
+        time.sleep(0.5)
     r = padocc("run", str(wf), "--profile", "slurm", timeout=RUN_TIMEOUT)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "1 killed: CANCELLED" in r.stdout
