@@ -126,9 +126,9 @@ def test_run_deadline_cancels_its_slurm_jobs(tmp_path: Path):
     need_slurm()
     wf = tmp_path / "deadline"
     write_workflow(wf, "DEADLINE", SLEEP_ONCE.replace("runtime: 1m", "runtime: 5m"), ("a", "b"))
-    r = padocc("run", str(wf), "--profile", "slurm", "--timeout", "60", timeout=RUN_TIMEOUT)
+    r = padocc("run", str(wf), "--profile", "slurm", "--timeout", "30", timeout=RUN_TIMEOUT)
     assert r.returncode == 1, r.stdout + r.stderr
-    assert "snakemake stopped at the 60 s deadline" in r.stderr
+    assert "snakemake stopped at the 30 s deadline" in r.stderr
     m = re.search(r"SLURM jobs ([0-9 ]+) cancelled", r.stderr)
     assert m, r.stderr
     ids = m[1].split()
