@@ -16,7 +16,6 @@ from pathlib import Path
 
 from conftest import PROFILES, padocc, snakemake
 
-from compiler.core.routing import engaged_process
 from compiler.core.statusfile import Stat, read_history
 
 
@@ -207,6 +206,8 @@ def test_run_timeout_holds_while_snakemake_is_silent(tmp_path: Path):
     assert got == [("Engaged", "1", None), ("Cancelled", "1", "deadline")]
     # The wrapper is gone (its command dies with it: test_reliability.py's
     # test_killed_wrapper_takes_its_command_with_it).
+    from compiler.core.routing import engaged_process
+
     eng = lines(wf, ds)[0]
     wait_for(lambda: engaged_process(eng.params) is None, timeout=60)
     (wf / "go").touch()
