@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import time
 from pathlib import Path
 
 from compiler.core.attempts import cause_of, closing_line, open_after, tries_of
@@ -82,29 +83,49 @@ def growths(
     first submission reads them from what the compile (slot 1) or the slot before
     wrote; a resubmission after a failed or killed job from the status files."""
     names = members(build_dir, job)
+    known: list[tuple[int, int] | None] = [None] * len(names)
     if attempt <= 1:
         if slot <= 1 or previous is None:
             rows = pending(build_dir)
-            return [rows[ds].grow for ds in names]
-        before = read_slot(previous)
-        return [tuple(before.get(ds, {}).get("next", {}).get("grow", (0, 0))) for ds in names]  # type: ignore[misc]
+            known = [rows[ds].grow for ds in names]
+        else:  # a dataset the slot before deferred has none: read from its status
+            before = read_slot(previous)
+            known = [_pair(before.get(ds, {}).get("next", {}).get("grow")) for ds in names]
     m = manifest(build_dir)
     return [
-        status_growth(m, ds, step) if step else (0, 0)
-        for ds, step in zip(names, steps, strict=True)
+        g if g is not None else status_growth(m, ds, step) if step else (0, 0)
+        for ds, step, g in zip(names, steps, known, strict=True)
     ]
+
+
+def _pair(v) -> tuple[int, int] | None:
+    return (int(v[0]), int(v[1])) if isinstance(v, list) and len(v) == 2 else None
+
+
+_GROWTH: dict[tuple, tuple[int, int]] = {}
 
 
 def status_growth(m: dict, dataset: str, step: str) -> tuple[int, int]:
     """A step's growths from the dataset's status file, counting a dead engagement not
     yet closed (a killed job, resubmitted before its next job records it) as the
-    attempt its cause says."""
-    stats = read_history(Path(m["workflow"]["status_dir"]) / f"{dataset}.status").stats
+    attempt its cause says. Kept per file version: Snakemake asks once per resource."""
+    path = Path(m["workflow"]["status_dir"]) / f"{dataset}.status"
+    try:
+        st = path.stat()
+        key: tuple | None = (str(path), st.st_size, st.st_mtime_ns, step)
+    except OSError:
+        key = None
+    if key in _GROWTH:
+        return _GROWTH[key]
+    stats = read_history(path).stats
     eng = position_of(stats).open_engagement
     if eng is not None and eng.step == step and open_after(stats, eng):
         cause = cause_of(m["workflow"]["dir"], eng, dataset) or "LOST"
         stats = [*stats, closing_line(stats, eng, m["steps"][step]["retries"], cause, "")]
-    return tries_of(stats, step).grow
+    grow = tries_of(stats, step).grow
+    if key is not None:
+        _GROWTH[key] = grow
+    return grow
 
 
 CANCEL_DIR = os.path.join(".padocc", "cancel")
@@ -125,8 +146,6 @@ def cancel_requested(workflow_dir: str, build: str, dataset: str) -> bool:
 
 
 def _stamp_of(t: float) -> str:
-    import time
-
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime(t)) + f"{int(t % 1 * 1e6):06d}Z"
 
 
