@@ -361,6 +361,12 @@ def _run_step(job: _Job, act: dict, attempt: int, heal: bool = True) -> tuple[st
         # A command killed by a signal names it: growth follows the cause (SIGKILL,
         # the OOM killer's signal, grows memory only).
         cause = cause_of_exit(rc) if named is None else ""
+        if jobid and cause == "SIGTERM":
+            # SLURM ends a job (time limit, scancel, preemption) with SIGTERM to all its
+            # processes, and the command may die of it before this wrapper does. Leave
+            # the Engaged open, as when the wrapper dies first: the next reader records
+            # SLURM's state (TIMEOUT, CANCELLED, ...) as the cause.
+            raise SystemExit(rc if rc > 0 else 128 - rc)
         if rc != 0 and named is None and attempt <= step["retries"]:
             # Not the last attempt: a non-binding record, then Snakemake resubmits
             # with grown resources.
