@@ -135,12 +135,17 @@ def test_job_resources_of_mixed_steps() -> None:
     m = {"steps": {"A": step(100, 5, "p1"), "B": step(300, 10, "p1", chain=2), "C": step(900, 5, "p2")}}
     steps = ["", "A", "B", "C"]
     assert runnable(m, steps) == [False, True, True, False]
-    assert [resource(m, steps, 1, r) for r in ("runtime", "mem_mb", "slurm_partition", "attempt")] == [
-        5 + 2 * 10, 300, "p1", 1
+    none = [(0, 0)] * 4
+    assert [resource(m, steps, none, r) for r in ("runtime", "mem_mb", "slurm_partition")] == [
+        5 + 2 * 10, 300, "p1"
     ]  # fmt: skip
-    # A retry grows each step's resources, capped (SHEPARD's doubling).
-    assert [resource(m, steps, 3, r) for r in ("runtime", "mem_mb")] == [12 + 2 * 23, 1000]
-    assert [resource(m, ["", ""], 1, r) for r in ("runtime", "mem_mb")] == [NOOP["runtime"], NOOP["mem_mb"]]
+    # Two failed attempts grow each step's resources, capped (SHEPARD's doubling).
+    assert [resource(m, steps, [(2, 2)] * 4, r) for r in ("runtime", "mem_mb")] == [12 + 2 * 23, 1000]
+    # Growth follows each dataset's own causes: memory only (after OOM), time only.
+    assert [resource(m, steps, [(0, 0), (0, 2), (2, 0), (0, 0)], r) for r in ("runtime", "mem_mb")] == [
+        12 + 2 * 10, 1000
+    ]  # fmt: skip
+    assert [resource(m, ["", ""], none[:2], r) for r in ("runtime", "mem_mb")] == [NOOP["runtime"], NOOP["mem_mb"]]
 
 
 def test_a_step_on_another_partition_waits_for_the_next_slot(tmp_path: Path) -> None:

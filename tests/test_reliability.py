@@ -627,7 +627,8 @@ def test_open_engagement_of_a_reused_pid_is_stale(tmp_path: Path):
         f"STAT:20260101_000000_000000:DEMO:DEMO:Generate:Engaged:host={host},pid=1\n"
     )
     r = padocc("compile", str(wf))
-    assert r.returncode == 0 and "(2 pending)" in r.stdout, r.stdout + r.stderr
+    # ... and its dead engagement is recorded as an attempt whose end nobody saw.
+    assert r.returncode == 0 and "(1 killed: LOST, 2 pending)" in r.stdout, r.stdout + r.stderr
 
 
 def test_stale_snakemake_lock_cleared_only_while_no_run_is_live(tmp_path: Path):

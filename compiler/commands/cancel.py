@@ -1,8 +1,11 @@
 """`padocc cancel WORKFLOW_DIR [--dataset ID ...]`: stop in-flight jobs and record it.
 
-SLURM jobs are cancelled with one `scancel`; local ones get SIGTERM. Each gets a
+SLURM jobs are cancelled with one `scancel`; local ones get SIGTERM, only when the
+pid is provably that job's wrapper (routing.engaged_process). Each gets a
 `Cancelled` STAT line for its build, so the rest of that run leaves the dataset
-alone and the next cycle starts the step again cleanly.
+alone and the next cycle starts the step again cleanly. Jobs not started yet (local
+ones Snakemake has queued) find the cancel marker `.padocc/cancel/<all|dataset>`,
+newer than their build, and do nothing.
 
 A SLURM job still in the queue (or started but not yet engaged) has no `Engaged`
 line to find it by: it is found in `squeue` by its working directory (the workflow
@@ -16,17 +19,17 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.core.diagnostics import CompileError
+from compiler.core.routing import engaged_process
 from compiler.core.statusfile import Stat, append_stats, position_of, read_history, utc_stamp
 from compiler.render.manifest import current_manifest
 from compiler.runtime.build import BUILDS
-from compiler.runtime.jobs import members
+from compiler.runtime.jobs import CANCEL_DIR, members
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,9 @@ def run(opts: CancelOptions) -> int:
             return 2
     else:
         files = sorted(status_dir.glob("*.status")) if status_dir.is_dir() else []
+    # Jobs of the live builds that have not started yet (the local executor starts them
+    # seconds later) see this and do nothing: runtime/jobs.py's cancel_requested.
+    _leave_marker(m["workflow"]["dir"], opts.datasets)
     found = []
     for f in files:
         if not f.exists():
@@ -78,12 +84,14 @@ def run(opts: CancelOptions) -> int:
         for ds in datasets:  # its run must not resubmit the job (retries)
             _record_queued(status_dir / f"{ds}.status", ds, m, build, jid)
         print(f"cancelled {' '.join(datasets) or 'job'} (queued SLURM job {jid})")
-    host = socket.gethostname()
     for f, ds, eng in found:
-        if not eng.params.get("slurm_jobid") and eng.params.get("host") == host:
+        # Only a process that is provably this job's wrapper (alive, padocc's, started
+        # when its Engaged line says): never whatever holds a reused pid now.
+        pid = None if eng.params.get("slurm_jobid") else engaged_process(eng.params)
+        if pid is not None:
             try:
-                os.kill(int(eng.params.get("pid", "0")), signal.SIGTERM)
-            except (ValueError, ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
                 pass
         params = {
             "by": "padocc cancel",
@@ -154,6 +162,13 @@ def queued_jobs(workflow_dir: str) -> list[tuple[str, tuple[str, ...], str]]:
             datasets = ()
         out.append((jid, tuple(datasets), build))
     return out
+
+
+def _leave_marker(workflow_dir: str, datasets: tuple[str, ...]) -> None:
+    d = Path(workflow_dir) / CANCEL_DIR
+    d.mkdir(parents=True, exist_ok=True)
+    for name in datasets or ("all",):
+        (d / name).touch()
 
 
 def _record_queued(path: Path, ds: str, m: dict, build: str, jobid: str) -> None:

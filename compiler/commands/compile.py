@@ -22,6 +22,7 @@ from compiler.render.plan import (
     Plan,
     Selection,
     make_plan,
+    record_closings,
     requeue_changed_inputs,
     running_slurm_jobs,
 )
@@ -121,6 +122,7 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
             # Finished datasets whose inputs changed: their binding Ready line first, so
             # slot 1 finds them where the plan put them.
             requeue_changed_inputs(model, manifest, plan)
+            record_closings(model, plan)  # jobs killed since the last cycle: attempts
             # Held while this process lives: `padocc run`, `cycle`, `gate make` and
             # `campaign` run it next, and no other compile may prune it meanwhile.
             hold_build(str(write_build(wf_dir, build, files, keep=keep)))

@@ -253,6 +253,7 @@ def _cycle(cfg: CycleConfig, opts: CycleOptions, cycle_id: str, out: TextIO) -> 
             extra=["--quiet", "all"],
             log=out,
             timeout=cfg.snakemake_timeout,
+            build=c.build,
         )
         print(f"snakemake exited {rc} after {time.monotonic() - t0:.0f}s", file=out)
     state = {

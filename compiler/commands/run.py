@@ -36,8 +36,12 @@ def run(opts: RunOptions) -> int:
     # The build's own Snakefile: a compile running meanwhile cannot swap it under us.
     snakefile = Path(opts.workflow_dir) / ".padocc" / "builds" / c.build / "Snakefile"
     rc = run_snakemake(
-        opts.workflow_dir, opts.profile, str(snakefile), ["--quiet", "all"], timeout=opts.timeout
-    )
+        opts.workflow_dir, opts.profile, str(snakefile), ["--quiet", "all"], timeout=opts.timeout,
+        build=c.build,
+    )  # fmt: skip
+    if rc == 124:
+        print(f"snakemake stopped at the {opts.timeout:g} s deadline", file=sys.stderr)
+        return 1
     if rc != 0:
         print(f"snakemake exited {rc}", file=sys.stderr)
         return 1

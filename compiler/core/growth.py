@@ -9,13 +9,16 @@ import math
 from collections.abc import Mapping
 
 
-def grown_resources(resources: Mapping, growth: Mapping, attempt: int) -> dict:
-    """Resources for a given attempt (1-based)."""
-    n = max(0, attempt - 1)
+def grown(resources: Mapping, growth: Mapping, mem_n: int, time_n: int) -> dict:
+    """Resources after memory grew `mem_n` times and the time limit `time_n` times."""
     return {
-        "mem_mb": min(growth["mem_max"], math.ceil(resources["mem_mb"] * growth["mem_factor"] ** n)),
+        "mem_mb": min(
+            growth["mem_max"],
+            math.ceil(resources["mem_mb"] * growth["mem_factor"] ** max(0, mem_n)),
+        ),
         "runtime": min(
-            growth["runtime_max"], math.ceil(resources["runtime"] * growth["runtime_factor"] ** n)
+            growth["runtime_max"],
+            math.ceil(resources["runtime"] * growth["runtime_factor"] ** max(0, time_n)),
         ),
         "cpus_per_task": resources["cpus_per_task"],
         "slurm_partition": resources["slurm_partition"],
@@ -23,6 +26,18 @@ def grown_resources(resources: Mapping, growth: Mapping, attempt: int) -> dict:
     }
 
 
+def grown_resources(resources: Mapping, growth: Mapping, attempt: int) -> dict:
+    """Resources for a given attempt (1-based) when every attempt before it failed in
+    the ordinary way (both memory and time grow)."""
+    return grown(resources, growth, attempt - 1, attempt - 1)
+
+
 def grown_from_json(step: Mapping, attempt: int) -> dict:
     """`grown_resources` for a step or gate as the manifest stores it."""
     return grown_resources(step["resources"], step["growth"], attempt)
+
+
+def grown_by(step: Mapping, grow: tuple[int, int]) -> dict:
+    """`grown` for a step as the manifest stores it; `grow` is (memory, time) growths,
+    as `core.attempts.Tries.grow` counts them from the status file."""
+    return grown(step["resources"], step["growth"], grow[0], grow[1])

@@ -98,13 +98,36 @@ def engagement_alive(
     jobid = stat_params.get("slurm_jobid")
     if jobid:
         return running_slurm_jobs is not None and jobid in running_slurm_jobs
+    return engaged_process(stat_params) is not None
+
+
+def engaged_process(stat_params: Mapping[str, str]) -> int | None:
+    """The pid of the live wrapper an Engaged line names on this host, or None. Provably
+    that process: alive, a padocc process, and, when the line records it (`pstart`),
+    started at the recorded time, so a pid the kernel has given to another program,
+    even another padocc one, is never taken for it."""
     if stat_params.get("host") != socket.gethostname():
-        return False
+        return None
     try:
         pid = int(stat_params.get("pid", "0"))
     except ValueError:
-        return False
-    return padocc_alive(pid)
+        return None
+    if not padocc_alive(pid):
+        return None
+    recorded = stat_params.get("pstart")
+    if recorded and os.path.isdir("/proc/self") and process_start(pid) != recorded:
+        return None
+    return pid
+
+
+def process_start(pid: int) -> str:
+    """The process's start time (clock ticks since boot, /proc/PID/stat field 22), or ""
+    where there is no /proc. With the pid it names one process for the machine's uptime."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[19].decode()
+    except (OSError, IndexError):
+        return ""
 
 
 def padocc_alive(pid: int) -> bool:

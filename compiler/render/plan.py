@@ -11,6 +11,7 @@ line is re-queued at the graph's entry.
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 import random
@@ -20,12 +21,14 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compiler.core.attempts import cause_of, closing_line, open_after, tries_of
 from compiler.core.diagnostics import Loc
 from compiler.core.names import slot_file
 from compiler.core.routing import decide, engagement_alive, route, run_successors
 from compiler.core.statusfile import (
     FINAL,
     QUARANTINED,
+    Position,
     Stat,
     append_stats,
     parse_history,
@@ -46,6 +49,7 @@ class Pending:
     key: str
     slots: int
     first: str  # the step slot 1 runs, or "" when slot 1 only records an end
+    grow: tuple[int, int] = (0, 0)  # (memory, time) growths of `first` (core/attempts.py)
 
 
 @dataclass
@@ -62,6 +66,9 @@ class Plan:
     files_read: int = 0
     # The jobs of the pending datasets (one dataset each unless `datasets_per_job`).
     jobs: list[Bundle] = field(default_factory=list)
+    # Dead engagements (a job killed without writing its outcome) and the line that
+    # records each as an attempt; the compile appends them before it writes the build.
+    closings: list[tuple[str, Stat]] = field(default_factory=list)
 
     def slot_targets(self, build: str) -> list[str]:
         """The last slot file of every job: what Snakemake is asked to make."""
@@ -205,7 +212,7 @@ def select(pending: list[Pending], sel: Selection) -> tuple[list[Pending], int]:
         if left <= 0:
             break
         take = min(p.slots, left)  # a long route may go on next cycle
-        chosen.append(Pending(p.id, p.key, take, p.first))
+        chosen.append(Pending(p.id, p.key, take, p.first, p.grow))
         left -= take
     return chosen, len(pending) - len(chosen)
 
@@ -358,6 +365,7 @@ def make_plan(
                         continue
             counts[kind] = counts.get(kind, 0) + 1
             continue
+        stats: list[Stat] = []
         if st is None and data is None:
             pos = position_of(())
         else:
@@ -369,22 +377,31 @@ def make_plan(
                     data = b""
             hist = parse_history(data, path) if data else read_history(Path(path))
             plan.warnings += hist.warnings
-            pos = position_of(hist.stats)
+            stats = hist.stats
+            pos = position_of(stats)
         if pos.open_engagement is not None:
             if "slurm_jobid" in pos.open_engagement.params and not slurm_checked:
                 slurm_jobs, slurm_checked = running_slurm_jobs(), True
             if engagement_alive(pos.open_engagement.params, slurm_jobs):
                 counts["running"] = counts.get("running", 0) + 1
                 continue
+            closed = close_dead_engagement(plan, model, manifest, ds.id, stats, pos)
+            if closed is None:
+                counts["running"] = counts.get("running", 0) + 1
+                continue
+            stats = closed
+            pos = position_of(stats)
         act = decide(pos, ds.routing_key, graph, model.max_visits)
         kind = act["kind"]
         if kind in ("done", "quarantined", "blocked"):
             counts[kind] = counts.get(kind, 0) + 1
             continue
         counts["pending"] = counts.get("pending", 0) + 1
+        step = act.get("step", "")
         plan.pending.append(
-            Pending(ds.id, ds.routing_key, budget.budget(act, ds.routing_key), act.get("step", ""))
-        )
+            Pending(ds.id, ds.routing_key, budget.budget(act, ds.routing_key), step,
+                    tries_of(stats, step).grow if step else (0, 0))
+        )  # fmt: skip
     if index is not None:
         index.save(seen)
     if selection is not None:
@@ -397,6 +414,51 @@ def make_plan(
     classes = {name: cls for name, cls, _ in model.jobs}
     plan.jobs = bundles(plan.pending, model.datasets_per_job, classes)
     return plan
+
+
+def close_dead_engagement(
+    plan: Plan, model: Workflow, manifest: dict, ds_id: str, stats: list[Stat], pos: Position
+) -> list[Stat] | None:
+    """An open Engaged whose job is gone: the line that records how it ended (an
+    attempt, see core/attempts.py) is added to the plan, and the history with it is
+    returned. None when it is not provably dead: SLURM says its job has not ended, or
+    a job on this host still holds the dataset's lock."""
+    eng = pos.open_engagement
+    assert eng is not None
+    if not open_after(stats, eng):
+        return stats  # closed by its Retry line: the resubmission never started
+    if not eng.params.get("slurm_jobid") and _dataset_locked(model.dir, ds_id):
+        return None
+    cause = cause_of(model.dir, eng, ds_id)
+    if not cause:
+        return None
+    step = manifest["steps"].get(eng.step)
+    line = closing_line(stats, eng, step["retries"] if step else 0, cause, "padocc compile")
+    plan.closings.append((ds_id, line))
+    plan.counts[f"killed: {cause}"] = plan.counts.get(f"killed: {cause}", 0) + 1
+    return [*stats, line]
+
+
+def _dataset_locked(workflow_dir: str, ds_id: str) -> bool:
+    """Does a job hold the dataset's lock (runtime/wrapper.py) on this host now?"""
+    try:
+        fd = os.open(os.path.join(workflow_dir, ".padocc", "locks", f"{ds_id}.lock"), os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def record_closings(model: Workflow, plan: Plan) -> None:
+    """Append the plan's closing lines (fsynced: each is an attempt that must not be
+    lost). Raises StatusWriteError when one cannot be written."""
+    for ds_id, line in plan.closings:
+        append_stats(Path(model.status_dir) / f"{ds_id}.status", ds_id, [line])
 
 
 def requeue_changed_inputs(model: Workflow, manifest: dict, plan: Plan) -> None:
@@ -418,7 +480,9 @@ def requeue_changed_inputs(model: Workflow, manifest: dict, plan: Plan) -> None:
 
 
 def pending_tsv(plan: Plan) -> str:
-    return "".join(f"{p.id}\t{p.key}\t{p.slots}\t{p.first}\n" for p in plan.pending)
+    return "".join(
+        f"{p.id}\t{p.key}\t{p.slots}\t{p.first}\t{p.grow[0]},{p.grow[1]}\n" for p in plan.pending
+    )
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,9 @@ def render_build(
         f"{escape.shell_word(python)} -m compiler run-step .padocc/builds/{{wildcards.build}} "
         "{wildcards.job:q} {wildcards.slot} --attempt {resources.attempt} "
         "--runtime {resources.runtime} > {log:q} 2>&1"
+        # A wrapper that dies (kill -9, the OOM killer, SLURM's TERM) writes no outcome:
+        # its exit status is kept for the next reader, which records the cause.
+        ' || {{ rc=$?; echo "$(date -u +%Y%m%d_%H%M%S_%6N) $rc" >> {log:q}.exit; exit $rc; }}'
     )
     context = {
         "version": __version__,

@@ -19,6 +19,7 @@ class PendingRow:
     key: str
     slots: int
     first: str
+    grow: tuple[int, int] = (0, 0)  # (memory, time) growths of `first`, from its status file
 
 
 @functools.lru_cache(maxsize=8)
@@ -31,8 +32,9 @@ def pending(build_dir: str) -> dict[str, PendingRow]:
     rows = {}
     with open(os.path.join(build_dir, "pending.tsv"), encoding="utf-8") as f:
         for line in f:
-            ds, key, slots, first = line.rstrip("\n").split("\t")
-            rows[ds] = PendingRow(key, int(slots), first)
+            ds, key, slots, first, *grow = line.rstrip("\n").split("\t")
+            mem, _, time = (grow[0] if grow else "0,0").partition(",")
+            rows[ds] = PendingRow(key, int(slots), first, (int(mem), int(time)))
     return rows
 
 

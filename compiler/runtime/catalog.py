@@ -137,11 +137,13 @@ class Run:
 
     @property
     def claims(self) -> bool:
-        """Ran a command and ended with an outcome: the outputs it declares are its own."""
+        """Ran a command and ended with an outcome: the outputs it declares are its own.
+        Not a job that died: padocc closed it for it (`by=`, core/attempts.py)."""
         return (
             self.engaged is not None
             and self.closing is not None
             and self.closing.state not in ("Retry", "Cancelled")
+            and "by" not in self.closing.params
         )
 
 

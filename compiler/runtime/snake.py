@@ -18,7 +18,7 @@ from compiler.model.axes import untag
 from compiler.model.chunks import upstream_chunks
 from compiler.render.coverage import chunk_name, marker_path
 from compiler.runtime.build import BUILDS, gate_targets, manifest, status_coverage
-from compiler.runtime.jobs import job_targets, next_steps, resource
+from compiler.runtime.jobs import growths, job_targets, next_steps, resource
 
 __all__ = ["Build", "Gates", "workflow_dir_of"]
 
@@ -45,10 +45,14 @@ class Build:
 
     def resource(self, name: str):
         def value(wildcards, input, attempt):
+            if name == "attempt":
+                return attempt
             bdir = self.build_dir(wildcards.build)
             previous = input[0] if len(input) else None
-            steps = next_steps(bdir, wildcards.job, int(wildcards.slot), previous)
-            return resource(manifest(bdir), steps, attempt, name)
+            slot = int(wildcards.slot)
+            steps = next_steps(bdir, wildcards.job, slot, previous)
+            grow = growths(bdir, wildcards.job, slot, attempt, previous, steps)
+            return resource(manifest(bdir), steps, grow, name)
 
         value.__name__ = f"padocc_{name}"
         return value

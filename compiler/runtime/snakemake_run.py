@@ -6,11 +6,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import TextIO
 
 from compiler.render.assets import asset_dir
+from compiler.runtime.deadline import (
+    cancel_slurm_run,
+    new_job_prefix,
+    record_interrupted,
+    uses_slurm,
+)
 
 # `python -m` puts its working directory first on sys.path, and Snakemake's plugin
 # discovery (pkgutil.iter_modules, once per plugin kind) then lists every
@@ -63,9 +69,16 @@ def run_snakemake(
     extra: tuple[str, ...] | list[str] = (),
     log: TextIO | None = None,
     timeout: float | None = None,
+    build: str | None = None,
 ) -> int:
-    """Snakemake's exit status; 124 if it ran past `timeout` (then its whole process
-    group is killed: Snakemake ignores SIGTERM while it waits on jobs)."""
+    """Snakemake's exit status; 124 if it ran past `timeout`. The deadline holds whether
+    or not Snakemake prints anything: then its whole process group is killed
+    (Snakemake ignores SIGTERM while it waits on jobs), its SLURM jobs are cancelled,
+    and the steps of `build` it interrupted are recorded (runtime/deadline.py)."""
+    prefix = None
+    if timeout is not None and uses_slurm(profile_dir(profile)):
+        prefix = new_job_prefix()
+        extra = [*extra, "--slurm-jobname-prefix", prefix]
     cmd = snakemake_cmd(workflow_dir, profile, snakefile, extra)
     # Started in the workflow directory: Snakemake reads target and --forcerun paths
     # relative to where it runs.
@@ -73,18 +86,30 @@ def run_snakemake(
         cmd, cwd=workflow_dir, start_new_session=True, text=True, env={**os.environ, **SAFE_PATH},
         stdout=subprocess.PIPE if log else None, stderr=subprocess.STDOUT if log else None,
     )  # fmt: skip
-    deadline = None if timeout is None else time.monotonic() + timeout
-    if log is not None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            log.write(line)
-            if deadline and time.monotonic() > deadline:
-                break
+    pump, note = None, ""
+    if log is not None:  # copied by a thread, so that the wait below keeps the deadline
+        pump = threading.Thread(target=_copy, args=(proc.stdout, log), daemon=True)
+        pump.start()
     try:
-        return proc.wait(
-            timeout=None if deadline is None else max(0.0, deadline - time.monotonic())
-        )
+        rc = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        return 124
+        rc = 124
+        ids = cancel_slurm_run(prefix) if prefix else []
+        done = record_interrupted(workflow_dir, build, "padocc run") if build else []
+        note = (
+            f"padocc: deadline of {timeout:g} s reached: Snakemake stopped"
+            + (f", SLURM jobs {' '.join(ids)} cancelled" if ids else "")
+            + (f", interrupted steps of {len(done)} datasets recorded" if done else "")
+        )
+    if pump is not None:
+        pump.join(timeout=10)
+    if rc == 124 and note:
+        print(note, file=log or sys.stderr)
+    return rc
+
+
+def _copy(src, dst: TextIO) -> None:
+    for line in src:
+        dst.write(line)

@@ -23,9 +23,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from compiler.core.attempts import cause_of, cause_of_exit, closing_line, open_after, tries_of
 from compiler.core.diagnostics import CompileError, Loc
-from compiler.core.growth import grown_from_json
-from compiler.core.routing import decide
+from compiler.core.growth import grown_by
+from compiler.core.routing import decide, process_start
 from compiler.core.statusfile import (
     ENGAGED,
     QUARANTINED,
@@ -39,7 +40,7 @@ from compiler.core.statusfile import (
 from compiler.model.templates import parse_template
 from compiler.runtime import provenance
 from compiler.runtime.build import dataset_rows, manifest, slot_path
-from compiler.runtime.jobs import members, next_steps, runnable, share
+from compiler.runtime.jobs import cancel_requested, growths, members, next_steps, runnable, share
 from compiler.runtime.proc import run_measured
 from compiler.runtime.staging import stage_in
 
@@ -178,7 +179,8 @@ def run_job(req: JobRequest) -> int:
     previous = slot_path(wf["dir"], m["build"], req.job, req.slot - 1) if req.slot > 1 else None
     steps = next_steps(req.build_dir, req.job, req.slot, previous)
     ok = runnable(m, steps)
-    shares = [share(m, s, req.attempt) if run else 0 for s, run in zip(steps, ok, strict=True)]
+    grow = growths(req.build_dir, req.job, req.slot, req.attempt, previous, steps)
+    shares = [share(m, s, g) if run else 0 for s, run, g in zip(steps, ok, grow, strict=True)]
     # Each dataset gets its share of the job's time limit (scaled if the profile or
     # --set-resources changed the limit).
     scale = req.runtime / sum(shares) if req.runtime and sum(shares) else 0
@@ -222,9 +224,12 @@ def _run_dataset(req: SlotRequest, m: dict, status: Path, key: str, facets: dict
     wf, build = m["workflow"], m["build"]
     history = HistoryTail(status)
     stats = history.read()
-    if any(st.state == "Cancelled" and st.params.get("build") == build for st in stats):
+    if cancel_requested(wf["dir"], build, req.dataset) or any(
+        st.state == "Cancelled" and st.params.get("build") == build for st in stats
+    ):
         # Cancelled by an operator during this build: nothing more until the next cycle.
         return {"next": {"kind": "cancelled"}}
+    stats = _close_dead_engagement(m, status, req.dataset, history, stats)
     act = decide(position_of(stats), key, m["graph"], wf["max_visits"])
     ended = _settle(m, status, req.dataset, act)
     if ended is not None:
@@ -242,7 +247,7 @@ def _run_dataset(req: SlotRequest, m: dict, status: Path, key: str, facets: dict
     ran: list[str] = []
     first = m["steps"][act["step"]]
     while True:
-        attempt = own_attempt(stats, act["sub"], act["step"])
+        attempt = tries_of(stats, act["step"]).attempt
         # The first step also writes the catalog rows of the dataset's earlier jobs
         # (a killed job never committed its own); later ones only their own.
         done = _run_step(job, act, attempt, heal=not ran)
@@ -257,7 +262,26 @@ def _run_dataset(req: SlotRequest, m: dict, status: Path, key: str, facets: dict
             break
         act = nxt
     sync_status(status)  # before the slot file tells Snakemake this run is done
+    if nxt.get("kind") == "run":  # the next slot's job is sized from this
+        nxt = {**nxt, "grow": list(tries_of(stats, nxt["step"]).grow)}
     return {"ran": ran, "state": state, "next": nxt}
+
+
+def _close_dead_engagement(
+    m: dict, status: Path, dataset: str, history: HistoryTail, stats: list[Stat]
+) -> list[Stat]:
+    """An Engaged left open when this job took the dataset's lock is dead (its job held
+    the lock until it died): record how it ended, as an attempt, before going on."""
+    eng = position_of(stats).open_engagement
+    if eng is None or not open_after(stats, eng):
+        return stats
+    cause = cause_of(m["workflow"]["dir"], eng, dataset) or "LOST"
+    retries = m["steps"][eng.step]["retries"] if eng.step in m["steps"] else 0
+    line = closing_line(stats, eng, retries, cause, "padocc job")
+    append_stats(status, dataset, [line])
+    print(f"padocc: {eng.step} of {dataset} died ({cause}); recorded as {line.state}",
+          file=sys.stderr)  # fmt: skip
+    return history.read()
 
 
 def _hold_dataset_lock(workflow_dir: str, dataset: str) -> int:
@@ -272,20 +296,6 @@ def _hold_dataset_lock(workflow_dir: str, dataset: str) -> int:
     return fd
 
 
-def own_attempt(stats: list[Stat], sub: str, step: str) -> int:
-    """This step's attempt: 1 + its Retry lines since its last binding outcome. Counted
-    from the history, not Snakemake's attempt, because a job may run several steps."""
-    n = 0
-    for st in reversed(stats):
-        if st.state == ENGAGED:
-            continue
-        if st.state == "Retry" and st.sub == sub and st.step == step:
-            n += 1
-            continue
-        break
-    return n + 1
-
-
 def _chains(
     m: dict, first: dict, nxt: dict, done: int, elapsed_s: float, granted_min: int,
     stats: list[Stat],
@@ -298,7 +308,7 @@ def _chains(
     if step["job_class"] != first["job_class"]:
         return False
     if granted_min:
-        need = grown_from_json(step, own_attempt(stats, nxt["sub"], nxt["step"]))["runtime"]
+        need = grown_by(step, tries_of(stats, nxt["step"]).grow)["runtime"]
         if elapsed_s / 60 + need > granted_min:
             return False
     return True
@@ -335,6 +345,7 @@ def _run_step(job: _Job, act: dict, attempt: int, heal: bool = True) -> tuple[st
             ENGAGED,
             host=socket.gethostname(),
             pid=os.getpid(),
+            pstart=process_start(os.getpid()),
             attempt=attempt,
             slurm_jobid=jobid,
             slot=req.slot,
@@ -347,12 +358,21 @@ def _run_step(job: _Job, act: dict, attempt: int, heal: bool = True) -> tuple[st
         rc, wall, maxrss_mb, named, extra, problem = staged.skipped() or _run_command(
             command, workdir, req, step_name, step
         )
+        # A command killed by a signal names it: growth follows the cause (SIGKILL,
+        # the OOM killer's signal, grows memory only).
+        cause = cause_of_exit(rc) if named is None else ""
+        if jobid and cause == "SIGTERM":
+            # SLURM ends a job (time limit, scancel, preemption) with SIGTERM to all its
+            # processes, and the command may die of it before this wrapper does. Leave
+            # the Engaged open, as when the wrapper dies first: the next reader records
+            # SLURM's state (TIMEOUT, CANCELLED, ...) as the cause.
+            raise SystemExit(rc if rc > 0 else 128 - rc)
         if rc != 0 and named is None and attempt <= step["retries"]:
             # Not the last attempt: a non-binding record, then Snakemake resubmits
             # with grown resources.
             append_stats(status, req.dataset, [
                 _stat(m, sub, step_name, "Retry", exit=rc, attempt=attempt, wall=f"{wall:.1f}",
-                      maxrss_mb=f"{maxrss_mb:.0f}", slurm_jobid=jobid)
+                      maxrss_mb=f"{maxrss_mb:.0f}", slurm_jobid=jobid, cause=cause)
             ])  # fmt: skip
             print(
                 f"padocc: {step_name} failed with exit {rc} on attempt {attempt}; retrying",
@@ -368,6 +388,8 @@ def _run_step(job: _Job, act: dict, attempt: int, heal: bool = True) -> tuple[st
             state = "Warning"
             extra["bypassed"] = bypassed
         state = staged.finish(state, extra)  # stage out before the STAT line: may be a Fail
+        if cause and state == "Fail":
+            extra["cause"] = cause
     params = {**extra, "exit": rc, "wall": f"{wall:.1f}", "maxrss_mb": f"{maxrss_mb:.0f}",
               "attempt": attempt, "slurm_jobid": jobid}  # fmt: skip
     # Synced once the dataset's run in this job ends (_run_dataset): a crash before

@@ -1,0 +1,94 @@
+"""A run's deadline (`padocc run --timeout`, a cycle's `snakemake_timeout`): what is
+undone when Snakemake is stopped at it.
+
+Snakemake is killed with its whole process group (it ignores SIGTERM while it waits
+on jobs), which ends its local jobs too (each wrapper's command dies with it). Its
+SLURM jobs are not in that group: the run names them with a job name prefix of its
+own (the plugin's `--slurm-jobname-prefix`), and they are `scancel`ed by that name.
+Each step the deadline interrupted gets a `Cancelled` line (`reason=deadline`), so
+the next cycle takes it up at once, as the same attempt.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from compiler.core.attempts import DEADLINE_REASON
+from compiler.core.statusfile import Stat, append_stats, position_of, read_history, utc_stamp
+from compiler.runtime.build import BUILDS, pending
+
+
+def uses_slurm(profile_path: Path) -> bool:
+    """Does the profile run jobs through the SLURM executor?"""
+    try:
+        text = (profile_path / "config.yaml").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    m = re.search(r"^executor:\s*['\"]?([A-Za-z0-9_-]+)", text, re.M)
+    return bool(m) and m[1] == "slurm"
+
+
+def new_job_prefix() -> str:
+    """A job name prefix no other run uses (the plugin allows [A-Za-z0-9_-], 50 chars)."""
+    return f"padocc-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def cancel_slurm_run(prefix: str) -> list[str]:
+    """scancel every job of the run whose job names start with `prefix`; their ids."""
+    if not shutil.which("squeue"):
+        return []
+    try:
+        r = subprocess.run(["squeue", "-h", "-o", "%i|%j"], capture_output=True, text=True,
+                           timeout=30, check=False)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        r = None
+    if r is None or r.returncode != 0:
+        print("padocc: squeue did not answer: the run's SLURM jobs were not cancelled",
+              file=sys.stderr)  # fmt: skip
+        return []
+    ids = [
+        jid
+        for jid, _, name in (ln.strip().partition("|") for ln in r.stdout.splitlines())
+        if jid and name.startswith(prefix + "_")
+    ]
+    if ids:
+        subprocess.run(["scancel", *ids], check=False, timeout=60)
+    return ids
+
+
+def record_interrupted(workflow_dir: str, build: str, by: str) -> list[str]:
+    """A `Cancelled` line (reason=deadline) for each step of this build that was still
+    engaged; the datasets it names."""
+    try:
+        names = list(pending(os.path.join(workflow_dir, BUILDS, build)))
+    except OSError:
+        return []
+    status_dir = _status_dir(workflow_dir, build)
+    out = []
+    for ds in names:
+        path = status_dir / f"{ds}.status"
+        if not path.exists():
+            continue
+        eng = position_of(read_history(path).stats).open_engagement
+        if eng is None or eng.params.get("build") != build:
+            continue
+        params = {"by": by, "reason": DEADLINE_REASON, "build": build,
+                  "attempt": eng.params.get("attempt", ""),
+                  "slurm_jobid": eng.params.get("slurm_jobid", "")}  # fmt: skip
+        line = Stat(utc_stamp(), eng.workflow, eng.sub, eng.step, "Cancelled",
+                    {k: v for k, v in params.items() if v})  # fmt: skip
+        append_stats(path, ds, [line])
+        out.append(ds)
+    return out
+
+
+def _status_dir(workflow_dir: str, build: str) -> Path:
+    from compiler.runtime.build import manifest
+
+    return Path(manifest(os.path.join(workflow_dir, BUILDS, build))["workflow"]["status_dir"])
