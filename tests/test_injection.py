@@ -290,3 +290,29 @@ def test_a_hook_that_exits_is_an_error_at_its_line_never_the_end_of_the_compiler
         [str(compiler), "wf"], cwd=tmp_path, capture_output=True, text=True, check=False
     )
     assert r.returncode == 0 and (wf / "Snakefile").is_file(), r.stderr
+
+
+def test_two_gate_names_that_would_make_one_rule_are_refused(tmp_path: Path):
+    """A gate name becomes a rule name ('.' -> '_'): 'a.b' and 'a_b' would give a
+    Snakefile with one rule twice, which Snakemake refuses only at run time."""
+    wf = tmp_path / "wf"
+    wf.mkdir()
+    (wf / "workflow.yaml").write_text("name: TWO\ngates: gates.yaml\n")
+    gate = {"axis": "serial", "maxrange": 10, "want": {"low": 0, "high": 10}}
+    gates = {
+        "gates": {"a.b": {**gate, "command": "true {low}"}, "a_b": {**gate, "command": "true"}}
+    }
+    (wf / "gates.yaml").write_text(yaml.safe_dump(gates, sort_keys=False))
+    before = tree_snapshot(wf)
+    r = subprocess.run(
+        [sys.executable, "-m", "compiler", "compile", "wf"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert (r.returncode, r.stderr.splitlines()) == (
+        2,
+        [
+            "wf/gates.yaml:9:3: error: gate name 'a_b' and gate 'a.b' make the same "
+            "Snakefile rule 'gate_a_b' ('.' becomes '_'): rename one"
+        ],
+    )
+    assert tree_snapshot(wf) == before

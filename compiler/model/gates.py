@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.core.diagnostics import Loc, fail, suggest
+from compiler.core.names import rule_name
 from compiler.load import schema as S
 from compiler.load.yamlpos import YList, YMap
 from compiler.model import hooks
@@ -111,10 +112,18 @@ def resolve_gates(
 ) -> tuple[Gate, ...]:
     gates: dict[str, Gate] = {}
     raw_pre: dict[str, YMap] = {}
+    rules: dict[str, str] = {}  # Snakefile rule name -> gate: 'a.b' and 'a_b' would clash
     for name, body in doc.items():
         nloc = doc.key_loc(name)
         if not GATE_NAME.match(name):
             raise fail(nloc, f"gate name '{name}' must be letters, digits, '_' and '.'")
+        other = rules.setdefault(rule_name(name), name)
+        if other != name:
+            raise fail(
+                nloc,
+                f"gate name '{name}' and gate '{other}' make the same Snakefile rule "
+                f"'{rule_name(name)}' ('.' becomes '_'): rename one",
+            )
         g = S.check(body, S.GATE, doc.val_loc(name))
         axis = g["axis"]
         if axis not in AXES:
