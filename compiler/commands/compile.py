@@ -97,7 +97,7 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
             return 2, None
         gate_work.status_coverage = planner.status_coverage()
     if not opts.quiet:
-        deferred = gate_work.deferred_line(manifest["gates"])
+        deferred = gate_work.deferred_line()
         for w in plan.warnings + gate_work.warnings + ([deferred] if deferred else []):
             print(f"warning: {w}", file=err)
     if opts.write:

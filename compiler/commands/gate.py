@@ -206,7 +206,7 @@ def _make(req: _Request, opts: GateOptions, force: bool = False) -> int:
     for w in work.waiting:
         print(f"waiting: {w}")
     if work.deferred:
-        print(f"{work.deferred_line(req.m['gates'])}: ask again for the rest")
+        print(f"{work.deferred_line()}: ask again for the rest")
     made = rc = 0
     if work.targets:
         before = {t: _marker(wf / t) for t in work.targets}

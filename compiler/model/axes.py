@@ -51,11 +51,14 @@ def parse_time(text: str, loc: Loc) -> int:
 
 
 def format_time(sec: float) -> str:
-    return datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The year padded by hand: strftime writes year 1 as '1', which no format reads back.
+    dt = datetime.fromtimestamp(sec, UTC)
+    return f"{dt.year:04d}" + dt.strftime("-%m-%dT%H:%M:%SZ")
 
 
 def time_tag(sec: float) -> str:
-    return datetime.fromtimestamp(sec, UTC).strftime("%Y%m%dT%H%M%SZ")
+    dt = datetime.fromtimestamp(sec, UTC)
+    return f"{dt.year:04d}" + dt.strftime("%m%dT%H%M%SZ")
 
 
 def parse_duration_s(value, loc: Loc, signed: bool = False) -> int:

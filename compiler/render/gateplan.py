@@ -48,15 +48,15 @@ class GateWork:
     status_coverage: dict[str, list] = field(default_factory=dict)  # "gate@key" -> intervals
     deferred: Counter = field(default_factory=Counter)  # gate -> chunks left for later cycles
 
-    def deferred_line(self, gates: dict) -> str:
+    def deferred_line(self) -> str:
         """One line for the whole cycle: how much waits past the per-cycle bound."""
         if not self.deferred:
             return ""
-        each = ", ".join(
-            f"{n} {g} (max_chunks {gates[g].get('max_chunks', DEFAULT_MAX_CHUNKS)})"
-            for g, n in sorted(self.deferred.items())
+        each = ", ".join(f"{g} {n}" for g, n in sorted(self.deferred.items()))
+        return (
+            f"{sum(self.deferred.values())} gate chunks deferred to later cycles (a cycle "
+            f"makes at most max_chunks chunks of each gate, default {DEFAULT_MAX_CHUNKS}): {each}"
         )
-        return f"gate chunks deferred to later cycles: {each}"
 
 
 class GatePlanner:
