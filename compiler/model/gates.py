@@ -221,9 +221,7 @@ def resolve_gates(
             if "window" in w:
                 want_window = parse_length(axis, w["window"], w.val_loc("window"))
                 if want_window <= 0:
-                    raise fail(
-                        w.val_loc("window"), f"window must be positive, not '{w['window']}'"
-                    )
+                    raise fail(w.val_loc("window"), f"window must be positive, not '{w['window']}'")
             want_low = parse_value(axis, w["low"], w.val_loc("low"))
             if w["high"] == "now":
                 if axis != "time":

@@ -245,7 +245,9 @@ def coverage_runs(
         if k is not None and n >= gate["max_failures"]:
             add(k, k + 1, 3)
     # Sweep the span edges, holding a count of the spans open at each rank.
-    events = sorted([(k0, rank, 1) for k0, _, rank in spans] + [(k1, rank, -1) for _, k1, rank in spans])
+    events = sorted(
+        [(k0, rank, 1) for k0, _, rank in spans] + [(k1, rank, -1) for _, k1, rank in spans]
+    )
     open_at = [0] * len(_RANK)
     runs: list[list] = []
     at, i = first, 0

@@ -218,7 +218,9 @@ class GatePlanner:
             if status == "gap":
                 continue
             if status == "done" and not force:
-                yield from ((k, False) for k in marked[bisect_left(marked, k0) : bisect_left(marked, k1)])
+                yield from (
+                    (k, False) for k in marked[bisect_left(marked, k0) : bisect_left(marked, k1)]
+                )
             else:
                 yield from ((k, status == "missing" or force) for k in range(k0, k1))
 
@@ -262,7 +264,11 @@ class GatePlanner:
 
     def status_coverage(self) -> dict[str, list]:
         """What status commands said, per gate@key, for the Snakefile's input functions."""
-        return {f"{n}@{k}": st.covered_by_status for (n, k), st in self._states.items() if st.covered_by_status}
+        return {
+            f"{n}@{k}": st.covered_by_status
+            for (n, k), st in self._states.items()
+            if st.covered_by_status
+        }
 
     def plan_all(self) -> GateWork:
         work = GateWork()
