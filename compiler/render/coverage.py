@@ -215,6 +215,11 @@ def coverage_runs(
     """Merged runs of chunks with the same status over [lo, hi), as `classify` would give
     chunk by chunk, computed from intervals: the cost follows the markers, status lines
     and gaps there are, not the length of the range."""
+    return [(edge(gate, a), edge(gate, b), s) for a, b, s in index_runs(gate, st, lo, hi)]
+
+
+def index_runs(gate: dict, st: ChunkStates, lo: float, hi: float) -> list[tuple[int, int, str]]:
+    """The runs of `coverage_runs`, as chunk indexes [k0, k1)."""
     first, last = index_span(gate, lo, hi)
     if first >= last:
         return []
@@ -262,7 +267,7 @@ def coverage_runs(
         else:
             runs.append([at, nxt, status])
         at = nxt
-    return [(edge(gate, a), edge(gate, b), status) for a, b, status in runs]
+    return [(a, b, status) for a, b, status in runs]
 
 
 def open_status(gate: dict, st: ChunkStates, lo: float, hi: float) -> str:

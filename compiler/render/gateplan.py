@@ -22,7 +22,6 @@ from compiler.model.chunks import (
     DEFAULT_MAX_CHUNKS,
     edge,
     in_gap,
-    index_span,
     map_range,
     upstream_chunks,
     want_range,
@@ -31,9 +30,9 @@ from compiler.render.coverage import (
     ChunkStates,
     chunk_name,
     chunk_states,
-    coverage_runs,
     covered,
     grid_index,
+    index_runs,
     marker_path,
     show,
 )
@@ -213,8 +212,7 @@ class GatePlanner:
         made again when an input was. `counted`: a missing (or forced) chunk, which uses
         the gate's bound; running and failed ones are as many as the status file says."""
         marked = sorted(k for k in map(lambda n: grid_index(g, n), st.done) if k is not None)
-        for a, b, status in coverage_runs(g, st, lo, hi):
-            k0, k1 = index_span(g, a, b)
+        for k0, k1, status in index_runs(g, st, lo, hi):
             if status == "gap":
                 continue
             if status == "done" and not force:
@@ -228,8 +226,7 @@ class GatePlanner:
     def _left(g: dict, st: ChunkStates, lo: float, hi: float, k: int, force: bool) -> int:
         """Chunks from index k on that a later cycle (or request) must still look at."""
         n = 0
-        for a, b, status in coverage_runs(g, st, lo, hi):
-            k0, k1 = index_span(g, a, b)
+        for k0, k1, status in index_runs(g, st, lo, hi):
             if status == "missing" or (force and status != "gap"):
                 n += max(0, k1 - max(k0, k))
         return n
