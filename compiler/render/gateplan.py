@@ -194,13 +194,17 @@ class GatePlanner:
                 self._closure(up, ukey, ulo, uhi, acc)
 
     def _fits(self, chunks: set[tuple]) -> bool:
-        """Schedule these chunks if no gate goes past its bound this cycle."""
+        """Schedule these chunks if no gate goes past its bound this cycle. A gate with
+        nothing scheduled yet takes them whatever their number, so that a chunk whose
+        inputs alone pass the bound is still made, alone, and nothing waits forever."""
         new: dict[str, set[tuple]] = {}
         for c in chunks:
             if c not in self._scheduled.get(c[0], set()):
                 new.setdefault(c[0], set()).add(c)
-        if any(len(self._scheduled.get(g, ())) + len(n) > self.cap(g) for g, n in new.items()):
-            return False
+        for g, n in new.items():
+            had = len(self._scheduled.get(g, ()))
+            if had and had + len(n) > self.cap(g):
+                return False
         for g, n in new.items():
             self._scheduled.setdefault(g, set()).update(n)
         return True
