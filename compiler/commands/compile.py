@@ -14,6 +14,7 @@ from compiler.core.buildlock import hold_build
 from compiler.core.diagnostics import CompileError, Loc, fail
 from compiler.core.statusfile import StatusWriteError
 from compiler.model.axes import parse_time
+from compiler.model.gates import check_want_size
 from compiler.model.resolve import Overrides, build_model
 from compiler.model.types import Workflow
 from compiler.render.gateplan import GatePlanner, GateWork
@@ -74,6 +75,8 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
         model = build_model(wf_dir, opts.workflow_dir.rstrip("/") or ".", opts.overrides)
         wall_now = datetime.now(UTC)
         now = parse_time(opts.now, Loc("--now")) if opts.now else int(wall_now.timestamp())
+        for g in model.gates:
+            check_want_size(g, now)  # a want up to 'now' grows with it
         keep = keep_builds()
         if opts.write and not opts.check_only:
             check_current(wf_dir)  # before anything is said or written
@@ -114,7 +117,8 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
             return 2, None
         gate_work.status_coverage = planner.status_coverage()
     if not opts.quiet:
-        for w in plan.warnings + gate_work.warnings:
+        deferred = gate_work.deferred_line()
+        for w in plan.warnings + gate_work.warnings + ([deferred] if deferred else []):
             print(f"warning: {w}", file=err)
     if opts.write:
         files = render_build(model, manifest, plan, gate_work)

@@ -1,7 +1,8 @@
 """`padocc gate ACTION GATE [LOW HIGH]`: JSOC's six ticket actions, plus the coverage view.
 
     range     1  the full covered range of the gate
-    check     2  is [LOW, HIGH) open (covered)?
+    check     2  is [LOW, HIGH) open (covered)? LOW = HIGH asks about that point: the
+                 chunk that holds it (JSOC's gatekeeper checks a point is in range)
     wait      3  wait until [LOW, HIGH) is covered, or --timeout
     make      4  make whatever is missing in [LOW, HIGH) (only that; a live run of
                  the workflow is waited for first, up to --timeout)
@@ -18,6 +19,7 @@ makes no sense (bad gate, range or workflow), as for any bad input.
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import sys
 import time
@@ -26,9 +28,9 @@ from pathlib import Path
 
 from compiler.commands import compile as compile_cmd
 from compiler.core.diagnostics import CompileError, Loc, suggest
-from compiler.model.axes import parse_time, parse_value
-from compiler.model.chunks import wanted_chunks
-from compiler.render.coverage import classify, coverage_runs, covered_span, show
+from compiler.model.axes import parse_time, parse_value, time_to_carrington
+from compiler.model.chunks import chunk_at, want_range
+from compiler.render.coverage import coverage_runs, covered_span, open_status, show
 from compiler.render.gateplan import GatePlanner, GateWork
 from compiler.render.manifest import current_manifest
 from compiler.render.plan import running_slurm_jobs
@@ -90,6 +92,8 @@ class _Request:
             self.high = parse_value(self.g["axis"], opts.high, Loc("HIGH"))
             if self.low > self.high:
                 raise CompileError([_diag(f"low {opts.low} is after high {opts.high}")])
+            if self.low == self.high:
+                self.low, self.high = chunk_at(self.g, self.low)
 
     def planner(self) -> GatePlanner:
         return GatePlanner(self.m, self.now, slurm_jobs=running_slurm_jobs())
@@ -98,13 +102,8 @@ class _Request:
         return self.planner().state(self.name, self.key)
 
     def status(self) -> int:
-        st = self.state()
-        kinds = {classify(self.g, st, a, b) for a, b in wanted_chunks(self.g, self.low, self.high)}
-        kinds.discard("gap")
-        kinds.discard("done")
-        if not kinds:
-            return OPEN
-        return PROCESSING if "running" in kinds else CLOSED
+        got = open_status(self.g, self.state(), self.low, self.high)
+        return {"open": OPEN, "closed": CLOSED, "running": PROCESSING}[got]
 
 
 def _diag(msg: str):
@@ -206,6 +205,8 @@ def _make(req: _Request, opts: GateOptions, force: bool = False) -> int:
         time.sleep(min(opts.poll, max(0.0, deadline - time.monotonic())))
     for w in work.waiting:
         print(f"waiting: {w}")
+    if work.deferred:
+        print(f"{work.deferred_line()}: ask again for the rest")
     made = rc = 0
     if work.targets:
         before = {t: _marker(wf / t) for t in work.targets}
@@ -236,12 +237,18 @@ def _gaps(req: _Request, opts: GateOptions) -> int:
 
 
 def _coverage(req: _Request, opts: GateOptions) -> int:
-    lo, hi = req.low, req.high
-    if lo is None:
-        g = req.g
-        lo = g["want_low"] if g["want_low"] is not None else g["origin"]
-        hi = req.now if g["want_now"] or g["want_high"] is None else g["want_high"]
-    for a, b, status in coverage_runs(req.g, req.state(), lo, hi):
+    g, st = req.g, req.state()
+    rng = (req.low, req.high) if req.low is not None else want_range(g, req.now)
+    if rng is None:
+        # No want: from the grid's origin to the axis's present. A serial axis has no
+        # present but what is covered; a Carrington axis has the rotation under way.
+        span = covered_span(g, st)
+        ends = {"time": req.now, "carrington": math.ceil(time_to_carrington(req.now))}
+        rng = (g["origin"], ends.get(g["axis"], span[1] if span else g["origin"]))
+        if rng[0] >= rng[1]:
+            print(f"{req.name}: nothing covered and no want: give LOW HIGH")
+            return OPEN
+    for a, b, status in coverage_runs(g, st, *rng):
         print(f"{show(req.g, a)} {show(req.g, b)} {status}")
     return OPEN
 

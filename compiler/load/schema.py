@@ -241,7 +241,11 @@ GATES_FILE = Record("gates file", (K("gates", MAP, required=True),))
 
 WANT = Record(
     "want",
-    (K("low", STR, INT, NUM, required=True), K("high", STR, INT, NUM, required=True, doc="a value, or 'now'")),
+    (
+        K("low", STR, INT, NUM, required=True),
+        K("high", STR, INT, NUM, required=True, doc="a value, or 'now'"),
+        K("window", STR, INT, NUM, doc="only the last this much up to high, e.g. 6h"),
+    ),
 )
 
 INTERVAL = Record("interval", (K("low", STR, INT, NUM, required=True), K("high", STR, INT, NUM, required=True)))
@@ -279,6 +283,7 @@ GATE = Record(
         K("retries", INT),
         K("retry_growth", MAP),
         K("max_failures", INT, doc="failed runs of one chunk before it waits for a remake (default 3)"),
+        K("max_chunks", INT, doc="chunks one cycle schedules at most (default 1000); the rest wait"),
         K("doc", STR),
     ),
 )

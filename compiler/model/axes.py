@@ -25,6 +25,11 @@ _TIME_FORMATS = (
     "%Y.%m.%d",
 )
 _DUR = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)", re.IGNORECASE)
+_DURATION = re.compile(r"(\s*\d+(?:\.\d+)?\s*[dhms])+\s*", re.IGNORECASE)
+
+# Serial and Carrington values beyond this lose whole-number precision as floats, so
+# chunk edges would blur; no real series comes near it.
+AXIS_LIMIT = 10**15
 _DUR_S = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 # Carrington rotation n starts at Julian day JD0 + PERIOD * n (the usual linear
@@ -46,24 +51,32 @@ def parse_time(text: str, loc: Loc) -> int:
 
 
 def format_time(sec: float) -> str:
-    return datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The year padded by hand: strftime writes year 1 as '1', which no format reads back.
+    dt = datetime.fromtimestamp(sec, UTC)
+    return f"{dt.year:04d}" + dt.strftime("-%m-%dT%H:%M:%SZ")
 
 
 def time_tag(sec: float) -> str:
-    return datetime.fromtimestamp(sec, UTC).strftime("%Y%m%dT%H%M%SZ")
+    dt = datetime.fromtimestamp(sec, UTC)
+    return f"{dt.year:04d}" + dt.strftime("%m%dT%H%M%SZ")
 
 
-def parse_duration_s(value, loc: Loc) -> int:
+def parse_duration_s(value, loc: Loc, signed: bool = False) -> int:
+    """Seconds from '10m', '6h', '1d12h' or a number; `signed` also takes '-1d' (an offset)."""
     if isinstance(value, bool):
         raise fail(loc, f"cannot read duration '{value}'")
     if isinstance(value, (int, float)):
         return int(value)
     s = str(value).strip()
-    if re.fullmatch(r"(\s*\d+(?:\.\d+)?\s*[dhms])+\s*", s, re.IGNORECASE):
-        return int(sum(float(n) * _DUR_S[u.lower()] for n, u in _DUR.findall(s)))
+    sign = 1
+    if signed and s[:1] in ("-", "+"):
+        sign, s = (-1 if s[0] == "-" else 1), s[1:].strip()
+    if _DURATION.fullmatch(s):
+        return sign * int(sum(float(n) * _DUR_S[u.lower()] for n, u in _DUR.findall(s)))
     if re.fullmatch(r"-?\d+", s):
-        return int(s)
-    raise fail(loc, f"cannot read duration '{value}': use e.g. '10m', '6h', '1d'")
+        return sign * int(s)
+    example = "'-1d', '10m', '6h'" if signed else "'10m', '6h', '1d'"
+    raise fail(loc, f"cannot read duration '{value}': use e.g. {example}")
 
 
 def parse_value(axis: str, value, loc: Loc) -> float:
@@ -78,13 +91,15 @@ def parse_value(axis: str, value, loc: Loc) -> float:
         raise fail(loc, f"cannot read {axis} value '{value}': expected a number") from None
     if not math.isfinite(v):
         raise fail(loc, f"{axis} value '{value}' is not finite")
+    if abs(v) > AXIS_LIMIT:
+        raise fail(loc, f"{axis} value '{value}' is out of range: at most 1e15 either side of 0")
     return int(v) if v == int(v) else v
 
 
-def parse_length(axis: str, value, loc: Loc) -> float:
+def parse_length(axis: str, value, loc: Loc, signed: bool = False) -> float:
     """A length on the axis: a duration for time, a number otherwise."""
     if axis == "time":
-        return parse_duration_s(value, loc)
+        return parse_duration_s(value, loc, signed)
     return parse_value(axis, value, loc)
 
 

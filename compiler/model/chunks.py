@@ -3,6 +3,10 @@
 Chunk k of a gate covers [origin + k*size, origin + (k+1)*size). Every request is
 widened to whole chunks of this fixed grid, so two overlapping requests name the
 same chunks and nothing is made twice.
+
+Ranges are handled as spans of chunk indexes, so a question about a huge range costs
+no more than a small one; only ranges with a bound (one chunk's inputs, one cycle's
+work) are ever listed chunk by chunk.
 """
 
 from __future__ import annotations
@@ -16,20 +20,82 @@ from compiler.core.diagnostics import CompileError, Loc, fail
 from compiler.model import hooks
 from compiler.model.axes import convert, fmt_value
 
+# Input limits (README, Guarantees): a wanted range, and the inputs one chunk may need.
+MAX_WANT_CHUNKS = 1_000_000
+MAX_INPUT_CHUNKS = 10_000
+# Chunks of one gate one cycle (or one `padocc gate make`) schedules by default.
+DEFAULT_MAX_CHUNKS = 1000
+
+
+def index_span(gate: dict, low: float, high: float) -> tuple[int, int]:
+    """Indexes [first, last) of the grid chunks that overlap [low, high)."""
+    o, size = gate["origin"], gate["maxrange"]
+    if high <= low:
+        return 0, 0
+    first = math.floor((low - o) / size + 1e-9)
+    last = math.ceil((high - o) / size - 1e-9)
+    return first, max(first, last)
+
+
+def edge(gate: dict, k: int) -> float:
+    """Where chunk k starts (and chunk k-1 ends)."""
+    return _num(gate["origin"] + k * gate["maxrange"])
+
 
 def chunk_range(gate: dict, low: float, high: float) -> Iterator[tuple[float, float]]:
     """The grid chunks that overlap [low, high)."""
-    o, size = gate["origin"], gate["maxrange"]
-    if high <= low:
-        return
-    first = math.floor((low - o) / size + 1e-9)
-    last = math.ceil((high - o) / size - 1e-9)
+    first, last = index_span(gate, low, high)
     for k in range(first, last):
-        yield (_num(o + k * size), _num(o + (k + 1) * size))
+        yield edge(gate, k), edge(gate, k + 1)
+
+
+def chunk_count(gate: dict, low: float, high: float) -> int:
+    first, last = index_span(gate, low, high)
+    return last - first
+
+
+def inside_span(gate: dict, a: float, b: float) -> tuple[int, int]:
+    """Indexes [k0, k1) of the chunks lying wholly inside [a, b]: exactly those with
+    a <= low and high <= b, as the chunk-by-chunk test finds them."""
+    o, size = gate["origin"], gate["maxrange"]
+    k0 = math.ceil((a - o) / size)
+    while edge(gate, k0 - 1) >= a:
+        k0 -= 1
+    while edge(gate, k0) < a:
+        k0 += 1
+    k1 = max(k0, math.floor((b - o) / size))
+    while edge(gate, k1 + 1) <= b:
+        k1 += 1
+    while k1 > k0 and edge(gate, k1) > b:
+        k1 -= 1
+    return k0, k1
+
+
+def chunk_at(gate: dict, v: float) -> tuple[float, float]:
+    """The grid chunk that holds the point v."""
+    k = math.floor((v - gate["origin"]) / gate["maxrange"] + 1e-9)
+    return edge(gate, k), edge(gate, k + 1)
+
+
+def index_of(gate: dict, lo: float) -> int:
+    """The index of the grid chunk starting at lo (callers check that one does)."""
+    return round((lo - gate["origin"]) / gate["maxrange"])
 
 
 def _num(v: float) -> float:
     return int(v) if float(v).is_integer() else v
+
+
+def want_range(gate: dict, now: float) -> tuple[float, float] | None:
+    """The range a gate keeps covered at `now`: its want, `high: now` read as now, and
+    a `window` keeping only the last stretch up to high."""
+    if gate["want_low"] is None:
+        return None
+    hi = now if gate["want_now"] else gate["want_high"]
+    lo = gate["want_low"]
+    if gate.get("want_window") is not None:
+        lo = max(lo, hi - gate["want_window"])
+    return lo, hi
 
 
 def in_gap(gate: dict, lo: float, hi: float) -> bool:
@@ -89,4 +155,14 @@ def upstream_chunks(
     pre: dict, down: dict, up: dict, lo: float, hi: float
 ) -> list[tuple[float, float]]:
     a, b = map_range(pre, down, up, lo, hi)
+    n = chunk_count(up, a, b)
+    if n > MAX_INPUT_CHUNKS:
+        m = pre["map"]
+        how = f"hook '{Path(m['hook_path']).name}:{m['hook_func']}'" if m.get("hook") else "map"
+        span = f"[{fmt_value(down['axis'], lo)}, {fmt_value(down['axis'], hi)})"
+        raise fail(
+            Loc(pre.get("source") or down["source"]),
+            f"{how} of the precondition on '{pre['gate']}' asks {n} of its chunks for {span}, "
+            f"more than the limit of {MAX_INPUT_CHUNKS}",
+        )
     return wanted_chunks(up, a, b)

@@ -12,7 +12,14 @@ from compiler.core.names import rule_name
 from compiler.load import schema as S
 from compiler.load.yamlpos import YList, YMap
 from compiler.model import hooks
-from compiler.model.axes import AXES, convertible, parse_length, parse_value
+from compiler.model.axes import AXES, convert, convertible, fmt_value, parse_length, parse_value
+from compiler.model.chunks import (
+    DEFAULT_MAX_CHUNKS,
+    MAX_INPUT_CHUNKS,
+    MAX_WANT_CHUNKS,
+    chunk_count,
+    want_range,
+)
 from compiler.model.steps import STEP_NAME, RunDefaults, run_settings
 from compiler.model.templates import parse_template
 from compiler.model.types import Growth, Resources
@@ -43,6 +50,8 @@ class Gate:
     want_low: float | None
     want_high: float | None  # None with want_now: the compile's "now"
     want_now: bool
+    want_window: float | None  # only the last this much up to high is wanted
+    want_loc: Loc | None
     command: str
     task: str
     coverage: str
@@ -56,10 +65,56 @@ class Gate:
     retries: int
     growth: Growth
     max_failures: int
+    max_chunks: int  # scheduled per cycle at most; the rest wait for later cycles
 
     @property
     def makeable(self) -> bool:
         return bool(self.command)
+
+    def grid(self) -> dict:
+        """The fields the chunk grid functions read (they take the manifest's dicts)."""
+        return {
+            "origin": self.origin,
+            "maxrange": self.maxrange,
+            "want_low": self.want_low,
+            "want_high": self.want_high,
+            "want_now": self.want_now,
+            "want_window": self.want_window,
+        }
+
+
+def check_want_size(g: Gate, now: float | None) -> None:
+    """A wanted range is an input with a bound: past it, a cycle could never catch up.
+    A want up to 'now' is checked at each compile, against that compile's now."""
+    if g.want_loc is None or (g.want_now and now is None):
+        return
+    rng = want_range(g.grid(), now or 0)
+    if rng is None:
+        return
+    n = chunk_count(g.grid(), *rng)
+    if n > MAX_WANT_CHUNKS:
+        hi = "now" if g.want_now else fmt_value(g.axis, rng[1])
+        raise fail(
+            g.want_loc,
+            f"want: [{fmt_value(g.axis, rng[0])}, {hi}) is {n} chunks of gate '{g.name}', "
+            f"more than the limit of {MAX_WANT_CHUNKS}: narrow it, give a window, or raise maxrange",
+        )
+
+
+def _check_map_size(down: Gate, up: Gate, p: Precondition) -> None:
+    """A map's inputs for one chunk are bounded; a hook's are checked when it answers."""
+    if p.hook_path or not up.command:
+        return
+    a = convert(down.origin, down.axis, up.axis)
+    b = convert(down.origin + down.maxrange, down.axis, up.axis)
+    n = int((abs(b - a) + p.before + p.after) / up.maxrange) + 2
+    if n > MAX_INPUT_CHUNKS:
+        raise fail(
+            p.loc,
+            f"map of the precondition on '{p.gate}' asks about {n} of its chunks for one chunk "
+            f"of '{down.name}', more than the limit of {MAX_INPUT_CHUNKS}: "
+            f"shorten lookback/lookahead or raise the maxrange of '{p.gate}'",
+        )
 
 
 def _interval(m: YMap, axis: str, what: str) -> tuple[float, float]:
@@ -163,10 +218,15 @@ def resolve_gates(
                 g.val_loc("maxrange"),
                 f"maxrange must be a whole number of steps ({g.get('step', 1)})",
             )
-        want_low = want_high = None
+        want_low = want_high = want_window = want_loc = None
         want_now = False
         if "want" in g:
             w = S.check(g["want"], S.WANT, g.val_loc("want"))
+            want_loc = w.loc
+            if "window" in w:
+                want_window = parse_length(axis, w["window"], w.val_loc("window"))
+                if want_window <= 0:
+                    raise fail(w.val_loc("window"), f"window must be positive, not '{w['window']}'")
             want_low = parse_value(axis, w["low"], w.val_loc("low"))
             if w["high"] == "now":
                 if axis != "time":
@@ -217,6 +277,11 @@ def resolve_gates(
         max_failures = g.get("max_failures", 3)
         if not 1 <= max_failures <= 100:
             raise fail(g.val_loc("max_failures"), "max_failures must be between 1 and 100")
+        max_chunks = g.get("max_chunks", DEFAULT_MAX_CHUNKS)
+        if not 1 <= max_chunks <= MAX_WANT_CHUNKS:
+            raise fail(
+                g.val_loc("max_chunks"), f"max_chunks must be between 1 and {MAX_WANT_CHUNKS}"
+            )
         pres = []
         if "preconditions" in g:
             S.check_kind(
@@ -238,6 +303,8 @@ def resolve_gates(
             want_low=want_low,
             want_high=want_high,
             want_now=want_now,
+            want_window=want_window,
+            want_loc=want_loc,
             command=command,
             task=task,
             coverage=coverage,
@@ -251,7 +318,9 @@ def resolve_gates(
             retries=retries,
             growth=growth,
             max_failures=max_failures,
+            max_chunks=max_chunks,
         )
+        check_want_size(gates[name], None)
     # Preconditions: known gates, convertible axes, no cycles. Map lengths are read in
     # the upstream gate's units.
     for name, gate in list(gates.items()):
@@ -273,17 +342,25 @@ def resolve_gates(
                 raise fail(
                     p.loc, f"gate '{name}' is not keyed, so it cannot need keyed gate '{p.gate}'"
                 )
-            fixed.append(
-                Precondition(
-                    p.gate,
+            before = parse_length(up.axis, p.before, p.loc) if p.before else 0
+            after = parse_length(up.axis, p.after, p.loc) if p.after else 0
+            if before < 0 or after < 0:
+                raise fail(
                     p.loc,
-                    offset=parse_length(up.axis, p.offset, p.loc) if p.offset else 0,
-                    before=parse_length(up.axis, p.before, p.loc) if p.before else 0,
-                    after=parse_length(up.axis, p.after, p.loc) if p.after else 0,
-                    hook_path=p.hook_path,
-                    hook_func=p.hook_func,
+                    f"lookback and lookahead must not be negative (shift with 'offset'), "
+                    f"not '{p.before if before < 0 else p.after}'",
                 )
+            q = Precondition(
+                p.gate,
+                p.loc,
+                offset=parse_length(up.axis, p.offset, p.loc, signed=True) if p.offset else 0,
+                before=before,
+                after=after,
+                hook_path=p.hook_path,
+                hook_func=p.hook_func,
             )
+            _check_map_size(gate, up, q)
+            fixed.append(q)
         gates[name] = _replace_pres(gate, tuple(fixed))
     _check_cycles(gates)
     return tuple(gates.values())
@@ -327,6 +404,7 @@ def gate_json(g: Gate) -> dict:
         "want_low": g.want_low,
         "want_high": g.want_high,
         "want_now": g.want_now,
+        "want_window": g.want_window,
         "command": g.command,
         "task": g.task,
         "coverage": g.coverage,
@@ -354,5 +432,6 @@ def gate_json(g: Gate) -> dict:
         "retries": g.retries,
         "growth": g.growth.__dict__,
         "max_failures": g.max_failures,
+        "max_chunks": g.max_chunks,
         "source": str(g.loc),
     }

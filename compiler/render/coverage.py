@@ -19,7 +19,7 @@ from compiler.core.shell import shell_argv
 from compiler.core.statusfile import parse_params, read_history, unescape_value
 from compiler.core.statusindex import scan
 from compiler.model.axes import fmt_value, parse_value, tag, untag
-from compiler.model.chunks import chunk_range, in_gap
+from compiler.model.chunks import edge, in_gap, index_of, index_span, inside_span
 from compiler.model.templates import parse_template
 
 GATES_DIR = "gates"
@@ -197,18 +197,86 @@ def classify(gate: dict, st: ChunkStates, lo: float, hi: float) -> str:
     return "missing"
 
 
+_RANK = ("done", "gap", "running", "failed")  # the first that holds wins, as in classify
+
+
+def grid_index(gate: dict, name: str) -> int | None:
+    """The index of the grid chunk a marker or STAT line names, or None if off the grid."""
+    lo_tag, sep, hi_tag = name.partition("__")
+    try:
+        k = index_of(gate, untag(gate["axis"], lo_tag))
+    except (ValueError, OverflowError):
+        return None
+    return k if sep and chunk_name(gate, edge(gate, k), edge(gate, k + 1)) == name else None
+
+
 def coverage_runs(
     gate: dict, st: ChunkStates, lo: float, hi: float
 ) -> list[tuple[float, float, str]]:
-    """Merged runs of chunks with the same status over [lo, hi)."""
+    """Merged runs of chunks with the same status over [lo, hi), as `classify` would give
+    chunk by chunk, computed from intervals: the cost follows the markers, status lines
+    and gaps there are, not the length of the range."""
+    return [(edge(gate, a), edge(gate, b), s) for a, b, s in index_runs(gate, st, lo, hi)]
+
+
+def index_runs(gate: dict, st: ChunkStates, lo: float, hi: float) -> list[tuple[int, int, str]]:
+    """The runs of `coverage_runs`, as chunk indexes [k0, k1)."""
+    first, last = index_span(gate, lo, hi)
+    if first >= last:
+        return []
+    spans: list[tuple[int, int, int]] = []  # (k0, k1, rank)
+
+    def add(k0: int, k1: int, rank: int) -> None:
+        k0, k1 = max(k0, first), min(k1, last)
+        if k0 < k1:
+            spans.append((k0, k1, rank))
+
+    if st.clock_high is not None:
+        add(*inside_span(gate, edge(gate, first), st.clock_high), 0)
+    else:
+        for name in st.done:
+            k = grid_index(gate, name)
+            if k is not None:
+                add(k, k + 1, 0)
+        for a, b in st.covered_by_status:
+            add(*inside_span(gate, a, b), 0)
+    for a, b in gate["gaps"]:
+        add(*inside_span(gate, a, b), 1)
+    for name in st.running:
+        k = grid_index(gate, name)
+        if k is not None:
+            add(k, k + 1, 2)
+    for name, n in st.failures.items():
+        k = grid_index(gate, name)
+        if k is not None and n >= gate["max_failures"]:
+            add(k, k + 1, 3)
+    # Sweep the span edges, holding a count of the spans open at each rank.
+    events = sorted(
+        [(k0, rank, 1) for k0, _, rank in spans] + [(k1, rank, -1) for _, k1, rank in spans]
+    )
+    open_at = [0] * len(_RANK)
     runs: list[list] = []
-    for a, b in chunk_range(gate, lo, hi):
-        status = classify(gate, st, a, b)
-        if runs and runs[-1][2] == status and runs[-1][1] == a:
-            runs[-1][1] = b
+    at, i = first, 0
+    while at < last:
+        while i < len(events) and events[i][0] == at:
+            open_at[events[i][1]] += events[i][2]
+            i += 1
+        nxt = events[i][0] if i < len(events) else last
+        status = next((_RANK[r] for r, n in enumerate(open_at) if n), "missing")
+        if runs and runs[-1][2] == status:
+            runs[-1][1] = nxt
         else:
-            runs.append([a, b, status])
-    return [tuple(r) for r in runs]
+            runs.append([at, nxt, status])
+        at = nxt
+    return [(a, b, status) for a, b, status in runs]
+
+
+def open_status(gate: dict, st: ChunkStates, lo: float, hi: float) -> str:
+    """open, closed or running for [lo, hi): JSOC's check, permanent gaps left out."""
+    kinds = {k for _, _, k in coverage_runs(gate, st, lo, hi)} - {"done", "gap"}
+    if not kinds:
+        return "open"
+    return "running" if "running" in kinds else "closed"
 
 
 def covered_span(gate: dict, st: ChunkStates) -> tuple[float, float] | None:

@@ -4,19 +4,35 @@ A chunk is made when it is wanted, not covered (or older than an input chunk),
 not running, not failed too often, and everything its preconditions map to is
 covered or can be made in the same run. Otherwise it waits, with a reason. Chunks
 made by upstream gates enter the run as Snakemake inputs, so nothing is made twice.
+
+One cycle schedules at most `max_chunks` chunks of each gate, counting the chunks a
+downstream gate pulls in as inputs; the chunks past that wait for later cycles, oldest
+first, and are counted as deferred. Only chunks that are not covered are visited one by
+one (and markers, to see whether an input was made again), so a long wanted range
+costs no more than what is missing in it, up to the bound.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 
-from compiler.model.chunks import in_gap, map_range, upstream_chunks, wanted_chunks
+from compiler.model.chunks import (
+    DEFAULT_MAX_CHUNKS,
+    edge,
+    in_gap,
+    map_range,
+    upstream_chunks,
+    want_range,
+)
 from compiler.render.coverage import (
     ChunkStates,
     chunk_name,
     chunk_states,
     covered,
+    grid_index,
+    index_runs,
     marker_path,
     show,
 )
@@ -29,6 +45,17 @@ class GateWork:
     counts: dict[str, Counter] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     status_coverage: dict[str, list] = field(default_factory=dict)  # "gate@key" -> intervals
+    deferred: Counter = field(default_factory=Counter)  # gate -> chunks left for later cycles
+
+    def deferred_line(self) -> str:
+        """One line for the whole cycle: how much waits past the per-cycle bound."""
+        if not self.deferred:
+            return ""
+        each = ", ".join(f"{g} {n}" for g, n in sorted(self.deferred.items()))
+        return (
+            f"{sum(self.deferred.values())} gate chunks deferred to later cycles (a cycle "
+            f"makes at most max_chunks chunks of each gate, default {DEFAULT_MAX_CHUNKS}): {each}"
+        )
 
 
 class GatePlanner:
@@ -48,6 +75,10 @@ class GatePlanner:
         self.slurm_jobs = slurm_jobs
         self._states: dict[tuple[str, str], ChunkStates] = {}
         self._avail: dict[tuple, tuple[str, str]] = {}
+        # This cycle's bound per gate: chunks scheduled (own and pulled in as inputs),
+        # and missing chunks looked at.
+        self._scheduled: dict[str, set[tuple]] = {}
+        self._visited: Counter = Counter()
 
     def state(self, name: str, key: str) -> ChunkStates:
         k = (name, key)
@@ -58,10 +89,10 @@ class GatePlanner:
         return self._states[k]
 
     def want(self, name: str) -> tuple[float, float] | None:
-        g = self.gates[name]
-        if g["want_low"] is None:
-            return None
-        return g["want_low"], self.now if g["want_now"] else g["want_high"]
+        return want_range(self.gates[name], self.now)
+
+    def cap(self, name: str) -> int:
+        return self.gates[name].get("max_chunks", DEFAULT_MAX_CHUNKS)
 
     def _inputs(self, name: str, key: str, lo: float, hi: float):
         g = self.gates[name]
@@ -152,13 +183,78 @@ class GatePlanner:
                 return True
         return False
 
+    def _closure(self, name: str, key: str, lo: float, hi: float, acc: set[tuple]) -> None:
+        """The chunks a run of this one makes besides it: its inputs still to make."""
+        for up, ukey, ulo, uhi in self._inputs(name, key, lo, hi):
+            item = (up, ukey, ulo, uhi)
+            if item in acc or not self.gates[up]["command"]:
+                continue
+            if self.available(up, ukey, ulo, uhi)[0] == "make":
+                acc.add(item)
+                self._closure(up, ukey, ulo, uhi, acc)
+
+    def _fits(self, chunks: set[tuple]) -> bool:
+        """Schedule these chunks if no gate goes past its bound this cycle. A gate with
+        nothing scheduled yet takes them whatever their number, so that a chunk whose
+        inputs alone pass the bound is still made, alone, and nothing waits forever."""
+        new: dict[str, set[tuple]] = {}
+        for c in chunks:
+            if c not in self._scheduled.get(c[0], set()):
+                new.setdefault(c[0], set()).add(c)
+        for g, n in new.items():
+            had = len(self._scheduled.get(g, ()))
+            if had and had + len(n) > self.cap(g):
+                return False
+        for g, n in new.items():
+            self._scheduled.setdefault(g, set()).update(n)
+        return True
+
+    @staticmethod
+    def _candidates(g: dict, st: ChunkStates, lo: float, hi: float, force: bool):
+        """(index, counted) of the chunks to look at, in order: every chunk not covered
+        (forced: every chunk outside a permanent gap), and those with a marker, which are
+        made again when an input was. `counted`: a missing (or forced) chunk, which uses
+        the gate's bound; running and failed ones are as many as the status file says."""
+        marked = sorted(k for k in map(lambda n: grid_index(g, n), st.done) if k is not None)
+        for k0, k1, status in index_runs(g, st, lo, hi):
+            if status == "gap":
+                continue
+            if status == "done" and not force:
+                yield from (
+                    (k, False) for k in marked[bisect_left(marked, k0) : bisect_left(marked, k1)]
+                )
+            else:
+                yield from ((k, status == "missing" or force) for k in range(k0, k1))
+
+    @staticmethod
+    def _left(g: dict, st: ChunkStates, lo: float, hi: float, k: int, force: bool) -> int:
+        """Chunks from index k on that a later cycle (or request) must still look at."""
+        n = 0
+        for k0, k1, status in index_runs(g, st, lo, hi):
+            if status == "missing" or (force and status != "gap"):
+                n += max(0, k1 - max(k0, k))
+        return n
+
     def plan(
         self, name: str, key: str, lo: float, hi: float, work: GateWork, force: bool = False
     ) -> None:
         g = self.gates[name]
         counts = work.counts.setdefault(name, Counter())
-        for clo, chi in wanted_chunks(g, lo, hi):
+        st = self.state(name, key)
+        for k, counted in self._candidates(g, st, lo, hi, force):
+            clo, chi = edge(g, k), edge(g, k + 1)
+            if counted and self._visited[name] >= self.cap(name):
+                work.deferred[name] += self._left(g, st, lo, hi, k, force)
+                return
             status, why = self.available(name, key, clo, chi, force=force)
+            if status == "make":
+                acc = {(name, key, clo, chi)}
+                self._closure(name, key, clo, chi, acc)
+                if not self._fits(acc):
+                    work.deferred[name] += self._left(g, st, lo, hi, k, force)
+                    return
+            if counted:
+                self._visited[name] += 1
             counts[status] += 1
             if status == "make":
                 work.targets.append(marker_path(name, chunk_name(g, clo, chi), key))
@@ -169,7 +265,11 @@ class GatePlanner:
 
     def status_coverage(self) -> dict[str, list]:
         """What status commands said, per gate@key, for the Snakefile's input functions."""
-        return {f"{n}@{k}": st.covered_by_status for (n, k), st in self._states.items() if st.covered_by_status}
+        return {
+            f"{n}@{k}": st.covered_by_status
+            for (n, k), st in self._states.items()
+            if st.covered_by_status
+        }
 
     def plan_all(self) -> GateWork:
         work = GateWork()

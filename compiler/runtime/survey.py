@@ -878,6 +878,7 @@ def coverage(manifest: Mapping, now: float | None = None) -> list[Coverage]:
     coverage view (chunk outputs, status files, status commands): intervals by kind
     (done, missing, running, failed, permanent) and the gaps. Keyed gates get one row
     per key that has a status file; clock gates have nothing to show."""
+    from compiler.model.chunks import want_range
     from compiler.render.coverage import ChunkStates, chunk_states, coverage_runs
 
     if now is None:  # the compile's "now": what that build planned against
@@ -885,10 +886,10 @@ def coverage(manifest: Mapping, now: float | None = None) -> list[Coverage]:
     rows = []
     status_dir = manifest["workflow"]["status_dir"]
     for name, g in sorted((manifest.get("gates") or {}).items()):
-        if g.get("clock_lag") is not None or g.get("want_low") is None:
+        rng = want_range(g, now) if g.get("clock_lag") is None else None
+        if rng is None:
             continue
-        lo = float(g["want_low"])
-        hi = float(now if g["want_now"] else g["want_high"])
+        lo, hi = float(rng[0]), float(rng[1])
         keys = [""]
         if g["keyed"]:
             d = Path(status_dir) / "gates"
