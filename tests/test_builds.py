@@ -88,12 +88,14 @@ def test_a_compile_never_removes_another_compiles_temporary_build(tmp_path: Path
     wf = small_demo(tmp_path / "demo")
     compile_wf(wf)
     a = compile_paused_at(wf, "build-written")
-    mine = temporaries(wf)
-    assert len(mine) == 1
-    b = compile_env(wf, PADOCC_KEEP_BUILDS="1")
-    assert b.returncode == 0, b.stderr
-    assert mine <= temporaries(wf)  # B swept nothing A is writing
-    os.kill(a.pid, signal.SIGUSR1)  # A goes on
+    try:
+        mine = temporaries(wf)
+        assert len(mine) == 1
+        b = compile_env(wf, PADOCC_KEEP_BUILDS="1")
+        assert b.returncode == 0, b.stderr
+        assert mine <= temporaries(wf)  # B swept nothing A is writing
+    finally:
+        os.kill(a.pid, signal.SIGUSR1)  # A goes on
     assert a.wait(timeout=300) == 0
     rest = a.stderr.read()
     assert "Traceback" not in rest, rest
@@ -109,9 +111,11 @@ def test_a_compile_whose_temporary_build_vanished_publishes_nothing(stage: str, 
     before, builds = current_build(wf), builds_of(wf)
     snakefile = (wf / "Snakefile").read_bytes()
     a = compile_paused_at(wf, stage)
-    (tmp,) = temporaries(wf)
-    shutil.rmtree(tmp)  # what an older compile's sweep did
-    os.kill(a.pid, signal.SIGUSR1)
+    try:
+        (tmp,) = temporaries(wf)
+        shutil.rmtree(tmp)  # what an older compile's sweep did
+    finally:
+        os.kill(a.pid, signal.SIGUSR1)
     assert a.wait(timeout=300) == 2
     assert a.stderr.read() == (
         f"{tmp}: error: the temporary build was removed while it was written; {NOT_PUBLISHED}\n"
