@@ -403,9 +403,11 @@ def test_compile_killed_while_writing_keeps_previous_output(tmp_path: Path):
         before = os.readlink(wf / ".padocc" / "current")
         debris = temporaries(wf)
         p = compile_paused_at(wf, stage)
-        stage_evidence(wf, stage, before, debris)  # really stopped mid-write
-        p.kill()
-        p.wait()
+        try:
+            stage_evidence(wf, stage, before, debris)  # really stopped mid-write
+        finally:
+            p.kill()  # never left waiting, even when the check fails
+            p.wait()
         after = os.readlink(wf / ".padocc" / "current")
         assert (after == before) == (stage != "before-prune"), (stage, before, after)
         generated_output_valid(wf)  # whole, and Snakemake runs it (dry run)

@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
+from compiler.core.buildlock import workflow_dir_of
 from compiler.core.statusfile import (
     ENGAGED,
     HEADER,
@@ -301,7 +302,14 @@ class Index:
 
     def __init__(self, path: Path, status_dir: str, **context: object):
         self.path, self.status_dir = path, status_dir
-        self.header = {"version": self.version, "status_dir": status_dir, **context}
+        # The status dir named relative to the workflow dir when inside it: a moved or
+        # copied workflow keeps its index (entries are keyed by inode and times), and
+        # the index names no absolute path.
+        wf_dir = workflow_dir_of(os.path.dirname(os.path.abspath(path)))
+        key = status_dir
+        if os.path.abspath(status_dir).startswith(os.path.join(wf_dir, "")):
+            key = os.path.relpath(os.path.abspath(status_dir), wf_dir)
+        self.header = {"version": self.version, "status_dir": key, **context}
         self.racy_from = time.time_ns() - RACY_NS
         self.files: dict[str, list] = {}
         self.changed = False
