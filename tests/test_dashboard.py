@@ -21,6 +21,7 @@ import pytest
 from test_status_report import NOW, A, B, C, D, E, make_fixture
 
 from compiler.commands import dashboard
+from compiler.core.manifestio import load_manifest
 from compiler.runtime import survey as sv
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
@@ -184,7 +185,8 @@ def test_gate_coverage_in_report_and_page(tmp_path: Path):
     r = padocc("gate", "make", "hmi.lev1", "2010-05-01T00:00:00Z", "2010-05-02T00:00:00Z", "-C", str(wf),
                "--now", "2026-01-01T01:00:00Z")
     assert r.returncode == 0, r.stdout + r.stderr
-    m = json.loads((wf / ".padocc" / "current" / "manifest.json").read_text())
+    # paths in a build's manifest are relative to the workflow: read it as commands do
+    m = load_manifest(str(wf / ".padocc" / "current" / "manifest.json"))
     rows = {c.gate: c for c in sv.coverage(m)}
     lev1 = rows["hmi.lev1"]
     assert [k for _, _, k in lev1.intervals] == ["done", "permanent", "done", "missing"]
