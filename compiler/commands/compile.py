@@ -75,7 +75,11 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
         return 0, None
     build = new_build_id(wall_now, model.dir)
     manifest = manifest_of(model, build, wall_now.strftime("%Y-%m-%dT%H:%M:%SZ"), now)
-    plan = make_plan(model, manifest, opts.selection)
+    try:
+        plan = make_plan(model, manifest, opts.selection)
+    except CompileError as e:  # a status file that is not a regular file
+        print(e.diagnostics[0], file=err)
+        return 2, None
     gate_work = GateWork()
     if model.gates:
         keys = [d.id for d in model.datasets]

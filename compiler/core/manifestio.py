@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 
 from compiler import MANIFEST_VERSION
+from compiler.core.safeio import read_regular
 
 
 def load_manifest(path: str) -> dict:
-    with open(path, encoding="utf-8") as f:
-        m = json.load(f)
+    m = json.loads(read_regular(path))
+    if not isinstance(m, dict):
+        raise ValueError("the manifest is not a JSON object")
     if m.get("manifest_version") != MANIFEST_VERSION:
         raise ValueError(
             f"{path}: manifest version {m.get('manifest_version')} is not {MANIFEST_VERSION}"

@@ -206,7 +206,7 @@ def load_workflow(wf_dir: Path, shown_dir: str, flock_dir: Path | None = None) -
         ds = S.check(doc["datasets"], S.DATASETS, doc.val_loc("datasets"))
         if "spec" in ds:
             path, spec_file = _resolve_inside(wf_dir, shown_dir, ds["spec"], ds.val_loc("spec"), "'spec'")
-            spec = load_yaml(path, spec_file)
+            spec = load_yaml(path, spec_file, as_text=True)  # facet values: the text written
             if spec is None:
                 raise fail(Loc(spec_file), "dataset spec is empty")
             S.check_kind(spec, (S.MAP,), Loc(spec_file, 1, 1), "a dataset spec")

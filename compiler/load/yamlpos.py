@@ -7,12 +7,14 @@ later error can then point at the user's line.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from compiler.core.diagnostics import Loc, fail
+from compiler.core.safeio import FileTooLarge, NotRegularFile, read_regular
 
 
 class YMap(dict):
@@ -84,7 +86,7 @@ def _check_size(path: str, root: yaml.Node) -> None:
     size(root, 0)
 
 
-def _convert(path: str, node: yaml.Node) -> Any:
+def _convert(path: str, node: yaml.Node, as_text: bool = False) -> Any:
     if isinstance(node, yaml.MappingNode):
         out = YMap()
         out.loc, out.key_locs, out.val_locs = _loc(path, node), {}, {}
@@ -94,23 +96,29 @@ def _convert(path: str, node: yaml.Node) -> Any:
             key = _convert(path, knode)
             if isinstance(key, (YMap, YList)):
                 raise fail(_loc(path, knode), "a mapping key must be a plain value")
-            key = str(key) if not isinstance(key, str) else key
+            # A key is a name: the text written (`no:` is 'no', not 'False').
+            key = key if isinstance(key, str) else knode.value
             if key in out:
                 first = out.key_locs[key]
                 raise fail(
                     _loc(path, knode), f"duplicate key '{key}' (first defined at line {first.line})"
                 )
-            out[key] = _convert(path, vnode)
+            out[key] = _convert(path, vnode, as_text)
             out.key_locs[key] = _loc(path, knode)
             out.val_locs[key] = _loc(path, vnode)
         return out
     if isinstance(node, yaml.SequenceNode):
-        lst = YList(_convert(path, n) for n in node.value)
+        lst = YList(_convert(path, n, as_text) for n in node.value)
         lst.loc = _loc(path, node)
         lst.item_locs = [_loc(path, n) for n in node.value]
         return lst
     # Scalars: let SafeLoader's resolver decide int/bool/null/str as usual.
-    return yaml.SafeLoader.construct_object(_SCALAR_LOADER, node, deep=True)
+    value = yaml.SafeLoader.construct_object(_SCALAR_LOADER, node, deep=True)
+    if as_text and value is not None and not isinstance(value, str):
+        return node.value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise fail(_loc(path, node), f"'{node.value}' is not a finite number")
+    return value
 
 
 class _ScalarLoader(yaml.SafeLoader):
@@ -133,9 +141,18 @@ def _compose(text: str):
         return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
-def load_yaml_text(text: str, path: str) -> Any:
+def load_yaml_text(text: str, path: str, as_text: bool = False) -> Any:
+    """The document's values; `as_text` keeps every plain scalar but null as the text
+    written (a dataset spec: `no` stays 'no', `1.10` stays '1.10', never False or 1.1)."""
     try:
         node = _compose(text)
+    except yaml.reader.ReaderError as e:
+        # The reader counts characters from the start: said here as line and column.
+        pos = min(e.position, len(text))
+        line = text.count("\n", 0, pos) + 1
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        what = "a NUL byte" if e.character == 0 else f"control character #x{e.character:04x}"
+        raise fail(Loc(path, line, col), f"invalid YAML: {what} is not allowed") from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
@@ -149,7 +166,7 @@ def load_yaml_text(text: str, path: str) -> Any:
         return None
     _check_size(path, node)
     try:
-        return _convert(path, node)
+        return _convert(path, node, as_text)
     except yaml.constructor.ConstructorError as e:
         mark = e.problem_mark
         raise fail(
@@ -159,13 +176,14 @@ def load_yaml_text(text: str, path: str) -> Any:
 
 
 def read_text(path: Path, shown: str) -> str:
-    """Read a UTF-8 input file, turning OS and decoding errors into diagnostics."""
+    """Read a UTF-8 input file (regular files only), turning OS and decoding errors into
+    diagnostics."""
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except FileNotFoundError:
         raise fail(Loc(shown), "file not found") from None
-    except IsADirectoryError:
-        raise fail(Loc(shown), "is a directory, expected a file") from None
+    except (NotRegularFile, FileTooLarge) as e:
+        raise fail(Loc(shown), str(e.strerror)) from None
     except OSError as e:
         raise fail(Loc(shown), f"cannot read: {e.strerror}") from None
     try:
@@ -175,5 +193,5 @@ def read_text(path: Path, shown: str) -> str:
         raise fail(Loc(shown, line, 1), "not valid UTF-8 text") from None
 
 
-def load_yaml(path: Path, shown: str) -> Any:
-    return load_yaml_text(read_text(path, shown), shown)
+def load_yaml(path: Path, shown: str, as_text: bool = False) -> Any:
+    return load_yaml_text(read_text(path, shown), shown, as_text)

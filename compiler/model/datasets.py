@@ -9,6 +9,7 @@ from typing import Any
 
 from compiler.core.diagnostics import Loc, fail
 from compiler.core.ids import ID_RE, check_id
+from compiler.load.schema import kind_of
 from compiler.load.workflow import RawWalk, RawWorkflow
 from compiler.load.yamlpos import YMap
 from compiler.model.listed import ListSource, promised_key
@@ -141,6 +142,13 @@ def _apply_maps_slow(facets: dict[str, str], maps: YMap, loc: Loc) -> dict[str, 
                     f"facet_maps.{fname}.{facets[fname]} must be a mapping",
                 )
             for k, v in extra.items():
+                if isinstance(v, bool) or not isinstance(v, (str, int)):
+                    # YAML would turn `no` into False, `1.10` into 1.1: a facet is the text written.
+                    raise fail(
+                        extra.val_loc(k) if isinstance(extra, YMap) else maps.val_loc(fname),
+                        f"facet_maps value of '{k}' must be text, not {kind_of(v)}: "
+                        "put it in quotes",
+                    )
                 out.setdefault(k, str(v))
     return out
 
