@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from compiler.core.diagnostics import CompileError, Loc
+from compiler.core.diagnostics import CompileError, Loc, one_line
 from compiler.core.statusfile import StatusWriteError
 from compiler.model.axes import parse_time
 from compiler.model.resolve import Overrides, build_model
@@ -109,7 +109,12 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
         except StatusWriteError as e:
             print(f"error: {e}", file=err)
             return 2, None
-        write_build(wf_dir, build, files)
+        try:
+            write_build(wf_dir, build, files)
+        except OSError as e:  # a full disk, a read-only or damaged .padocc: one line
+            where = e.filename or wf_dir / ".padocc"
+            print(one_line(f"{where}: error: cannot write the build: {e.strerror or e}"), file=err)
+            return 1, None
     if not opts.quiet:
         for r in plan.requeue:
             print(

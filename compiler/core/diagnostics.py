@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -28,7 +29,25 @@ class Diagnostic:
     severity: str = "error"  # "error" or "warning"
 
     def __str__(self) -> str:
-        return f"{self.loc}: {self.severity}: {self.message}"
+        return one_line(f"{self.loc}: {self.severity}: {_cut_values(self.message)}")
+
+
+CUT = 80  # characters of a quoted value a message shows
+# A quoted value: one word past CUT characters, or anything quoted past 4 * CUT (prose
+# between two quoted values is never that long).
+_QUOTED = re.compile(rf"'([^'\s]{{{CUT}}})[^'\s]+'|'([^']{{{CUT}}})[^']{{{3 * CUT},}}'")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _cut_values(message: str) -> str:
+    """A 1 MB id is echoed as its first 80 characters and an ellipsis."""
+    message = _QUOTED.sub(lambda m: f"'{m.group(1) or m.group(2)}…'", message)
+    return message if len(message) <= 20 * CUT else message[: 20 * CUT] + "…"
+
+
+def one_line(text: str) -> str:
+    """A newline or other control character in a value never splits a diagnostic."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 class CompileError(Exception):

@@ -183,7 +183,7 @@ def load_graph_file(path: Path, shown: str) -> RawGraphFile:
                 raise fail(routes.val_loc(rkey), f"'{key}' routes '{rkey}' to nothing")
     children = []
     for sub in sorted(p for p in path.parent.iterdir() if p.is_dir()):
-        if (sub / TRANSITIONS_FILE).is_file():
+        if os.path.lexists(sub / TRANSITIONS_FILE):  # not only files: others are refused
             child = load_graph_file(
                 sub / TRANSITIONS_FILE, shown_path(shown, "..", sub.name, TRANSITIONS_FILE)
             )

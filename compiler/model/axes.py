@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime
 
 from compiler.core.diagnostics import Loc, fail
+from compiler.core.limits import MAX_DURATION_S
 
 AXES = ("time", "serial", "carrington")
 _TIME_FORMATS = (
@@ -54,16 +55,26 @@ def time_tag(sec: float) -> str:
 
 
 def parse_duration_s(value, loc: Loc) -> int:
+    """Seconds, from 600 or '10m', '6h', '1d': never negative, at most MAX_DURATION_S."""
     if isinstance(value, bool):
         raise fail(loc, f"cannot read duration '{value}'")
     if isinstance(value, (int, float)):
-        return int(value)
-    s = str(value).strip()
-    if re.fullmatch(r"(\s*\d+(?:\.\d+)?\s*[dhms])+\s*", s, re.IGNORECASE):
-        return int(sum(float(n) * _DUR_S[u.lower()] for n, u in _DUR.findall(s)))
-    if re.fullmatch(r"-?\d+", s):
-        return int(s)
-    raise fail(loc, f"cannot read duration '{value}': use e.g. '10m', '6h', '1d'")
+        sec = float(value)
+    else:
+        s = str(value).strip()
+        if re.fullmatch(r"(\s*\d+(?:\.\d+)?\s*[dhms])+\s*", s, re.IGNORECASE):
+            sec = sum(float(n) * _DUR_S[u.lower()] for n, u in _DUR.findall(s))
+        elif re.fullmatch(r"-?\d+", s):
+            sec = float(s)
+        else:
+            raise fail(loc, f"cannot read duration '{value}': use e.g. '10m', '6h', '1d'")
+    if not math.isfinite(sec):
+        raise fail(loc, f"duration '{value}' is not a finite number")
+    if sec < 0:
+        raise fail(loc, f"duration '{value}' must not be negative")
+    if sec > MAX_DURATION_S:
+        raise fail(loc, f"duration '{value}' is more than the limit of {MAX_DURATION_S // 86400}d")
+    return int(sec)
 
 
 def parse_value(axis: str, value, loc: Loc) -> float:

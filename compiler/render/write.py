@@ -42,12 +42,14 @@ def _same_as(path: Path, data: bytes) -> bool:
 def write_build(workflow_dir: Path, build: str, files: dict[str, str]) -> Path:
     state = workflow_dir / ".padocc"
     builds = state / "builds"
-    builds.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=builds, prefix=".tmp-"))
-    os.chmod(tmp, 0o755)
+    first = not state.exists()
+    tmp = None
     previous = state / "current"
     REUSE_STATS.update(linked=0, written=0)
     try:
+        builds.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=builds, prefix=".tmp-"))
+        os.chmod(tmp, 0o755)
         for name, text in files.items():
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             if name in REUSABLE:
@@ -66,7 +68,11 @@ def write_build(workflow_dir: Path, build: str, files: dict[str, str]) -> Path:
         final = builds / build
         os.rename(tmp, final)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        # Nothing half-written is left: not the build, nor a .padocc this compile made.
+        if first:
+            shutil.rmtree(state, ignore_errors=True)
+        elif tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     # The Snakefile a person reads and `snakemake` finds: a copy of this build's.
     fd, snake_tmp = tempfile.mkstemp(dir=workflow_dir, prefix=".Snakefile.")
