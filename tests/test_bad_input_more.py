@@ -658,6 +658,11 @@ OPS = [
         "{rel}: error: unreadable manifest (the manifest is not a JSON object); run padocc-compile again",
     ),
     (
+        "gate-range",
+        ["gate", "range", "hmi.lev1", "-C", "demo"],
+        "{rel}: error: unreadable manifest (the manifest is not a JSON object); run padocc-compile again",
+    ),
+    (
         "clean",
         ["clean", "demo", "--dry-run"],
         "{rel}: error: unreadable manifest (the manifest is not a JSON object); run padocc-compile again",
@@ -829,3 +834,18 @@ ls -A demo
         "demo/.padocc: error: cannot write the build: No space left on device",
         *sorted(os.listdir(WORKFLOWS / "demo")),  # nothing written, not even .padocc
     ], r.stdout
+
+
+def test_periodic_id_refused_at_its_line(tmp_path: Path):
+    """Snakemake refuses a wildcard value that ends in a part repeated 20 times (it
+    takes it for an endless recursion): such an id is refused at compile time, at its
+    line, not when Snakemake builds its DAG."""
+    wf = _keyed(tmp_path, "AR" + "0" * 25)
+    before = tree_snapshot(wf)
+    r = padocc("compile", "ar", cwd=tmp_path)
+    refused(
+        r,
+        "ar/ids.txt:2:1: error: dataset id 'AR0000000000000000000000000' ends in '0' repeated "
+        "20 times or more, which Snakemake refuses in a wildcard",
+    )
+    assert tree_snapshot(wf) == before

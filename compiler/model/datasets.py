@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from compiler.core.diagnostics import Loc, fail
-from compiler.core.ids import ID_RE, check_id
+from compiler.core.ids import ID_RE, check_id, periodic_part
 from compiler.load.schema import kind_of
 from compiler.load.workflow import RawWalk, RawWorkflow
 from compiler.load.yamlpos import YMap
@@ -260,7 +260,12 @@ def expand_datasets(raw: RawWorkflow) -> tuple[tuple[Dataset, ...], set[str]]:
     setattr_ = object.__setattr__
 
     def add(ds_id: str, facets: dict[str, str], loc: Loc, source: str) -> None:
-        if len(ds_id) > 240 or not id_ok(ds_id) or ".." in ds_id:
+        if (
+            len(ds_id) > 240
+            or not id_ok(ds_id)
+            or ".." in ds_id
+            or (ds_id.count(ds_id[-1]) >= 20 and periodic_part(ds_id))
+        ):
             check_id(ds_id, loc)  # raises, with the message
         if ds_id in seen:
             raise fail(loc, f"dataset id '{ds_id}' is listed twice (first from {seen[ds_id]})")
