@@ -849,3 +849,27 @@ def test_periodic_id_refused_at_its_line(tmp_path: Path):
         "20 times or more, which Snakemake refuses in a wildcard",
     )
     assert tree_snapshot(wf) == before
+
+
+def test_ops_commands_with_a_status_file_that_is_a_fifo(demo: Path):
+    """Readers warn and go on; writers refuse before writing any line; none hangs."""
+    compile_wf(demo)
+    st = demo / "status"
+    st.mkdir()
+    fifo = st / "DEMO.atmos.hist.r1.tas.status"
+    os.mkfifo(fifo)
+    shown = f"{st.resolve()}/{fifo.name}"
+    for args in (["status", "demo"], ["report", "demo"], ["catalog", "rebuild", "demo"]):
+        r = padocc(*args, cwd=demo.parent, timeout=60)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.splitlines() == [
+            f"warning: {shown}: unreadable status file: is a FIFO, not a regular file"
+        ]
+    before = tree_snapshot(demo)
+    for args in (
+        ["block", "demo", "DEMO.atmos.hist.r2.tas", "DEMO.atmos.hist.r1.tas"],
+        ["requeue", "demo", "DEMO.atmos.hist.r1.tas", "--at", "Generate"],
+    ):
+        r = padocc(*args, cwd=demo.parent, timeout=60)
+        refused(r, f"{shown}: error: status file is a FIFO, not a regular file; nothing written")
+    assert tree_snapshot(demo) == before

@@ -410,7 +410,7 @@ def _complete_groups(
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         if src.is_dir():
-            shutil.copytree(src, tmp / src.name)
+            shutil.copytree(src, tmp / src.name, ignore=_not_regular)
         else:
             shutil.copy2(src, tmp / src.name)
         for ds in g["datasets"]:
@@ -434,6 +434,12 @@ def _complete_groups(
         _remove_originals(rec)
         state["groups"].pop(g["name"], None)
         print(f"group {g['name']} complete: moved to {final}", file=out)
+
+
+def _not_regular(d: str, names: list[str]) -> list[str]:
+    """A FIFO or device in a group directory is not copied (copying one would block or
+    fail): only its files and directories move to complete_dir."""
+    return [n for n in names if not (os.path.isfile(os.path.join(d, n)) or os.path.isdir(os.path.join(d, n)))]
 
 
 def _remove_originals(rec: dict) -> None:

@@ -49,6 +49,10 @@ def open_regular(path: str | os.PathLike, flags: int = os.O_RDONLY, mode: int = 
         fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, mode)
     except IsADirectoryError:
         raise NotRegularFile(errno.EISDIR, not_regular_reason(stat.S_IFDIR), str(path)) from None
+    except OSError as e:
+        if e.errno != errno.ENXIO:  # ENXIO: a FIFO opened to write with no reader, a socket
+            raise
+        raise NotRegularFile(e.errno, not_regular_reason(os.stat(path).st_mode), str(path)) from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
