@@ -244,6 +244,31 @@ DEMO = [
         'max_visits: 3\nundeclared: "tar\\nrm"',
         "demo/workflow.yaml:23:13: error: 'undeclared' must be one of keep, tar, remove, not 'tar\\nrm' (did you mean 'tar'?)",
     ),
+    # YAML 1.1 implicit types where a facet value is compared: refused, not turned to False.
+    (
+        "routing-when-boolean",
+        W,
+        'routing_key: "{realm}-mon"',
+        'routing_key:\n  - when: {ens: no}\n    key: "{realm}-mon"\n  - key: "{realm}-mon"',
+        "demo/workflow.yaml:19:17: error: routing key condition on 'ens' must be text, not boolean: "
+        "put it in quotes",
+    ),
+    (
+        "facet-maps-boolean",
+        W,
+        '      id: "DEMO.{realm}.{experiment}.{ens}.{variable}"\n',
+        '      id: "DEMO.{realm}.{experiment}.{ens}.{variable}"\n  facet_maps:\n    realm:\n'
+        "      atmos: {kind: no}\n      ocean: {kind: sea}\n",
+        "demo/workflow.yaml:19:21: error: facet_maps value of 'kind' must be text, not boolean: "
+        "put it in quotes",
+    ),
+    (
+        "skip-float",
+        W,
+        "        - {facet: ens, from: ens}",
+        "        - {facet: ens, from: ens, skip: [1.10]}",
+        "demo/workflow.yaml:15:42: error: 'skip' entries must be strings, not number",
+    ),
     # Only regular files are read.
     ("workflow-dir", W, None, b"", "demo/workflow.yaml: error: is a directory, not a regular file"),
     ("spec-fifo", S, None, b"", "demo/dataset_spec.yaml: error: is a FIFO, not a regular file"),

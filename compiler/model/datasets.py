@@ -11,7 +11,7 @@ from compiler.core.diagnostics import Loc, fail
 from compiler.core.ids import ID_RE, check_id, periodic_part
 from compiler.load.schema import kind_of
 from compiler.load.workflow import RawWalk, RawWorkflow
-from compiler.load.yamlpos import YMap
+from compiler.load.yamlpos import YList, YMap
 from compiler.model.listed import ListSource, promised_key
 from compiler.model.templates import FILTERS, Template, parse_template
 from compiler.model.types import Dataset
@@ -198,6 +198,14 @@ class RoutingKeys:
                         when.key_loc(fname), f"routing key condition names unknown facet '{fname}'"
                     )
                 vals = val if isinstance(val, list) else [val]
+                for i, v in enumerate(vals):
+                    if isinstance(v, bool) or not isinstance(v, (str, int)):
+                        # `no` would be False and never match the facet value 'no'.
+                        raise fail(
+                            val.item_loc(i) if isinstance(val, YList) else when.val_loc(fname),
+                            f"routing key condition on '{fname}' must be text, not "
+                            f"{kind_of(v)}: put it in quotes",
+                        )
                 cond[fname] = tuple(str(v) for v in vals)
             self.cases.append((cond, parse_template(key, loc, known, "routing key"), loc))
             self.fills.append(fast_fill(self.cases[-1][1]))
