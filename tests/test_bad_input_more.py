@@ -898,3 +898,18 @@ def test_ops_commands_with_a_status_file_that_is_a_fifo(demo: Path):
         r = padocc(*args, cwd=demo.parent, timeout=60)
         refused(r, f"{shown}: error: status file is a FIFO, not a regular file; nothing written")
     assert tree_snapshot(demo) == before
+
+
+def test_cycle_group_name_too_long(tmp_path: Path):
+    """A group's name becomes complete_dir/.tmp-NAME-<cycle id> when it completes: a
+    name too long for that is skipped with one line at the cycle's start, not at the end."""
+    wf = fresh_copy("flock", tmp_path / "flock")
+    name = "g" * 201
+    (wf / "groups" / f"{name}.txt").write_text("LONG_1\n")
+    r = padocc("cycle", "--conf", C, "--dry-run", cwd=wf)
+    assert r.returncode == 0 and "Traceback" not in r.stdout + r.stderr
+    said = [ln for ln in r.stdout.splitlines() if "ggg" in ln]
+    assert said == [
+        f"{wf.resolve()}/groups/{name}.txt: error: group name is longer than 200 characters"
+    ]
+    assert "LONG_1" not in r.stdout

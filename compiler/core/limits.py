@@ -7,7 +7,8 @@ from __future__ import annotations
 from compiler.core.diagnostics import Loc, fail
 
 FILE_NAME_MAX = 255  # bytes in one path component (NAME_MAX on Linux file systems)
-NAME_MAX_CHARS = 100  # workflow, step, state, gate and walk names
+NAME_MAX_CHARS = 100  # workflow, step, state and gate names
+GROUP_NAME_MAX = 200  # a flock group; complete_dir holds .tmp-NAME-<cycle id> while it moves
 MAX_MEM_MB = 16 * 1024 * 1024  # 16 TB: more than any node SLURM schedules
 MAX_RUNTIME_MIN = 366 * 24 * 60  # one year
 MAX_CPUS = 4096

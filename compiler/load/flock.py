@@ -18,6 +18,7 @@ from pathlib import Path
 
 from compiler.core.diagnostics import CompileError, Diagnostic, Loc, fail
 from compiler.core.ids import check_id
+from compiler.core.limits import GROUP_NAME_MAX
 from compiler.load.yamlpos import read_text
 
 IGNORE = ".shpignore"
@@ -104,6 +105,8 @@ def scan_flock(flock_dir: Path, shown_dir: str) -> tuple[list[Group], list[Diagn
                     Loc(shown),
                     f"group name {name!r} is not allowed: use letters, digits and _ . + = -",
                 )
+            if len(name) > GROUP_NAME_MAX:  # complete_dir/.tmp-NAME-CYCLE must fit a file name
+                raise fail(Loc(shown), f"group name is longer than {GROUP_NAME_MAX} characters")
             for f in _group_files(path):
                 fshown = f"{shown}/{f.name}" if path.is_dir() else shown
                 text = read_text(f, fshown)  # regular files only: a FIFO never hangs a cycle
