@@ -913,3 +913,18 @@ def test_cycle_group_name_too_long(tmp_path: Path):
         f"{wf.resolve()}/groups/{name}.txt: error: group name is longer than 200 characters"
     ]
     assert "LONG_1" not in r.stdout
+
+
+def test_current_replaced_by_a_directory(demo: Path):
+    """`.padocc/current` replaced by a directory: the compile says so in one line
+    before it writes a build (it used to write one, then fail with a traceback)."""
+    (demo / ".padocc" / "current").mkdir(parents=True)
+    before = tree_snapshot(demo)
+    r = padocc("compile", "demo", cwd=demo.parent)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.splitlines() == [
+        "demo/.padocc/current: error: cannot write the build: it is not the link padocc makes; "
+        "remove it"
+    ]
+    assert tree_snapshot(demo) == before
+    assert sorted(p.name for p in (demo / ".padocc").iterdir()) == ["current"]

@@ -6,6 +6,7 @@ the workflow's Snakefile and the `current` link are each replaced with one renam
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -45,6 +46,8 @@ def write_build(workflow_dir: Path, build: str, files: dict[str, str]) -> Path:
     first = not state.exists()
     tmp = None
     previous = state / "current"
+    if previous.exists() and not previous.is_symlink():  # checked before anything is written
+        raise OSError(errno.EEXIST, "it is not the link padocc makes; remove it", str(previous))
     REUSE_STATS.update(linked=0, written=0)
     try:
         builds.mkdir(parents=True, exist_ok=True)
