@@ -93,7 +93,7 @@ def _convert(path: str, node: yaml.Node, as_text: bool = False) -> Any:
         for knode, vnode in node.value:
             if knode.tag == "tag:yaml.org,2002:merge":
                 raise fail(_loc(path, knode), "YAML merge keys ('<<') are not supported")
-            key = _convert(path, knode)
+            key = _convert(path, knode, True)
             if isinstance(key, (YMap, YList)):
                 raise fail(_loc(path, knode), "a mapping key must be a plain value")
             # A key is a name: the text written (`no:` is 'no', not 'False').
