@@ -762,6 +762,12 @@ ARGS = [
         "padocc dashboard: error: argument --max-list: must be between 0 and 10,000,000, not '-5'",
     ),
     (
+        "run-profile-missing",
+        ["run", "demo", "--profile", "no/such"],
+        "padocc run: error: profile 'no/such' not found: use local, slurm or the path of a profile "
+        "directory",
+    ),
+    (
         "unknown-option",
         ["compile", "demo", "--bogus"],
         "padocc: error: unrecognized arguments: --bogus",

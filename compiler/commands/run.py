@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.commands import compile as compile_cmd
-from compiler.runtime.snakemake_run import cannot_run, failed_because, run_snakemake
+from compiler.runtime.snakemake_run import cannot_run, failed_because, profile_dir, run_snakemake
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,13 @@ class RunOptions:
 
 
 def run(opts: RunOptions) -> int:
+    if not profile_dir(opts.profile).is_dir():  # a bad argument: before anything is written
+        print(
+            f"padocc run: error: profile '{opts.profile}' not found: use local, slurm or the "
+            "path of a profile directory",
+            file=sys.stderr,
+        )
+        return 2
     why = cannot_run(opts.workflow_dir)  # before the compile: nothing written for nothing
     if why:
         print(why, file=sys.stderr)
