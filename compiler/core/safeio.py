@@ -17,7 +17,8 @@ MAX_FILE_BYTES = 512 * 1024 * 1024
 
 
 class NotRegularFile(OSError):
-    """Raised for a path that exists but is not a regular file; strerror says what it is."""
+    """Raised for a FIFO, device or socket; strerror says what it is. (A directory raises
+    IsADirectoryError, as opening it to write does.)"""
 
 
 class FileTooLarge(OSError):
@@ -48,19 +49,17 @@ def open_regular(path: str | os.PathLike, flags: int = os.O_RDONLY, mode: int = 
     try:
         fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC, mode)
     except IsADirectoryError:
-        raise NotRegularFile(errno.EISDIR, not_regular_reason(stat.S_IFDIR), str(path)) from None
+        raise
     except OSError as e:
         if e.errno != errno.ENXIO:  # ENXIO: a FIFO opened to write with no reader, a socket
             raise
         raise NotRegularFile(e.errno, not_regular_reason(os.stat(path).st_mode), str(path)) from None
     try:
         mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):  # the error opening it to write would give, for every reader
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         if not stat.S_ISREG(mode):
-            raise NotRegularFile(
-                errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL,
-                not_regular_reason(mode),
-                str(path),
-            )
+            raise NotRegularFile(errno.EINVAL, not_regular_reason(mode), str(path))
         # Regular files ignore O_NONBLOCK; cleared anyway so later reads behave plainly.
         os.set_blocking(fd, True)
     except BaseException:

@@ -182,6 +182,8 @@ def read_text(path: Path, shown: str) -> str:
         data = read_regular(path)
     except FileNotFoundError:
         raise fail(Loc(shown), "file not found") from None
+    except IsADirectoryError:
+        raise fail(Loc(shown), "is a directory, not a regular file") from None
     except (NotRegularFile, FileTooLarge) as e:
         raise fail(Loc(shown), str(e.strerror)) from None
     except OSError as e:
