@@ -108,7 +108,8 @@ def run(opts: ManualOptions) -> int:
     for ds in ids:  # every status file checked before any is written
         path = status_dir / f"{ds}.status"
         if path.is_symlink() or (path.exists() and not path.is_file()):
-            what = "is a symbolic link" if path.is_symlink() else not_regular_reason(path.stat().st_mode)
+            mode = path.lstat().st_mode
+            what = "is a symbolic link" if path.is_symlink() else not_regular_reason(mode)
             print(f"{path}: error: status file {what}; nothing written", file=sys.stderr)
             return 2
     for ds in ids:

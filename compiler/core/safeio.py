@@ -53,7 +53,9 @@ def open_regular(path: str | os.PathLike, flags: int = os.O_RDONLY, mode: int = 
     except OSError as e:
         if e.errno != errno.ENXIO:  # ENXIO: a FIFO opened to write with no reader, a socket
             raise
-        raise NotRegularFile(e.errno, not_regular_reason(os.stat(path).st_mode), str(path)) from None
+        raise NotRegularFile(
+            e.errno, not_regular_reason(os.stat(path).st_mode), str(path)
+        ) from None
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):  # the error opening it to write would give, for every reader
