@@ -3,16 +3,48 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
 from collections.abc import Sequence
 
 from compiler import __version__
+from compiler.core.diagnostics import one_line
+
+
+class _Parser(argparse.ArgumentParser):
+    """A bad argument is one line on stderr and exit status 2 (no usage block)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(one_line(f"{self.prog}: error: {message}"), file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds, at most a year."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, not {text!r}") from None
+    if not math.isfinite(v) or not 0 < v <= 366 * 86400:
+        raise argparse.ArgumentTypeError(f"must be seconds above 0 and at most a year, not {text!r}")
+    return v
+
+
+def _count(text: str) -> int:
+    """A whole number from 0 to 10,000,000."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if not 0 <= v <= 10_000_000:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 10,000,000, not {text!r}")
+    return v
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="padocc", description="padocc-compile: archive workflows on Snakemake")
+    p = _Parser(prog="padocc", description="padocc-compile: archive workflows on Snakemake")
     p.add_argument("--version", action="version", version=f"padocc {__version__}")
     # The job wrappers (run-step, run-chunk) stay out of the listing: generated
     # Snakefiles call them, people do not.
@@ -28,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     u = sub.add_parser("run", help="compile, then run Snakemake only if there is work (cron)")
     u.add_argument("workflow_dir", nargs="?", default=".")
     u.add_argument("--profile", default="local", help="Snakemake profile: local, slurm or a path")
-    u.add_argument("--timeout", type=float, help="seconds Snakemake may run")
+    u.add_argument("--timeout", type=_seconds, help="seconds Snakemake may run")
     u.add_argument("--now", help="take this UTC time as now")
 
     m = sub.add_parser("demo", help="copy the demo workflow and run it to the end locally")
@@ -89,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("high", nargs="?")
     g.add_argument("-C", "--workflow-dir", default=".", help="the workflow directory (default: .)")
     g.add_argument("--key", default="", help="dataset id, for a keyed gate")
-    g.add_argument("--timeout", type=float, default=3600, help="seconds 'wait' waits, and 'make'/'remake' wait for a live run of the workflow (default 3600)")
+    g.add_argument("--timeout", type=_seconds, default=3600, help="seconds 'wait' waits, and 'make'/'remake' wait for a live run of the workflow (default 3600)")
     g.add_argument("--now", help="take this UTC time as now")
     g.add_argument("--profile", default="local", help="Snakemake profile for make/remake")
 
@@ -119,7 +151,7 @@ def _job_args(sub) -> None:
 
 
 def _job_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="padocc")
+    p = _Parser(prog="padocc")
     _job_args(p.add_subparsers(dest="command", required=True))
     return p
 
@@ -239,7 +271,7 @@ def _compile(args: argparse.Namespace) -> int:
 
 def compile_main(argv: Sequence[str] | None = None) -> int:
     """`padocc-compile`: the same as `padocc compile`."""
-    c = argparse.ArgumentParser(prog="padocc-compile", description="compile a workflow directory")
+    c = _Parser(prog="padocc-compile", description="compile a workflow directory")
     _compile_args(c)
     return _compile(c.parse_args(argv))
 
@@ -275,7 +307,7 @@ def _ops_args(sub) -> None:
             r.add_argument("--format", choices=("table", "json"), default="table")
         else:
             r.add_argument("-o", "--output", required=True, metavar="FILE.html")
-            r.add_argument("--max-list", type=int, default=1000,
+            r.add_argument("--max-list", type=_count, default=1000,
                            help="ids listed per Step:State in the page (default 1000; counts stay exact)")
 
 

@@ -21,6 +21,7 @@ not; 2 bad input or an existing run directory.
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import json
 import os
 import platform
@@ -118,16 +119,20 @@ def submit(opts: CampaignOptions, out: TextIO, err: TextIO) -> int:
     if run_dir.exists():  # mkdir below checks again; this saves the compiles
         print(_exists(run_dir), file=err)
         return 2
-    for r in runs:
-        rnd = _compile(r.cw, opts.now, out, err)
-        if rnd is None:
-            return 2
-        try:
-            _plan_gates(rnd, r.cw, now)
-        except CompileError as e:
-            _print(e, err)
-            return 2
-        r.rounds.append(rnd)
+    # Every workflow and gate range is checked on a dry compile first: a bad range in
+    # the last workflow must not leave the first one's current build filtered.
+    for write in (False, True):
+        for r in runs:
+            rnd = _compile(r.cw, opts.now, out if write else io.StringIO(), err, write=write)
+            if rnd is None:
+                return 2
+            try:
+                _plan_gates(rnd, r.cw, now)
+            except CompileError as e:
+                _print(e, err)
+                return 2
+            if write:
+                r.rounds.append(rnd)
 
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -215,10 +220,14 @@ def _profile_dir(w: CampaignWorkflow, cli: str | None) -> str:
 
 
 def _compile(
-    cw: CampaignWorkflow, now: str | None, out: TextIO, err: TextIO, n: int = 1
+    cw: CampaignWorkflow, now: str | None, out: TextIO, err: TextIO, n: int = 1, write: bool = True
 ) -> Round | None:
     copts = compile_cmd.CompileOptions(
-        cw.shown_dir, now=now, overrides=Overrides(dataset_filter=cw.dataset_filter)
+        cw.shown_dir,
+        quiet=not write,  # the dry compile's warnings are said by the real one
+        now=now,
+        overrides=Overrides(dataset_filter=cw.dataset_filter),
+        write=write,
     )
     rc, compiled = compile_cmd.compile_workflow(copts, out, err)
     return None if rc != 0 or compiled is None else Round(n, compiled)

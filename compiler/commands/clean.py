@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TextIO
 
 from compiler.core.diagnostics import CompileError, Loc, fail
+from compiler.core.safeio import read_regular
 from compiler.model.axes import parse_duration_s, parse_time
 from compiler.render.manifest import current_manifest
 
@@ -215,7 +216,9 @@ class Cleaner:
 def _run_retention(run_dir: Path) -> int:
     """The campaign's retain, else the longest of its workflows' (0: none)."""
     try:
-        r = json.loads((run_dir / "resolved.json").read_text(encoding="utf-8"))
+        r = json.loads(read_regular(run_dir / "resolved.json"))
+        if not isinstance(r, dict):
+            return 0
     except (OSError, ValueError):
         return 0
     camp = r.get("campaign", {}).get("retain_s") or 0

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from compiler.core.buildlock import hold_build
-from compiler.core.diagnostics import CompileError, Loc, fail
+from compiler.core.diagnostics import CompileError, Loc, fail, one_line
 from compiler.core.statusfile import StatusWriteError
 from compiler.model.axes import parse_time
 from compiler.model.gates import check_want_size
@@ -98,7 +98,11 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
     # The pid too: two compiles in the same microsecond get different builds.
     build = new_build_id(wall_now, f"{model.dir}:{os.getpid()}")
     manifest = manifest_of(model, build, wall_now.strftime("%Y-%m-%dT%H:%M:%SZ"), now)
-    plan = make_plan(model, manifest, opts.selection)
+    try:
+        plan = make_plan(model, manifest, opts.selection)
+    except CompileError as e:  # a status file that is not a regular file
+        print(e.diagnostics[0], file=err)
+        return 2, None
     gate_work = GateWork()
     if model.gates:
         keys = [d.id for d in model.datasets]
@@ -135,6 +139,10 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
             return 2, None
         except CompileError as e:  # nothing published: the previous build is current
             print(e.diagnostics[0], file=err)
+            return 2, None
+        except OSError as e:  # a full disk, a read-only or damaged .padocc: one line
+            where = e.filename or wf_dir / ".padocc"
+            print(one_line(f"{where}: error: cannot write the build: {e.strerror or e}"), file=err)
             return 2, None
     if not opts.quiet:
         for r in plan.requeue:

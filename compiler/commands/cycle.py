@@ -22,14 +22,16 @@ from pathlib import Path
 from typing import TextIO
 
 from compiler.commands import compile as compile_cmd
-from compiler.core.diagnostics import CompileError, Loc, fail
+from compiler.core.diagnostics import CompileError, Loc, fail, one_line
 from compiler.core.routing import padocc_alive
+from compiler.core.safeio import read_regular
 from compiler.core.statusfile import position_of, read_history
 from compiler.load import schema as S
 from compiler.load.yamlpos import load_yaml
 from compiler.model.resolve import Overrides
+from compiler.render.assets import asset_dir
 from compiler.render.plan import Selection
-from compiler.runtime.snakemake_run import run_snakemake
+from compiler.runtime.snakemake_run import cannot_run, failed_because, run_snakemake
 
 
 @dataclass(frozen=True)
@@ -63,31 +65,64 @@ def load_config(path: str) -> CycleConfig:
     doc = S.check(doc, S.CYCLE, Loc(path, 1, 1))
     base = Path(path).resolve().parent
 
-    def p(key: str, must_exist: bool = True) -> str:
+    def p(key: str, must_exist: bool = True, kind: str = "dir") -> str:
+        """A path the config names, checked now for what the cycle will do with it:
+        a directory it reads or writes into, or a file it reads."""
         if key not in doc:
             return ""
         full = (base / doc[key]).resolve()
         if must_exist and not full.exists():
             raise fail(doc.val_loc(key), f"{key} '{doc[key]}' does not exist")
+        if kind == "dir" and full.exists() and not full.is_dir():
+            raise fail(doc.val_loc(key), f"{key} '{doc[key]}' is not a directory")
+        if kind == "file" and full.exists() and not full.is_file():
+            raise fail(doc.val_loc(key), f"{key} '{doc[key]}' is not a regular file")
         return str(full)
 
     if doc["batch_limit"] < 1:
         raise fail(doc.val_loc("batch_limit"), "batch_limit must be at least 1")
+    if doc["batch_limit"] > MAX_BATCH:
+        raise fail(doc.val_loc("batch_limit"), f"batch_limit must be at most {MAX_BATCH:,}")
     repeats = doc.get("max_repeats", 5)
     if not 1 <= repeats <= 100:
         raise fail(doc.val_loc("max_repeats"), "max_repeats must be between 1 and 100")
+    timeout = doc.get("snakemake_timeout", 3300)
+    if not 1 <= timeout <= MAX_TIMEOUT_S:
+        raise fail(
+            doc.val_loc("snakemake_timeout"),
+            f"snakemake_timeout must be between 1 and {MAX_TIMEOUT_S} seconds",
+        )
     return CycleConfig(
         source_venv=p("source_venv"),
         batch_limit=doc["batch_limit"],
         flock_dir=p("flock_dir"),
         complete_dir=p("complete_dir", must_exist=False),
-        common_valid=p("common_valid"),
+        common_valid=p("common_valid", kind="file"),
         workflow=p("workflow"),
-        profile=doc.get("profile", "local"),
+        profile=_profile(doc, base),
         log_dir=p("log_dir", must_exist=False) or str(base / "logs"),
         status_dir=p("status_dir", must_exist=False),
         max_repeats=repeats,
-        snakemake_timeout=doc.get("snakemake_timeout", 3300),
+        snakemake_timeout=timeout,
+    )
+
+
+MAX_BATCH = 1_000_000
+MAX_TIMEOUT_S = 7 * 86400
+
+
+def _profile(doc, base: Path) -> str:
+    """'local', 'slurm' or a profile directory (relative to the config): checked now,
+    not when Snakemake starts."""
+    name = doc.get("profile", "local")
+    if (asset_dir("profiles") / name).is_dir() and "/" not in name:
+        return name
+    for cand in (Path(name), base / name):
+        if cand.is_dir():
+            return str(cand.resolve())
+    raise fail(
+        doc.val_loc("profile"),
+        f"profile '{name}' not found: use local, slurm or the path of a profile directory",
     )
 
 
@@ -184,6 +219,10 @@ def run(opts: CycleOptions) -> int:
         print(e.diagnostics[0], file=sys.stderr)
         return 2
     cycle_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    why = None if opts.dry_run else cannot_run(cfg.workflow)
+    if why:
+        print(why, file=sys.stderr)
+        return 1
     lock = CycleLock(cfg.workflow)
     fd = None if opts.dry_run else lock.acquire(cycle_id)
     if fd is None and not opts.dry_run:
@@ -213,11 +252,7 @@ def _cycle(cfg: CycleConfig, opts: CycleOptions, cycle_id: str, out: TextIO) -> 
     seed = opts.seed if opts.seed is not None else random.SystemRandom().randrange(2**32)
     print(f"cycle {cycle_id} seed {seed} (replay with --seed {seed})", file=out)
     state_path = Path(cfg.workflow) / ".padocc" / "flock.json"
-    prev = (
-        json.loads(state_path.read_text())
-        if state_path.exists()
-        else {"groups": {}, "completed": {}}
-    )
+    prev = _load_state(state_path, out)
     _finish_completions(prev, cfg, out)
 
     copts = compile_cmd.CompileOptions(
@@ -255,7 +290,7 @@ def _cycle(cfg: CycleConfig, opts: CycleOptions, cycle_id: str, out: TextIO) -> 
             timeout=cfg.snakemake_timeout,
             build=c.build,
         )
-        print(f"snakemake exited {rc} after {time.monotonic() - t0:.0f}s", file=out)
+        print(f"{failed_because(cfg.workflow, rc)} after {time.monotonic() - t0:.0f}s", file=out)
     state = {
         "groups": {g["name"]: {"digest": g["digest"], "datasets": g["datasets"]} for g in c.manifest["groups"]},
         "completed": prev.get("completed", {}),
@@ -263,6 +298,39 @@ def _cycle(cfg: CycleConfig, opts: CycleOptions, cycle_id: str, out: TextIO) -> 
     _complete_groups(c, cfg, state, state_path, cycle_id, out)
     _save_state(state_path, state)
     return 0 if rc == 0 else 1
+
+
+def _load_state(state_path: Path, out: TextIO) -> dict:
+    """flock.json, or an empty state. A damaged one (cut short by a full disk, not a
+    regular file) would stop every later cycle: it is said once and started afresh;
+    what it remembered is only which groups changed, and unfinished group moves."""
+    empty: dict = {"groups": {}, "completed": {}}
+    if not state_path.exists() and not state_path.is_symlink():
+        return empty
+    try:
+        state = json.loads(read_regular(state_path))
+        if not isinstance(state, dict):
+            raise ValueError("not a JSON object")
+        for key in ("groups", "completed"):
+            if not isinstance(state.setdefault(key, {}), dict):
+                raise ValueError(f"'{key}' is not a JSON object")
+            for name, rec in state[key].items():
+                if key == "completed" and not (
+                    isinstance(rec, dict)
+                    and all(isinstance(rec.get(k), str) for k in ("to", "source", "status_dir"))
+                    and isinstance(rec.get("datasets"), list)
+                ):
+                    raise ValueError(f"completed record of group '{name}' is damaged")
+    except (OSError, ValueError) as e:
+        why = e.strerror if isinstance(e, OSError) else e
+        print(
+            one_line(
+                f"warning: {state_path}: damaged ({why}); started again from an empty flock state"
+            ),
+            file=out,
+        )
+        return empty
+    return state
 
 
 def _save_state(state_path: Path, state: dict) -> None:
@@ -286,8 +354,13 @@ def _report_flock(prev: dict, manifest: dict, cfg: CycleConfig, out: TextIO) -> 
             print(f"new group {g['name']}: {len(g['datasets'])} datasets", file=out)
         elif _digest(old[g["name"]]) != g["digest"]:
             added = sorted(set(g["datasets"]) - set(_ids(old[g["name"]])))
-            print(f"group {g['name']} changed (content hash {g['digest']}): {len(added)} new datasets"
-                  + (f" ({', '.join(added[:5])}{', ...' if len(added) > 5 else ''})" if added else ""), file=out)
+            print(
+                f"group {g['name']} changed (content hash {g['digest']}): {len(added)} new datasets"
+                + (
+                    f" ({', '.join(added[:5])}{', ...' if len(added) > 5 else ''})" if added else ""
+                ),
+                file=out,
+            )
     for entry in sorted(Path(cfg.flock_dir).iterdir()):
         if entry.suffix == ".shpignore" or (entry.is_dir() and (entry / ".shpignore").exists()):
             print(
@@ -338,7 +411,7 @@ def _complete_groups(
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         if src.is_dir():
-            shutil.copytree(src, tmp / src.name)
+            shutil.copytree(src, tmp / src.name, ignore=_not_regular)
         else:
             shutil.copy2(src, tmp / src.name)
         for ds in g["datasets"]:
@@ -362,6 +435,12 @@ def _complete_groups(
         _remove_originals(rec)
         state["groups"].pop(g["name"], None)
         print(f"group {g['name']} complete: moved to {final}", file=out)
+
+
+def _not_regular(d: str, names: list[str]) -> list[str]:
+    """A FIFO or device in a group directory is not copied (copying one would block or
+    fail): only its files and directories move to complete_dir."""
+    return [n for n in names if not (os.path.isfile(os.path.join(d, n)) or os.path.isdir(os.path.join(d, n)))]
 
 
 def _remove_originals(rec: dict) -> None:

@@ -23,7 +23,7 @@ from markupsafe import Markup
 
 from compiler.commands.report import Report, axis_text, build_report, human_params, times
 from compiler.commands.status import counts
-from compiler.core.diagnostics import CompileError
+from compiler.core.diagnostics import CompileError, one_line
 from compiler.render.render import render_template
 from compiler.runtime.survey import Survey, SurveyError, human_seconds, iso, state_key
 
@@ -43,6 +43,11 @@ class DashboardOptions:
 
 
 def run(opts: DashboardOptions) -> int:
+    out = Path(opts.output)
+    if out.is_dir() or not out.parent.is_dir():  # a bad -o is a bad argument: said first
+        why = "is a directory" if out.is_dir() else "is in a directory that does not exist"
+        print(one_line(f"{opts.output}: error: -o {why}; name the page's file"), file=sys.stderr)
+        return 2
     try:
         now, since, after = times(opts.since, opts.stuck_after, opts.now)
     except ValueError as e:

@@ -13,7 +13,15 @@ from pathlib import Path
 
 from compiler.core.diagnostics import CompileError, Loc, suggest
 from compiler.core.ids import check_id
-from compiler.core.statusfile import Stat, append_stats, position_of, read_history, utc_stamp
+from compiler.core.safeio import not_regular_reason
+from compiler.core.statusfile import (
+    Stat,
+    StatusWriteError,
+    append_stats,
+    position_of,
+    read_history,
+    utc_stamp,
+)
 from compiler.render.manifest import current_manifest
 
 
@@ -97,6 +105,13 @@ def run(opts: ManualOptions) -> int:
         return 2
     wf, root = m["workflow"]["name"], m["graph"]["root"]
     status_dir = Path(m["workflow"]["status_dir"])
+    for ds in ids:  # every status file checked before any is written
+        path = status_dir / f"{ds}.status"
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            mode = path.lstat().st_mode
+            what = "is a symbolic link" if path.is_symlink() else not_regular_reason(mode)
+            print(f"{path}: error: status file {what}; nothing written", file=sys.stderr)
+            return 2
     for ds in ids:
         path = status_dir / f"{ds}.status"
         params = {"by": f"padocc {opts.action}"}
@@ -109,6 +124,10 @@ def run(opts: ManualOptions) -> int:
             pos = position_of(read_history(path).stats)
             state = "Blocked" if opts.action == "block" else "Unblocked"
             line = Stat(utc_stamp(), wf, pos.sub or root, pos.step or root, state, params)
-        append_stats(path, ds, [line])
+        try:
+            append_stats(path, ds, [line])
+        except StatusWriteError as e:  # a full disk, a read-only directory: one line
+            print(f"padocc {opts.action}: error: {e}", file=sys.stderr)
+            return 1
         print(f"{opts.action} {ds}" + (f" at {target[1]}:Ready" if target else ""))
     return 0

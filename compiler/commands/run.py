@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.commands import compile as compile_cmd
-from compiler.runtime.snakemake_run import run_snakemake
+from compiler.runtime.snakemake_run import cannot_run, failed_because, profile_dir, run_snakemake
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,17 @@ class RunOptions:
 
 
 def run(opts: RunOptions) -> int:
+    if not profile_dir(opts.profile).is_dir():  # a bad argument: before anything is written
+        print(
+            f"padocc run: error: profile '{opts.profile}' not found: use local, slurm or the "
+            "path of a profile directory",
+            file=sys.stderr,
+        )
+        return 2
+    why = cannot_run(opts.workflow_dir)  # before the compile: nothing written for nothing
+    if why:
+        print(why, file=sys.stderr)
+        return 1
     rc, c = compile_cmd.compile_workflow(
         compile_cmd.CompileOptions(opts.workflow_dir, now=opts.now), sys.stdout, sys.stderr
     )
@@ -43,6 +54,6 @@ def run(opts: RunOptions) -> int:
         print(f"snakemake stopped at the {opts.timeout:g} s deadline", file=sys.stderr)
         return 1
     if rc != 0:
-        print(f"snakemake exited {rc}", file=sys.stderr)
+        print(failed_because(opts.workflow_dir, rc), file=sys.stderr)
         return 1
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -28,10 +29,20 @@ class Diagnostic:
     severity: str = "error"  # "error" or "warning"
 
     def __str__(self) -> str:
-        return one_line(f"{self.loc}: {self.severity}: {self.message}")
+        return one_line(f"{self.loc}: {self.severity}: {_cut_values(self.message)}")
 
 
-MAX_LINE = 1000  # characters: a message quoting a huge value is cut
+MAX_LINE = 2000  # characters: a message quoting a huge value is cut
+CUT = 80  # characters of a quoted value a message shows
+# A quoted value: one word past CUT characters, or anything quoted past 4 * CUT (prose
+# between two quoted values is never that long).
+_QUOTED = re.compile(rf"'([^'\s]{{{CUT}}})[^'\s]+'|'([^']{{{CUT}}})[^']{{{3 * CUT},}}'")
+
+
+def _cut_values(message: str) -> str:
+    """A 1 MB id is echoed as its first 80 characters and an ellipsis."""
+    message = _QUOTED.sub(lambda m: f"'{m.group(1) or m.group(2)}…'", message)
+    return message if len(message) <= 20 * CUT else message[: 20 * CUT] + "…"
 
 
 def one_line(text: str) -> str:
@@ -39,7 +50,7 @@ def one_line(text: str) -> str:
     (a newline in a command, a lone surrogate from a non-UTF-8 name)."""
     if not text.isprintable():
         text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return text if len(text) <= MAX_LINE else text[: MAX_LINE - 3] + "..."
+    return text if len(text) <= MAX_LINE else text[: MAX_LINE - 1] + "…"
 
 
 class CompileError(Exception):

@@ -12,6 +12,7 @@ import os
 
 from compiler import MANIFEST_VERSION
 from compiler.core.buildlock import workflow_dir_of
+from compiler.core.safeio import read_regular
 
 # The keys of each path in a manifest; "*": every entry of a mapping or list. (Step
 # and gate sources are `file:line:col` positions: a path in front all the same.)
@@ -77,11 +78,13 @@ def rebase(m: dict, workflow_dir: str) -> dict:
 
 
 def load_manifest(path: str) -> dict:
-    with open(path, encoding="utf-8") as f:
-        m = json.load(f)
-    if not isinstance(m, dict) or m.get("manifest_version") != MANIFEST_VERSION:
-        version = m.get("manifest_version") if isinstance(m, dict) else None
-        raise ValueError(f"{path}: manifest version {version} is not {MANIFEST_VERSION}")
+    m = json.loads(read_regular(path))
+    if not isinstance(m, dict):
+        raise ValueError("the manifest is not a JSON object")
+    if m.get("manifest_version") != MANIFEST_VERSION:
+        raise ValueError(
+            f"{path}: manifest version {m.get('manifest_version')} is not {MANIFEST_VERSION}"
+        )
     if isinstance(m.get("workflow"), dict) and m["workflow"].get("dir") == ".":
         m = rebase(m, workflow_dir_of(os.path.dirname(path)))
     return m

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from compiler.core.safeio import open_regular, read_regular
+
 HEADER = "DATASETID="
 TS_FORMAT = "%Y%m%d_%H%M%S_%f"
 STAT, COMM = "STAT:", "COMM:"
@@ -235,7 +237,7 @@ def parse_history(data: bytes, path: str, first_line: int = 1) -> History:
 
 def read_history(path: Path) -> History:
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except FileNotFoundError:
         h = History(str(path), None)
         if path.is_symlink():  # dangling: appends refuse it, so say so now
@@ -262,7 +264,7 @@ class HistoryTail:
 
     def read(self) -> list[Stat]:
         try:
-            with open(self.path, "rb") as f:
+            with open(open_regular(self.path), "rb") as f:
                 if os.fstat(f.fileno()).st_size < self._offset:  # rewritten: start again
                     self.stats, self._offset, self._lines = [], 0, 0
                 f.seek(self._offset)
@@ -305,7 +307,8 @@ def append_stats(path: Path, dataset_id: str, stats: Iterable[Stat], durable: bo
         path.parent.mkdir(parents=True, exist_ok=True)
         # O_NOFOLLOW: a status file that is a symbolic link could point anywhere,
         # outside the workflow too; it is refused, never followed.
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        # O_NONBLOCK and the fstat below: a FIFO in its place is refused, never waited on.
+        fd = open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW)
     except OSError as e:
         why = "it is a symbolic link" if e.errno == errno.ELOOP else e.strerror
         raise StatusWriteError(
@@ -349,7 +352,7 @@ def append_stats(path: Path, dataset_id: str, stats: Iterable[Stat], durable: bo
 def sync_status(path: Path) -> None:
     """fsync a status file that non-durable appends wrote to (see append_stats)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = open_regular(path, os.O_RDONLY | os.O_NOFOLLOW)
         try:
             os.fsync(fd)
         finally:

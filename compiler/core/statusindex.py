@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from compiler.core.buildlock import workflow_dir_of
+from compiler.core.safeio import read_regular
 from compiler.core.statusfile import (
     ENGAGED,
     HEADER,
@@ -252,17 +253,7 @@ def fold_lines(dataset_id: str | None, lines: list[Parts], warnings: list[str]) 
 
 
 def _read(path: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        chunks = []
-        while True:
-            b = os.read(fd, 1 << 16)
-            if not b:
-                break
-            chunks.append(b)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+    return read_regular(path)
 
 
 def _line(p: Parts | None) -> str | None:
@@ -314,8 +305,8 @@ class Index:
         self.files: dict[str, list] = {}
         self.changed = False
         try:
-            with open(path, encoding="utf-8") as f, _no_gc():
-                data = json.load(f)
+            with _no_gc():
+                data = json.loads(read_regular(path))
             if all(data.get(k) == v for k, v in self.header.items()):
                 self.files = dict(data["files"])
                 self.loaded(data)

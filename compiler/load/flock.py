@@ -20,6 +20,7 @@ from pathlib import Path
 
 from compiler.core.diagnostics import CompileError, Diagnostic, Loc, fail
 from compiler.core.ids import check_id
+from compiler.core.limits import GROUP_NAME_MAX
 from compiler.load.yamlpos import read_text
 
 IGNORE = ".shpignore"
@@ -55,8 +56,7 @@ def _csv_rows(text: str, shown: str):
         yield reader.line_num, row
 
 
-def _read_group_file(p: Path, shown: str, group: str) -> list[tuple[str, dict, Loc]]:
-    text = read_text(p, shown)
+def _read_group_file(p: Path, text: str, shown: str, group: str) -> list[tuple[str, dict, Loc]]:
     out = []
     if p.suffix == ".csv":
         for n, row in _csv_rows(text, shown):
@@ -131,10 +131,13 @@ def scan_flock(flock_dir: Path, shown_dir: str) -> tuple[list[Group], list[Diagn
                     Loc(shown),
                     f"group name {name!r} is not allowed: use letters, digits and _ . + = -",
                 )
+            if len(name) > GROUP_NAME_MAX:  # complete_dir/.tmp-NAME-CYCLE must fit a file name
+                raise fail(Loc(shown), f"group name is longer than {GROUP_NAME_MAX} characters")
             for f in _group_files(path):
-                h.update(f.name.encode() + b"\0" + f.read_bytes())
                 fshown = f"{shown}/{f.name}" if path.is_dir() else shown
-                g.entries += _read_group_file(f, fshown, name)
+                text = read_text(f, fshown)  # regular files only: a FIFO never hangs a cycle
+                h.update(f.name.encode() + b"\0" + text.encode("utf-8"))
+                g.entries += _read_group_file(f, text, fshown, name)
             first: dict[str, Loc] = {}
             for ds_id, _, loc in g.entries:
                 check_id(ds_id, loc)

@@ -86,7 +86,8 @@ def str_list(value: Any, loc: Loc, what: str) -> list[tuple[str, Loc]]:
     out = []
     for i, item in enumerate(value):
         iloc = value.item_loc(i) if isinstance(value, YList) else loc
-        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            # A float would lose its text (1.10 -> 1.1), a boolean be 'True'.
             raise fail(iloc, f"{what} entries must be strings, not {kind_of(item)}")
         out.append((str(item), iloc))
     return out

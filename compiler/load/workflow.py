@@ -188,7 +188,7 @@ def load_graph_file(
                 raise fail(routes.val_loc(rkey), f"'{key}' routes '{rkey}' to nothing")
     children = []
     for sub in sorted(p for p in path.parent.iterdir() if p.is_dir()):
-        if (sub / TRANSITIONS_FILE).is_file():
+        if os.path.lexists(sub / TRANSITIONS_FILE):  # not only files: others are refused
             child = load_graph_file(
                 sub / TRANSITIONS_FILE,
                 shown_path(shown, "..", sub.name, TRANSITIONS_FILE),
@@ -214,7 +214,7 @@ def load_workflow(wf_dir: Path, shown_dir: str, flock_dir: Path | None = None) -
         ds = S.check(doc["datasets"], S.DATASETS, doc.val_loc("datasets"))
         if "spec" in ds:
             path, spec_file = _resolve_inside(wf_dir, shown_dir, ds["spec"], ds.val_loc("spec"), "'spec'")
-            spec = load_yaml(path, spec_file, warnings)
+            spec = load_yaml(path, spec_file, warnings, as_text=True)  # facet values: the text written
             if spec is None:
                 raise fail(Loc(spec_file), "dataset spec is empty")
             S.check_kind(spec, (S.MAP,), Loc(spec_file, 1, 1), "a dataset spec")

@@ -7,12 +7,14 @@ later error can then point at the user's line.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from compiler.core.diagnostics import Diagnostic, Loc, fail
+from compiler.core.safeio import FileTooLarge, NotRegularFile, read_regular
 
 
 class YMap(dict):
@@ -84,22 +86,25 @@ def _check_size(path: str, root: yaml.Node) -> None:
     size(root, 0)
 
 
-def _convert(path: str, node: yaml.Node, warnings: list[Diagnostic] | None = None) -> Any:
+def _convert(
+    path: str, node: yaml.Node, as_text: bool = False, warnings: list[Diagnostic] | None = None
+) -> Any:
     if isinstance(node, yaml.MappingNode):
         out = YMap()
         out.loc, out.key_locs, out.val_locs = _loc(path, node), {}, {}
         for knode, vnode in node.value:
             if knode.tag == "tag:yaml.org,2002:merge":
                 raise fail(_loc(path, knode), "YAML merge keys ('<<') are not supported")
-            key = _convert(path, knode)
+            key = _convert(path, knode, True)
             if isinstance(key, (YMap, YList)):
                 raise fail(_loc(path, knode), "a mapping key must be a plain value")
-            key = str(key) if not isinstance(key, str) else key
+            # A key is a name: the text written (`no:` is 'no', not 'False').
+            key = key if isinstance(key, str) else knode.value
             if key in out:
                 # PyYAML (datasm's loader) keeps the last value and drops the first
                 # silently: refuse that loss; an exact repeat loses nothing.
                 first = out.key_locs[key]
-                if _convert(path, vnode) != out[key]:
+                if _convert(path, vnode, as_text) != out[key]:
                     raise fail(
                         _loc(path, knode),
                         f"duplicate key '{key}' (first at line {first.line}) with a different "
@@ -116,17 +121,22 @@ def _convert(path: str, node: yaml.Node, warnings: list[Diagnostic] | None = Non
                         )
                     )
                 continue
-            out[key] = _convert(path, vnode, warnings)
+            out[key] = _convert(path, vnode, as_text, warnings)
             out.key_locs[key] = _loc(path, knode)
             out.val_locs[key] = _loc(path, vnode)
         return out
     if isinstance(node, yaml.SequenceNode):
-        lst = YList(_convert(path, n, warnings) for n in node.value)
+        lst = YList(_convert(path, n, as_text, warnings) for n in node.value)
         lst.loc = _loc(path, node)
         lst.item_locs = [_loc(path, n) for n in node.value]
         return lst
     # Scalars: let SafeLoader's resolver decide int/bool/null/str as usual.
-    return yaml.SafeLoader.construct_object(_SCALAR_LOADER, node, deep=True)
+    value = yaml.SafeLoader.construct_object(_SCALAR_LOADER, node, deep=True)
+    if as_text and value is not None and not isinstance(value, str):
+        return node.value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise fail(_loc(path, node), f"'{node.value}' is not a finite number")
+    return value
 
 
 class _ScalarLoader(yaml.SafeLoader):
@@ -149,11 +159,21 @@ def _compose(text: str):
         return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
-def load_yaml_text(text: str, path: str, warnings: list[Diagnostic] | None = None) -> Any:
+def load_yaml_text(
+    text: str, path: str, warnings: list[Diagnostic] | None = None, as_text: bool = False
+) -> Any:
     """The document's values; warnings (a repeated key with the same value) are appended
-    to `warnings` when given."""
+    to `warnings` when given; `as_text` keeps every plain scalar but null as the text
+    written (a dataset spec: `no` stays 'no', `1.10` stays '1.10', never False or 1.1)."""
     try:
         node = _compose(text)
+    except yaml.reader.ReaderError as e:
+        # The reader counts characters from the start: said here as line and column.
+        pos = min(e.position, len(text))
+        line = text.count("\n", 0, pos) + 1
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        what = "a NUL byte" if e.character == 0 else f"control character #x{e.character:04x}"
+        raise fail(Loc(path, line, col), f"invalid YAML: {what} is not allowed") from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
@@ -167,7 +187,7 @@ def load_yaml_text(text: str, path: str, warnings: list[Diagnostic] | None = Non
         return None
     _check_size(path, node)
     try:
-        return _convert(path, node, warnings)
+        return _convert(path, node, as_text, warnings)
     except yaml.constructor.ConstructorError as e:
         mark = e.problem_mark
         raise fail(
@@ -177,13 +197,16 @@ def load_yaml_text(text: str, path: str, warnings: list[Diagnostic] | None = Non
 
 
 def read_text(path: Path, shown: str) -> str:
-    """Read a UTF-8 input file, turning OS and decoding errors into diagnostics."""
+    """Read a UTF-8 input file (regular files only), turning OS and decoding errors into
+    diagnostics."""
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except FileNotFoundError:
         raise fail(Loc(shown), "file not found") from None
     except IsADirectoryError:
-        raise fail(Loc(shown), "is a directory, expected a file") from None
+        raise fail(Loc(shown), "is a directory, not a regular file") from None
+    except (NotRegularFile, FileTooLarge) as e:
+        raise fail(Loc(shown), str(e.strerror)) from None
     except OSError as e:
         raise fail(Loc(shown), f"cannot read: {e.strerror}") from None
     try:
@@ -193,5 +216,7 @@ def read_text(path: Path, shown: str) -> str:
         raise fail(Loc(shown, line, 1), "not valid UTF-8 text") from None
 
 
-def load_yaml(path: Path, shown: str, warnings: list[Diagnostic] | None = None) -> Any:
-    return load_yaml_text(read_text(path, shown), shown, warnings)
+def load_yaml(
+    path: Path, shown: str, warnings: list[Diagnostic] | None = None, as_text: bool = False
+) -> Any:
+    return load_yaml_text(read_text(path, shown), shown, warnings, as_text)

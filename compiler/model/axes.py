@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime
 
 from compiler.core.diagnostics import Loc, fail
+from compiler.core.limits import MAX_DURATION_S
 
 AXES = ("time", "serial", "carrington")
 _TIME_FORMATS = (
@@ -62,21 +63,31 @@ def time_tag(sec: float) -> str:
 
 
 def parse_duration_s(value, loc: Loc, signed: bool = False) -> int:
-    """Seconds from '10m', '6h', '1d12h' or a number; `signed` also takes '-1d' (an offset)."""
+    """Seconds, from 600 or '10m', '6h', '1d12h': never negative unless `signed` (an
+    offset: '-1d', '+45m'), and at most MAX_DURATION_S either way."""
     if isinstance(value, bool):
         raise fail(loc, f"cannot read duration '{value}'")
     if isinstance(value, (int, float)):
-        return int(value)
-    s = str(value).strip()
-    sign = 1
-    if signed and s[:1] in ("-", "+"):
-        sign, s = (-1 if s[0] == "-" else 1), s[1:].strip()
-    if _DURATION.fullmatch(s):
-        return sign * int(sum(float(n) * _DUR_S[u.lower()] for n, u in _DUR.findall(s)))
-    if re.fullmatch(r"-?\d+", s):
-        return sign * int(s)
-    example = "'-1d', '10m', '6h'" if signed else "'10m', '6h', '1d'"
-    raise fail(loc, f"cannot read duration '{value}': use e.g. {example}")
+        sec = float(value)
+    else:
+        s = str(value).strip()
+        sign = 1
+        if signed and s[:1] in ("-", "+"):
+            sign, s = (-1 if s[0] == "-" else 1), s[1:].strip()
+        if _DURATION.fullmatch(s):
+            sec = sign * sum(float(n) * _DUR_S[u.lower()] for n, u in _DUR.findall(s))
+        elif re.fullmatch(r"-?\d+", s):
+            sec = sign * float(s)
+        else:
+            example = "'-1d', '10m', '6h'" if signed else "'10m', '6h', '1d'"
+            raise fail(loc, f"cannot read duration '{value}': use e.g. {example}")
+    if not math.isfinite(sec):
+        raise fail(loc, f"duration '{value}' is not a finite number")
+    if sec < 0 and not signed:
+        raise fail(loc, f"duration '{value}' must not be negative")
+    if abs(sec) > MAX_DURATION_S:
+        raise fail(loc, f"duration '{value}' is more than the limit of {MAX_DURATION_S // 86400}d")
+    return int(sec)
 
 
 def parse_value(axis: str, value, loc: Loc) -> float:

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from compiler.core.diagnostics import Loc, fail
-from compiler.core.ids import ID_RE, check_id
+from compiler.core.ids import ID_RE, check_id, periodic_part
+from compiler.load.schema import kind_of
 from compiler.load.workflow import RawWalk, RawWorkflow
-from compiler.load.yamlpos import YMap
+from compiler.load.yamlpos import YList, YMap
 from compiler.model.listed import ListSource, promised_key
 from compiler.model.templates import FILTERS, Template, parse_template
 from compiler.model.types import Dataset
@@ -171,6 +172,13 @@ def _apply_maps_slow(facets: dict[str, str], maps: YMap, loc: Loc) -> dict[str, 
                     f"facet_maps.{fname}.{facets[fname]} must be a mapping",
                 )
             for k, v in extra.items():
+                if isinstance(v, bool) or not isinstance(v, (str, int)):
+                    # YAML would turn `no` into False, `1.10` into 1.1: a facet is the text written.
+                    raise fail(
+                        extra.val_loc(k) if isinstance(extra, YMap) else maps.val_loc(fname),
+                        f"facet_maps value of '{k}' must be text, not {kind_of(v)}: "
+                        "put it in quotes",
+                    )
                 out.setdefault(k, str(v))
     return out
 
@@ -220,6 +228,14 @@ class RoutingKeys:
                         when.key_loc(fname), f"routing key condition names unknown facet '{fname}'"
                     )
                 vals = val if isinstance(val, list) else [val]
+                for i, v in enumerate(vals):
+                    if isinstance(v, bool) or not isinstance(v, (str, int)):
+                        # `no` would be False and never match the facet value 'no'.
+                        raise fail(
+                            val.item_loc(i) if isinstance(val, YList) else when.val_loc(fname),
+                            f"routing key condition on '{fname}' must be text, not "
+                            f"{kind_of(v)}: put it in quotes",
+                        )
                 cond[fname] = tuple(str(v) for v in vals)
             self.cases.append((cond, parse_template(key, loc, known, "routing key"), loc))
             self.fills.append(fast_fill(self.cases[-1][1]))
@@ -282,7 +298,12 @@ def expand_datasets(raw: RawWorkflow) -> tuple[tuple[Dataset, ...], set[str]]:
     setattr_ = object.__setattr__
 
     def add(ds_id: str, facets: dict[str, str], loc: Loc, source: str) -> None:
-        if len(ds_id) > 240 or not id_ok(ds_id) or ".." in ds_id:
+        if (
+            len(ds_id) > 240
+            or not id_ok(ds_id)
+            or ".." in ds_id
+            or (ds_id.count(ds_id[-1]) >= 20 and periodic_part(ds_id))
+        ):
             check_id(ds_id, loc)  # raises, with the message
         if ds_id in seen:
             raise fail(loc, f"dataset id '{ds_id}' is listed twice (first from {seen[ds_id]})")

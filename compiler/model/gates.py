@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.core.diagnostics import Loc, fail, suggest
+from compiler.core.limits import check_name_length
 from compiler.core.names import rule_name
 from compiler.load import schema as S
 from compiler.load.yamlpos import YList, YMap
@@ -172,6 +173,7 @@ def resolve_gates(
         nloc = doc.key_loc(name)
         if not GATE_NAME.match(name):
             raise fail(nloc, f"gate name '{name}' must be letters, digits, '_' and '.'")
+        check_name_length(name, nloc, "gate name")
         other = rules.setdefault(rule_name(name), name)
         if other != name:
             raise fail(
@@ -196,6 +198,9 @@ def resolve_gates(
         )
         clock = S.check(g["clock"], S.CLOCK, g.val_loc("clock")) if "clock" in g else None
         command, coverage = g.get("command", ""), g.get("coverage", "")
+        for key in ("command", "coverage"):
+            if key in g and not g[key].strip():
+                raise fail(g.val_loc(key), f"{key} of gate '{name}' is empty")
         if clock is not None and (command or coverage or "preconditions" in g):
             raise fail(
                 g.key_loc("clock"),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.core.diagnostics import CompileError, Loc, fail, suggest
+from compiler.core.limits import check_file_name, check_name_length
 from compiler.load.schema import SITE, check
 from compiler.load.workflow import RawWorkflow, load_workflow
 from compiler.load.yamlpos import YMap
@@ -28,7 +29,27 @@ def _inside(wf_dir: Path, rel: str, loc: Loc, what: str) -> str:
     p = (wf_dir / rel).resolve()
     if Path(rel).is_absolute() or not (p == wf_dir.resolve() or wf_dir.resolve() in p.parents):
         raise fail(loc, f"{what} must stay inside the workflow directory, not '{rel}'")
+    check_dir_or_absent(p, loc, what, rel)
     return str(p)
+
+
+def check_dir_or_absent(path: Path, loc: Loc, what: str, shown: str) -> None:
+    """A directory padocc will write into: refused now if something else holds its name
+    (the first job would fail on it, after Snakemake has started)."""
+    if path.exists() and not path.is_dir():
+        raise fail(loc, f"{what} '{shown}' is not a directory")
+
+
+def _check_keyed_names(gates, datasets) -> None:
+    """A keyed gate keeps one status file per dataset, GATE@ID.status: it must fit a file name."""
+    keyed = [g for g in gates if g.keyed]
+    if not keyed or not datasets:
+        return
+    longest = max((d.id for d in datasets), key=len)
+    for g in keyed:
+        check_file_name(
+            f"{g.name}@{longest}.status", g.loc, f"keyed gate '{g.name}' with dataset '{longest}'"
+        )
 
 
 @dataclass(frozen=True)
@@ -67,6 +88,8 @@ def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
         raise fail(
             doc.val_loc("name"), f"workflow name '{raw.name}' must be letters, digits, '_' and '-'"
         )
+    check_name_length(raw.name, doc.val_loc("name"), "workflow name")
+    _check_keyed_names(gates, datasets)
     max_visits = ov.max_visits or doc.get("max_visits", 3)
     if not 1 <= max_visits <= 100:
         raise fail(doc.val_loc("max_visits"), "max_visits must be between 1 and 100")

@@ -10,6 +10,7 @@ from typing import Any
 
 from compiler.core.diagnostics import Loc, fail
 from compiler.core.growth import grown_resources
+from compiler.core.limits import MAX_CPUS, MAX_MEM_MB, MAX_RUNTIME_MIN, check_name_length
 from compiler.load import schema as S
 from compiler.load.workflow import RawStep
 from compiler.load.yamlpos import YMap
@@ -41,6 +42,8 @@ def parse_mem_mb(value: Any, loc: Loc) -> int:
         mb = float(m.group(1)) * _MB[m.group(2).upper()]
     if mb <= 0:
         raise fail(loc, f"memory must be positive, not '{value}'")
+    if mb > MAX_MEM_MB:
+        raise fail(loc, f"memory '{value}' is more than the limit of {MAX_MEM_MB // 1024**2}T")
     return max(1, math.ceil(mb))
 
 
@@ -66,6 +69,8 @@ def parse_minutes(value: Any, loc: Loc) -> int:
             )
     if minutes <= 0:
         raise fail(loc, f"runtime must be positive, not '{value}'")
+    if minutes > MAX_RUNTIME_MIN:
+        raise fail(loc, f"runtime '{value}' is more than the limit of {MAX_RUNTIME_MIN // 1440}d")
     return max(1, math.ceil(minutes))
 
 
@@ -85,8 +90,10 @@ def _resources(m: YMap | None, base: dict) -> dict:
     if "runtime" in m:
         out["runtime"] = parse_minutes(m["runtime"], m.val_loc("runtime"))
     if "cpus_per_task" in m:
-        if m["cpus_per_task"] < 1:
-            raise fail(m.val_loc("cpus_per_task"), "cpus_per_task must be at least 1")
+        if not 1 <= m["cpus_per_task"] <= MAX_CPUS:
+            raise fail(
+                m.val_loc("cpus_per_task"), f"cpus_per_task must be between 1 and {MAX_CPUS}"
+            )
         out["cpus_per_task"] = m["cpus_per_task"]
     for key in ("slurm_partition", "slurm_account"):
         if key in m:
@@ -148,8 +155,8 @@ def run_settings(body: YMap, base: RunDefaults, what: str) -> tuple[Resources, i
     res = _resources(body.get("resources"), base.resources)
     g = _growth(body.get("retry_growth"), base.growth)
     # Caps default to 8x memory and 4x time of the first attempt.
-    mem_max = g["mem_max"] or res["mem_mb"] * 8
-    rt_max = g["runtime_max"] or res["runtime"] * 4
+    mem_max = g["mem_max"] or min(res["mem_mb"] * 8, MAX_MEM_MB)
+    rt_max = g["runtime_max"] or min(res["runtime"] * 4, MAX_RUNTIME_MIN)
     if mem_max < res["mem_mb"]:
         raise fail(body.loc, f"{what}: mem_max is below the memory of the first attempt")
     if rt_max < res["runtime"]:
@@ -165,13 +172,17 @@ def resolve_steps(raw: list[RawStep], defaults: YMap | None, facets: set[str]) -
     for rs in raw:
         if not STEP_NAME.match(rs.name):
             raise fail(rs.loc, f"step name '{rs.name}' must be a letter then letters, digits or _")
+        check_name_length(rs.name, rs.loc, "step name")
         b = rs.body
+        if not b["command"].strip():
+            raise fail(b.val_loc("command"), f"command of step '{rs.name}' is empty")
         parse_template(
             b["command"], b.val_loc("command"), known, f"command of step '{rs.name}'", shell=True
         )
         resources, retries, growth = run_settings(b, base, f"step '{rs.name}'")
         states = S.str_list(b.get("states", []), b.val_loc("states"), "'states'")
         for st, sloc in states:
+            check_name_length(st, sloc, "state name")
             if not STATE_NAME.match(st) or st in (
                 "Ready",
                 "Engaged",

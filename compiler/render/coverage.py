@@ -15,6 +15,7 @@ from pathlib import Path
 
 from compiler.core.diagnostics import Loc
 from compiler.core.routing import engagement_alive
+from compiler.core.safeio import read_regular
 from compiler.core.shell import shell_argv
 from compiler.core.statusfile import parse_params, read_history, unescape_value
 from compiler.core.statusindex import scan
@@ -168,8 +169,8 @@ def _param(pattern: re.Pattern, params: str) -> str | None:
 def _stat_lines(path: Path) -> tuple[list, list[str]]:
     """The status file's STAT lines as raw parts, and the same warnings as read_history."""
     try:
-        data = path.read_bytes()
-    except OSError:  # missing, a dangling link, unreadable: read_history says which
+        data = read_regular(path)
+    except OSError:  # missing, a dangling link, a FIFO, unreadable: read_history says which
         return [], read_history(path).warnings
     _, parts, warnings = scan(data, str(path))
     return parts, warnings

@@ -101,5 +101,8 @@ def current_manifest(workflow_dir: str | Path) -> dict:
     mpath = Path(workflow_dir) / ".padocc" / "current" / "manifest.json"
     try:
         return load_manifest(str(mpath))
-    except (OSError, ValueError) as e:
+    except FileNotFoundError as e:
         raise fail(Loc(str(mpath)), f"no compiled workflow here; run padocc-compile first ({e})") from None
+    except (OSError, ValueError) as e:
+        why = e.strerror if isinstance(e, OSError) else e
+        raise fail(Loc(str(mpath)), f"unreadable manifest ({why}); run padocc-compile again") from None

@@ -17,14 +17,16 @@ import os
 import random
 import re
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.core.attempts import cause_of, closing_line, open_after, tries_of
-from compiler.core.diagnostics import Loc
+from compiler.core.diagnostics import Loc, fail
 from compiler.core.names import slot_file
 from compiler.core.routing import decide, engagement_alive, route, run_successors
+from compiler.core.safeio import not_regular_reason, read_regular
 from compiler.core.statusfile import (
     FINAL,
     QUARANTINED,
@@ -325,6 +327,10 @@ def make_plan(
         except OSError:
             st = None
             data = b""  # unreadable: read_history below says why
+        if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            # A FIFO would hang this scan and the job's append; a device never ends. (A
+            # directory is warned about, and its job fails loudly: see read_history.)
+            raise fail(Loc(path), f"status file {not_regular_reason(st.st_mode)}")
         if st is not None:
             seen.add(name)
             sig = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
@@ -334,8 +340,7 @@ def make_plan(
                 plan.index_hits += 1
             else:
                 try:
-                    with open(path, "rb") as f:
-                        data = f.read()
+                    data = read_regular(path)
                 except OSError:
                     data = b""
                 else:
@@ -371,8 +376,7 @@ def make_plan(
         else:
             if data is None:
                 try:
-                    with open(path, "rb") as f:
-                        data = f.read()
+                    data = read_regular(path)
                 except OSError:
                     data = b""
             hist = parse_history(data, path) if data else read_history(Path(path))

@@ -41,6 +41,11 @@ def _jobs(build_dir: str) -> dict[str, tuple[int, tuple[str, ...]]]:
     return rows
 
 
+def job_slots(build_dir: str, job: str) -> int:
+    """How many slots a job of the build has; KeyError for a job it does not have."""
+    return _jobs(build_dir)[job][0]
+
+
 def members(build_dir: str, job: str) -> tuple[str, ...]:
     if job.startswith("@"):
         return _jobs(build_dir)[job][1]

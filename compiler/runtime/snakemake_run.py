@@ -113,3 +113,39 @@ def run_snakemake(
 def _copy(src, dst: TextIO) -> None:
     for line in src:
         dst.write(line)
+
+
+# Below this much free space a run is said to have failed for want of disk.
+LOW_DISK_BYTES = 1024 * 1024
+
+
+def cannot_run(workflow_dir: str) -> str | None:
+    """Why Snakemake cannot run in this workflow, found before it starts (a lock file
+    that is a directory, a full disk), or None. Said in one line instead of a
+    traceback in Snakemake's log and `snakemake exited 1`."""
+    padocc = Path(workflow_dir) / ".padocc"
+    for name in ("run.lock", "cycle.lock"):
+        p = padocc / name
+        if (p.exists() or p.is_symlink()) and not p.is_file():
+            what = "a directory" if p.is_dir() else "not a regular file"
+            return f"{p}: error: the lock file is {what}; remove it"
+    return disk_full(workflow_dir)
+
+
+def disk_full(workflow_dir: str) -> str | None:
+    """'DIR: error: no space left on device ...' when the workflow's file system is full."""
+    try:
+        st = os.statvfs(workflow_dir)
+    except OSError:
+        return None
+    free = st.f_bavail * st.f_frsize
+    if free < LOW_DISK_BYTES or (st.f_files and st.f_favail == 0):
+        kind = "no free inodes" if st.f_files and st.f_favail == 0 else f"{free} bytes free"
+        return f"{workflow_dir}: error: no space left on device ({kind})"
+    return None
+
+
+def failed_because(workflow_dir: str, rc: int) -> str:
+    """The one line said when Snakemake exits non-zero: why, when it can be told."""
+    why = cannot_run(workflow_dir) if rc else None
+    return f"{why} (snakemake exited {rc})" if why else f"snakemake exited {rc}"

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.core.diagnostics import CompileError, Loc
+from compiler.core.safeio import open_regular
 from compiler.model.templates import parse_template
 
 JUNK_DIR = ".junk"
@@ -120,7 +121,7 @@ def sha256_of(path: Path) -> tuple[int, str]:
     """(size, sha256 hex) of a file's content, read in 1 MiB blocks."""
     h = hashlib.sha256()
     size = 0
-    with open(path, "rb") as f:
+    with open(open_regular(path), "rb") as f:  # a FIFO among the outputs never hangs a job
         while block := f.read(1 << 20):
             h.update(block)
             size += len(block)

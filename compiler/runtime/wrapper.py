@@ -27,6 +27,7 @@ from compiler.core.attempts import cause_of, cause_of_exit, closing_line, open_a
 from compiler.core.diagnostics import CompileError, Loc
 from compiler.core.growth import grown_by
 from compiler.core.routing import decide, process_start
+from compiler.core.safeio import read_regular
 from compiler.core.statusfile import (
     ENGAGED,
     QUARANTINED,
@@ -88,8 +89,9 @@ def _read_outcome_files(
     state_file: str, params_file: str, allowed: set[str]
 ) -> tuple[str | None, dict, str]:
     state, params, problem = None, {}, ""
+    # Regular files only, bounded: a FIFO or /dev/zero left by a command never hangs the job.
     try:
-        text = Path(state_file).read_text(encoding="utf-8").strip()
+        text = read_regular(state_file, OUTCOME_MAX).decode("utf-8", errors="replace").strip()
         if text:
             if text in allowed:
                 state = text
@@ -97,14 +99,22 @@ def _read_outcome_files(
                 problem = f"command named unknown state {text[:40]!r}"
     except FileNotFoundError:
         pass
+    except OSError as e:
+        problem = f"state file {e.strerror}"
     try:
-        for line in Path(params_file).read_text(encoding="utf-8", errors="replace").splitlines():
+        data = read_regular(params_file, OUTCOME_MAX).decode("utf-8", errors="replace")
+        for line in data.splitlines():
             k, sep, v = line.partition("=")
             if sep and k.strip():
                 params[k.strip()[:64]] = v.strip()[:1024]
     except FileNotFoundError:
         pass
+    except OSError as e:
+        problem = problem or f"params file {e.strerror}"
     return state, params, problem
+
+
+OUTCOME_MAX = 1024 * 1024  # a state or params file past this is refused
 
 
 def _bypass(template: str, state: str, params: dict, states: list[str]) -> str:
@@ -113,8 +123,8 @@ def _bypass(template: str, state: str, params: dict, states: list[str]) -> str:
     if not template or state != "Fail" or "Warning" not in states or not params.get("differences"):
         return ""
     try:
-        lines = Path(template).read_text(encoding="utf-8").splitlines()
-    except OSError:
+        lines = read_regular(template).decode("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
         return ""
     allowed = {ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")}
     found = [d.strip() for d in params["differences"].split(";") if d.strip()]
