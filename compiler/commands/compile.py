@@ -25,6 +25,7 @@ from compiler.render.plan import (
 )
 from compiler.render.render import render_build
 from compiler.render.write import write_build
+from compiler.runtime.leases import Holdings, Lease, live_holdings, planning
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class CompileOptions:
     overrides: Overrides = field(default_factory=Overrides)
     selection: Selection | None = None
     write: bool = True  # False: plan only (a cycle's --dry-run)
+    # The run this compile plans for: its build claims what it carries (runtime/leases.py).
+    lease: Lease | None = None
 
 
 @dataclass
@@ -75,37 +78,26 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
         return 0, None
     build = new_build_id(wall_now, model.dir)
     manifest = manifest_of(model, build, wall_now.strftime("%Y-%m-%dT%H:%M:%SZ"), now)
-    plan = make_plan(model, manifest, opts.selection)
-    gate_work = GateWork()
-    if model.gates:
-        keys = [d.id for d in model.datasets]
-        keyed = any(g.keyed for g in model.gates)
-        planner = GatePlanner(
-            manifest,
-            now,
-            keys={g.name: keys for g in model.gates if g.keyed},
-            facets={d.id: d.facet_dict() for d in model.datasets} if keyed else {},
-            slurm_jobs=running_slurm_jobs(),
-        )
-        try:
-            gate_work = planner.plan_all()
-        except CompileError as e:  # a precondition's map hook failed on a chunk
-            print(e.diagnostics[0], file=err)
-            return 2, None
-        gate_work.status_coverage = planner.status_coverage()
+    if opts.lease is None:  # plans around live runs, claims nothing
+        held = live_holdings(wf_dir)
+        rc, plan, gate_work = _plan_and_write(opts, model, manifest, build, now, held, err)
+    else:
+        with planning(wf_dir, opts.lease) as held:
+            rc, plan, gate_work = _plan_and_write(opts, model, manifest, build, now, held, err)
+            if rc == 0 and opts.write:
+                members = [d for b in plan.jobs for d in b.members]
+                opts.lease.claim(build, members, sorted(gate_work.making))
+    if rc != 0:
+        return rc, None
     if not opts.quiet:
-        for w in plan.warnings + gate_work.warnings:
-            print(f"warning: {w}", file=err)
-    if opts.write:
-        files = render_build(model, manifest, plan, gate_work)
-        try:
-            # Finished datasets whose inputs changed: their binding Ready line first, so
-            # slot 1 finds them where the plan put them.
-            requeue_changed_inputs(model, manifest, plan)
-        except StatusWriteError as e:
-            print(f"error: {e}", file=err)
-            return 2, None
-        write_build(wf_dir, build, files)
+        for h in held.freed:
+            print(f"freed the lease of a run that is gone: {h}", file=out)
+        if held.runs:
+            print(
+                f"live runs hold {len(held.datasets)} datasets and {len(held.chunks)} gate"
+                f" chunks: left to them ({'; '.join(held.runs)})",
+                file=out,
+            )
     if not opts.quiet:
         for r in plan.requeue:
             print(
@@ -119,6 +111,50 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
         where = f"-> {wf_dir / 'Snakefile'} (build {build})" if opts.write else "(dry run: nothing written)"
         print(f"{line} {where}", file=out)
     return 0, Compiled(model, build, manifest, plan, gate_work)
+
+
+def _plan_and_write(
+    opts: CompileOptions,
+    model: Workflow,
+    manifest: dict,
+    build: str,
+    now: int,
+    held: Holdings,
+    err: TextIO,
+) -> tuple[int, Plan, GateWork]:
+    plan = make_plan(model, manifest, opts.selection, held=held.datasets)
+    gate_work = GateWork()
+    if model.gates:
+        keys = [d.id for d in model.datasets]
+        keyed = any(g.keyed for g in model.gates)
+        planner = GatePlanner(
+            manifest,
+            now,
+            keys={g.name: keys for g in model.gates if g.keyed},
+            facets={d.id: d.facet_dict() for d in model.datasets} if keyed else {},
+            slurm_jobs=running_slurm_jobs(),
+            held=held.chunks,
+        )
+        try:
+            gate_work = planner.plan_all()
+        except CompileError as e:  # a precondition's map hook failed on a chunk
+            print(e.diagnostics[0], file=err)
+            return 2, plan, gate_work
+        gate_work.status_coverage = planner.status_coverage()
+    if not opts.quiet:
+        for w in plan.warnings + gate_work.warnings:
+            print(f"warning: {w}", file=err)
+    if opts.write:
+        files = render_build(model, manifest, plan, gate_work)
+        try:
+            # Finished datasets whose inputs changed: their binding Ready line first, so
+            # slot 1 finds them where the plan put them.
+            requeue_changed_inputs(model, manifest, plan)
+        except StatusWriteError as e:
+            print(f"error: {e}", file=err)
+            return 2, plan, gate_work
+        write_build(Path(opts.workflow_dir), build, files)
+    return 0, plan, gate_work
 
 
 def run(opts: CompileOptions) -> int:

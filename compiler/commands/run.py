@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.commands import compile as compile_cmd
+from compiler.runtime.leases import Lease
 from compiler.runtime.snakemake_run import run_snakemake
 
 
@@ -25,8 +26,16 @@ class RunOptions:
 
 
 def run(opts: RunOptions) -> int:
+    # Runs overlap: each runs what no other live run holds (runtime/leases.py).
+    with Lease(opts.workflow_dir, "padocc run") as lease:
+        return _run(opts, lease)
+
+
+def _run(opts: RunOptions, lease: Lease) -> int:
     rc, c = compile_cmd.compile_workflow(
-        compile_cmd.CompileOptions(opts.workflow_dir, now=opts.now), sys.stdout, sys.stderr
+        compile_cmd.CompileOptions(opts.workflow_dir, now=opts.now, lease=lease),
+        sys.stdout,
+        sys.stderr,
     )
     if c is None:
         return rc
@@ -36,7 +45,12 @@ def run(opts: RunOptions) -> int:
     # The build's own Snakefile: a compile running meanwhile cannot swap it under us.
     snakefile = Path(opts.workflow_dir) / ".padocc" / "builds" / c.build / "Snakefile"
     rc = run_snakemake(
-        opts.workflow_dir, opts.profile, str(snakefile), ["--quiet", "all"], timeout=opts.timeout
+        opts.workflow_dir,
+        opts.profile,
+        str(snakefile),
+        ["--quiet", "all"],
+        timeout=opts.timeout,
+        lease=lease,
     )
     if rc != 0:
         print(f"snakemake exited {rc}", file=sys.stderr)

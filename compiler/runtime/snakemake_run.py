@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from compiler.render.assets import asset_dir
+from compiler.runtime.leases import LEASE_ENV, Lease
 
 # `python -m` puts its working directory first on sys.path, and Snakemake's plugin
 # discovery (pkgutil.iter_modules, once per plugin kind) then lists every
@@ -52,14 +53,25 @@ def run_snakemake(
     extra: tuple[str, ...] | list[str] = (),
     log: TextIO | None = None,
     timeout: float | None = None,
+    lease: Lease | None = None,
 ) -> int:
     """Snakemake's exit status; 124 if it ran past `timeout` (then its whole process
-    group is killed: Snakemake ignores SIGTERM while it waits on jobs)."""
+    group is killed: Snakemake ignores SIGTERM while it waits on jobs).
+
+    With a `lease` (runtime/leases.py), Snakemake inherits it, so what the run holds
+    stays held while its Snakemake lives, and runs with --nolock: the leases keep
+    concurrent runs' outputs apart, and Snakemake's own lock directory, shared by
+    every run in the workflow directory, is neither written nor cleared."""
+    env = {**os.environ, **SAFE_PATH}
+    if lease is not None:
+        extra = ["--nolock", *extra]
+        env[LEASE_ENV] = lease.id
     cmd = snakemake_cmd(workflow_dir, profile, snakefile, extra)
     # Started in the workflow directory: Snakemake reads target and --forcerun paths
     # relative to where it runs.
     proc = subprocess.Popen(
-        cmd, cwd=workflow_dir, start_new_session=True, text=True, env={**os.environ, **SAFE_PATH},
+        cmd, cwd=workflow_dir, start_new_session=True, text=True, env=env,
+        pass_fds=lease.fds() if lease is not None else (),
         stdout=subprocess.PIPE if log else None, stderr=subprocess.STDOUT if log else None,
     )  # fmt: skip
     deadline = None if timeout is None else time.monotonic() + timeout
