@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from conftest import REPO, final_states, padocc
@@ -128,3 +129,56 @@ def test_a_long_step_holds_its_dataset_while_new_work_runs_and_a_kill_frees_it(t
                                ("start", "Build"), ("end", "Build")]  # fmt: skip
     check_ledgers(wf, ["A", "B"])
     assert not [p for p in (wf / ".padocc" / "runs").iterdir()], "a lease left behind"
+
+
+def test_overlapping_gate_requests_both_succeed_and_make_nothing_twice(tmp_path: Path):
+    """Two `gate make` requests started together on overlapping ranges, six rounds (a
+    new day each): both succeed, every chunk is made once."""
+    from test_gate_requests import gate_popen, log_lines, workflow
+
+    wf = workflow(tmp_path)
+    for day in range(1, 7):
+        lo, mid, hi, end = (f"2010-06-0{day}T0{h}:00:00Z" for h in (0, 1, 3, 4))
+        outs = [tmp_path / f"{day}-{k}.out" for k in (1, 2)]
+        reqs = [
+            gate_popen(wf, "make", "a", lo, hi, out=outs[0]),
+            gate_popen(wf, "make", "a", mid, end, out=outs[1]),
+        ]
+        for p, o in zip(reqs, outs, strict=True):
+            assert p.wait(timeout=600) == 0, (day, o.read_text())
+            assert o.read_text().splitlines()[-1] == "open", (day, o.read_text())
+        starts = Counter(lo for what, _, lo, _ in log_lines(wf) if what == "start")
+        assert starts == {f"2010-06-0{d}T0{h}:00:00Z": 1 for d in range(1, day + 1)
+                          for h in range(4)}, (day, starts)  # fmt: skip
+
+
+def test_a_request_during_a_live_run_waits_for_the_chunk_it_needs(tmp_path: Path):
+    """A cycle's run is making a chunk (held running by a file): a request for that
+    chunk waits for it, makes nothing, and answers open once the run has made it."""
+    from test_gate_requests import gate_popen, log_lines, workflow
+
+    wf = workflow(tmp_path)
+    (wf / "hold").touch()
+    run = run_popen(wf, tmp_path / "run.out")
+    req = None
+    try:
+        until(lambda: log_lines(wf), "the run never started a chunk")
+        _, _, lo, hi = log_lines(wf)[0]
+        req = gate_popen(wf, "make", "a", lo, hi, "--timeout", "600", out=tmp_path / "req.out")
+        until(
+            lambda: "chunks being made by a live run" in (tmp_path / "req.out").read_text(),
+            "the request did not wait for the run's chunk: " + (tmp_path / "req.out").read_text(),
+        )
+        (wf / "release").touch()
+        assert req.wait(timeout=600) == 0, (tmp_path / "req.out").read_text()
+        assert run.wait(timeout=600) == 0, (tmp_path / "run.out").read_text()
+    finally:
+        (wf / "release").touch()
+        for p in (run, req):
+            if p is not None and p.poll() is None:
+                p.kill()
+    out = (tmp_path / "req.out").read_text().splitlines()
+    assert out[0].startswith("waiting for 1 chunks being made by a live run (run "), out
+    assert out[-2:] == ["made 0 chunks of a", "open"], out
+    starts = Counter(lo for what, _, lo, _ in log_lines(wf) if what == "start")
+    assert sorted(starts.values()) == [1, 1, 1, 1], starts
