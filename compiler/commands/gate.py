@@ -236,7 +236,7 @@ def _claim_when_free(
                 lease.claim(req.m["build"], (), sorted(work.making))
                 return work
         if not told:
-            runs = sorted({held.chunks[c] for c in needed})
+            runs = sorted({held.chunks.get(c, "running") for c in needed})
             print(
                 f"waiting for {len(needed)} chunks being made by a live run ({'; '.join(runs)})",
                 flush=True,

@@ -50,7 +50,8 @@ class GatePlanner:
         """`held`: chunk markers live runs are making (runtime/leases.py)."""
         self.m = manifest
         self.held = held
-        self.waited_on: set[str] = set()  # held chunks a planned chunk waits for
+        # Chunks being made (running, or held by a live run) that a planned one waits for.
+        self.waited_on: set[str] = set()
         self.gates = manifest["gates"]
         self.now = now
         self.keys = keys or {}
@@ -118,6 +119,7 @@ class GatePlanner:
         elif g["hold"]:
             result = ("wait", f"gate {name} is on HOLD")
         elif cname in st.running:
+            self.waited_on.add(marker_path(name, cname, key))
             result = ("wait", f"{name} {cname} is running")
         elif marker_path(name, cname, key) in self.held:
             self.waited_on.add(marker_path(name, cname, key))
