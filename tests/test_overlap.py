@@ -79,8 +79,9 @@ def check_ledgers(wf: Path, ids: list[str]) -> None:
 
 
 def test_two_runs_started_together_never_fail(tmp_path: Path):
-    """Twenty rounds of two `padocc run` started at once, each round with new datasets:
-    no run fails, every dataset ends, no step runs twice."""
+    """Twenty rounds of two `padocc run` started at once, each round an hour later on
+    the workflow's clock (--now) with new datasets and a new gate chunk: no run fails,
+    every dataset ends, no step runs twice and no chunk is made twice."""
     wf = soak_copy(tmp_path)
     ids = []
     for i in range(20):
@@ -88,12 +89,16 @@ def test_two_runs_started_together_never_fail(tmp_path: Path):
         ids += new
         (wf / "groups" / f"r{i}.txt").write_text("\n".join(new) + "\n")
         outs = [tmp_path / f"r{i}-{k}.out" for k in (1, 2)]
-        runs = [run_popen(wf, o) for o in outs]
+        now = f"2030-01-01T{i + 1:02d}:00:00Z"
+        runs = [run_popen(wf, o, "--now", now) for o in outs]
         for p, o in zip(runs, outs, strict=True):
             assert p.wait(timeout=600) == 0, (i, o.read_text())
             assert "snakemake exited" not in o.read_text()
         assert all(final_states(wf)[d] == "SOAK:Pass" for d in new), (i, final_states(wf))
     check_ledgers(wf, ids)
+    chunks = (wf / "ledger" / "gates.log").read_text().split("\n")
+    made = Counter(ln.split()[2] for ln in chunks if ln.startswith("end "))
+    assert sorted(made.values()) == [1] * 20 and "overlap" not in "".join(chunks), made
 
 
 def test_a_long_step_holds_its_dataset_while_new_work_runs_and_a_kill_frees_it(tmp_path: Path):
