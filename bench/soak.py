@@ -46,6 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from compiler.core.statusfile import FINAL, QUARANTINED, read_history  # noqa: E402
+from compiler.runtime.leases import live_holdings  # noqa: E402
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 PY = sys.executable
@@ -207,18 +208,21 @@ class Soak:
             time.sleep(0.1)
 
     def check_live_builds(self) -> None:
-        """Every live run's build must still be there (its manifest, whole)."""
-        for held in (self.wf / ".padocc" / "runs").glob("*/held"):
-            try:
-                first = held.read_text().split("\n", 1)[0]
-            except OSError:
-                continue
-            m = re.search(r" build (\S+)$", first)
+        """Every live run's build must still be there (its manifest)."""
+        for header in live_holdings(self.wf).runs:
+            m = re.search(r" build (\S+)$", header)
             if m and not (self.wf / ".padocc" / "builds" / m.group(1) / "manifest.json").exists():
                 self.deleted_builds.add(m.group(1))
 
+    def status(self, ds: str) -> Path:
+        """A dataset's status file: in status/, or moved with its finished group."""
+        p = self.wf / "status" / f"{ds}.status"
+        if p.exists():
+            return p
+        return next(iter(self.wf.glob(f"complete/*/status/{ds}.status")), p)
+
     def position(self, ds: str) -> tuple[str, str]:
-        st = read_history(self.wf / "status" / f"{ds}.status").stats
+        st = read_history(self.status(ds)).stats
         binding = [s for s in st if s.state not in ("Blocked", "Unblocked", "Retry", "Cancelled")]
         return (binding[-1].step, binding[-1].state) if binding else ("", "")
 
@@ -243,7 +247,7 @@ class Soak:
             log.write_text(r.stdout + r.stderr)
             self.cycle_logs.setdefault(h, []).append(log)
             self.played["cycles"] += 1
-            if " pending" not in r.stdout.split("compiled", 1)[-1].split("\n")[0]:
+            if not re.search(r"[(, ][1-9][0-9]* pending", r.stdout):
                 break
         self.played["final cycles"] = h - self.hours + 1
 
@@ -263,7 +267,7 @@ def figures(s: Soak) -> dict[str, int]:
         lines = [ln.split() for ln in led.read_text().splitlines()] if led.exists() else []
         overlaps += sum(1 for ln in lines if ln[0] == "overlap")
         ends = Counter(ln[1] for ln in lines if ln[0] == "end")
-        hist = read_history(wf / "status" / f"{ds}.status")
+        hist = read_history(s.status(ds))
         torn += len(hist.warnings)
         stats = hist.stats
         last = [x for x in stats if x.state not in ("Blocked", "Unblocked", "Retry", "Cancelled")]
