@@ -4,9 +4,7 @@ Real padocc, real Snakemake, real processes; every wait is on a marker file."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +14,8 @@ from pathlib import Path
 from conftest import REPO, final_states, padocc
 
 SOAKWF = REPO / "bench" / "soakwf"
+sys.path.insert(0, str(REPO / "bench"))
+from soak import kill_tree  # noqa: E402  (kill -9 a run, its Snakemake and its jobs)
 
 
 def soak_copy(tmp_path: Path) -> Path:
@@ -43,30 +43,6 @@ def run_popen(wf: Path, out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         cmd, stdout=out.open("w"), stderr=subprocess.STDOUT, start_new_session=True
     )
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                out.append(int(d.name))
-    return out
-
-
-def kill_run(p: subprocess.Popen) -> None:
-    """kill -9 a `padocc run`, its Snakemake (a session of its own) and the jobs."""
-    for child in children(p.pid):
-        try:
-            os.killpg(child, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    os.killpg(p.pid, signal.SIGKILL)
-    p.wait()
 
 
 def check_ledgers(wf: Path, ids: list[str]) -> None:
@@ -121,7 +97,7 @@ def test_a_long_step_holds_its_dataset_while_new_work_runs_and_a_kill_frees_it(t
         assert ledger(wf, "A") == [("start", "Fetch")]
         assert not (wf / "control" / "release-A-Fetch").exists() and first.poll() is None
     finally:
-        kill_run(first)
+        kill_tree(first)
     (wf / "control" / "hold-A-Fetch").unlink()
     step_pid = int((wf / "control" / "waiting-A-Fetch").read_text())
     until(lambda: not Path(f"/proc/{step_pid}").exists(), "the killed job's step lives on")

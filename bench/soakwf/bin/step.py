@@ -1,12 +1,13 @@
-"""A step of the soak workflow, steered from outside through control/ files:
+"""A step (or gate chunk) of the soak workflow, steered from outside through control/:
 
-    control/hold-<DATASET>-<STEP>   wait (after writing control/waiting-<DATASET>-<STEP>)
-                                    until control/release-<DATASET>-<STEP> exists
-    control/fail-<DATASET>-<STEP>   exit 1 (each such file fails the step once: removed)
+    step.py STEP DATASET        ledger/<DATASET>.log: "start|end|fail STEP PID"
+        control/hold-<DATASET>-<STEP>  wait (after writing control/waiting-<DATASET>-<STEP>
+                                       with the pid) until control/release-<DATASET>-<STEP>
+        control/fail-<DATASET>-<STEP>  exit 1 (removed: each such file fails the step once)
+    step.py chunk GATE LOW      ledger/gates.log: "start|end GATE LOW PID"
 
-Every start and end goes to ledger/<DATASET>.log as one line: "start|end|fail STEP PID".
-A start that finds an earlier start of the dataset still running (its pid alive and
-this script) writes "overlap STEP PID OTHER" too: two jobs of one dataset at once.
+A start that finds an earlier start of the same step (or chunk) still running, its pid
+alive and this script, also writes "overlap ... PID OTHER": two jobs of it at once.
 """
 
 import fcntl
@@ -25,49 +26,62 @@ def alive(pid: int) -> bool:
         return False
 
 
-def log(what: str, step: str, dataset: str) -> None:
+def log(ledger: str, what: str, key: list[str]) -> None:
+    """One line "WHAT KEY... PID", under the ledger's lock; on a start, the overlap check."""
     os.makedirs(os.path.join(here, "ledger"), exist_ok=True)
-    path = os.path.join(here, "ledger", f"{dataset}.log")
+    path = os.path.join(here, "ledger", ledger)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        text = f"{what} {step} {os.getpid()}\n"
+        text = " ".join([what, *key, str(os.getpid())]) + "\n"
         if what == "start":
-            open_starts = {}
+            open_starts = set()
             with open(path) as f:
                 for line in f:
-                    w, _, pid = (line.split() + ["", "", ""])[:3]
+                    w, *rest = line.split()
+                    if rest[: len(key)] != key or len(rest) != len(key) + 1:
+                        continue
                     if w == "start":
-                        open_starts[pid] = True
+                        open_starts.add(rest[-1])
                     elif w in ("end", "fail"):
-                        open_starts.pop(pid, None)
-            for pid in open_starts:
-                if pid.isdigit() and int(pid) != os.getpid() and alive(int(pid)):
-                    text += f"overlap {step} {os.getpid()} {pid}\n"
+                        open_starts.discard(rest[-1])
+            for pid in sorted(open_starts):
+                if pid.isdigit() and alive(int(pid)):
+                    text += " ".join(["overlap", *key, str(os.getpid()), pid]) + "\n"
         os.write(fd, text.encode())
     finally:
         os.close(fd)
 
 
-def main(step: str, dataset: str) -> int:
+def wait_while_held(name: str) -> None:
     control = os.path.join(here, "control")
-    name = f"{dataset}-{step}"
-    log("start", step, dataset)
     if os.path.exists(os.path.join(control, f"hold-{name}")):
         with open(os.path.join(control, f"waiting-{name}"), "w") as f:
             f.write(f"{os.getpid()}\n")
         while not os.path.exists(os.path.join(control, f"release-{name}")):
             time.sleep(0.05)
+
+
+def main(kind: str, *args: str) -> int:
+    if kind == "chunk":
+        gate, low = args[:2]
+        log("gates.log", "start", [gate, low])
+        wait_while_held(f"chunk-{low}")
+        log("gates.log", "end", [gate, low])
+        return 0
+    step, dataset = kind, args[0]
+    log(f"{dataset}.log", "start", [step])
+    wait_while_held(f"{dataset}-{step}")
     try:
-        os.unlink(os.path.join(control, f"fail-{name}"))
+        os.unlink(os.path.join(here, "control", f"fail-{dataset}-{step}"))
     except FileNotFoundError:
         pass
     else:
-        log("fail", step, dataset)
+        log(f"{dataset}.log", "fail", [step])
         return 1
-    log("end", step, dataset)
+    log(f"{dataset}.log", "end", [step])
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+    sys.exit(main(*sys.argv[1:]))
