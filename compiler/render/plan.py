@@ -315,6 +315,7 @@ def make_plan(
     for ds in model.datasets:
         if ds.id in held:  # held by live runs: theirs to run, whatever its state
             counts["held by a live run"] = counts.get("held by a live run", 0) + 1
+            seen.add(f"{ds.id}.status")  # its index entry stays for the next compile
             continue
         name = f"{ds.id}.status"
         path = sdir + name
