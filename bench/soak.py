@@ -162,7 +162,14 @@ class Soak:
     def by_hand(self, h: int) -> None:
         rng, wf = self.rng, str(self.wf)
         if rng.random() < 0.15:
-            done = [d for d in self.arrived if self.position(d) == ("SOAK", "Pass")]
+            # Only in groups still in the flock: a finished group has left it, and with
+            # it its datasets (their status files moved to complete/).
+            done = [
+                d
+                for d in self.arrived
+                if (self.wf / "status" / f"{d}.status").exists()
+                and self.position(d) == ("SOAK", "Pass")
+            ]
             if done:
                 ds = rng.choice(done)
                 if self.hand("requeue", wf, ds, "--at", "Fetch"):
