@@ -83,7 +83,8 @@ def test_parallelOK_limits_the_chunks_running_at_once(tmp_path: Path):
 
 def test_request_beside_a_live_run_waits_and_makes_nothing_twice(tmp_path: Path):
     """The June 2010 problem: a second, overlapping request while the first one's
-    chunks are running or queued. It waits for that run, then makes only the rest."""
+    chunks are running or queued. It waits for the chunk they share, then makes only
+    the rest."""
     wf = workflow(tmp_path)
     (wf / "hold").touch()
     lo, hi = "2010-05-01T00:00:00Z", "2010-05-01T02:00:00Z"
@@ -101,8 +102,8 @@ def test_request_beside_a_live_run_waits_and_makes_nothing_twice(tmp_path: Path)
             out=tmp_path / "second.out",
         )  # fmt: skip
         until(
-            lambda: "waiting for the live run" in (tmp_path / "second.out").read_text(),
-            "the second request did not wait for the live run",
+            lambda: "chunks being made by a live run" in (tmp_path / "second.out").read_text(),
+            "the second request did not wait for the live run's chunk",
         )
         (wf / "release").touch()
         assert first.wait(timeout=300) == 0, (tmp_path / "first.out").read_text()

@@ -29,6 +29,7 @@ from compiler.render.plan import (
 )
 from compiler.render.render import render_build
 from compiler.render.write import KEEP_BUILDS, check_current, write_build
+from compiler.runtime.leases import Holdings, Lease, live_holdings, planning
 
 KEEP_ENV = "PADOCC_KEEP_BUILDS"
 KEEP_MAX = 10000
@@ -43,6 +44,8 @@ class CompileOptions:
     overrides: Overrides = field(default_factory=Overrides)
     selection: Selection | None = None
     write: bool = True  # False: plan only (a cycle's --dry-run)
+    # The run this compile plans for: its build claims what it carries (runtime/leases.py).
+    lease: Lease | None = None
 
 
 @dataclass
@@ -98,12 +101,59 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
     # The pid too: two compiles in the same microsecond get different builds.
     build = new_build_id(wall_now, f"{model.dir}:{os.getpid()}")
     manifest = manifest_of(model, build, wall_now.strftime("%Y-%m-%dT%H:%M:%SZ"), now)
+    args = (opts, model, manifest, build, now, wf_dir, keep, err)
+    if opts.lease is None:  # plans around live runs, claims nothing
+        held = live_holdings(wf_dir)
+        rc, plan, gate_work = _plan_and_write(*args, held)
+    else:
+        with planning(wf_dir, opts.lease) as held:
+            rc, plan, gate_work = _plan_and_write(*args, held)
+            if rc == 0 and opts.write:
+                members = [d for b in plan.jobs for d in b.members]
+                opts.lease.claim(build, members, sorted(gate_work.making))
+    if rc != 0:
+        return rc, None
+    if not opts.quiet:
+        for h in held.freed:
+            print(f"freed the lease of a run that is gone: {h}", file=out)
+        if held.runs:
+            print(
+                f"live runs hold {len(held.datasets)} datasets and {len(held.chunks)} gate"
+                f" chunks: left to them ({'; '.join(held.runs)})",
+                file=out,
+            )
+    if not opts.quiet:
+        for r in plan.requeue:
+            print(
+                f"re-queued {r.id}: input {r.newest_input} changed after {r.final_stamp}", file=err
+            )
+    if not opts.quiet:
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(plan.counts.items()))
+        line = f"compiled {model.name}: {len(model.datasets)} datasets ({counts or 'none'})"
+        if model.gates:
+            line += f", {len(gate_work.targets)} gate chunks to make, {len(gate_work.waiting)} waiting"
+        where = f"-> {wf_dir / 'Snakefile'} (build {build})" if opts.write else "(dry run: nothing written)"
+        print(f"{line} {where}", file=out)
+    return 0, Compiled(model, build, manifest, plan, gate_work)
+
+
+def _plan_and_write(
+    opts: CompileOptions,
+    model: Workflow,
+    manifest: dict,
+    build: str,
+    now: int,
+    wf_dir: Path,
+    keep: int,
+    err: TextIO,
+    held: Holdings,
+) -> tuple[int, Plan, GateWork]:
+    gate_work = GateWork()
     try:
-        plan = make_plan(model, manifest, opts.selection)
+        plan = make_plan(model, manifest, opts.selection, held=held.datasets)
     except CompileError as e:  # a status file that is not a regular file
         print(e.diagnostics[0], file=err)
-        return 2, None
-    gate_work = GateWork()
+        return 2, Plan(), gate_work
     if model.gates:
         keys = [d.id for d in model.datasets]
         keyed = any(g.keyed for g in model.gates)
@@ -113,12 +163,13 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
             keys={g.name: keys for g in model.gates if g.keyed},
             facets={d.id: d.facet_dict() for d in model.datasets} if keyed else {},
             slurm_jobs=running_slurm_jobs(),
+            held=held.chunks,
         )
         try:
             gate_work = planner.plan_all()
         except CompileError as e:  # a precondition's map hook failed on a chunk
             print(e.diagnostics[0], file=err)
-            return 2, None
+            return 2, plan, gate_work
         gate_work.status_coverage = planner.status_coverage()
     if not opts.quiet:
         deferred = gate_work.deferred_line()
@@ -136,27 +187,15 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
             hold_build(str(write_build(wf_dir, build, files, keep=keep)))
         except StatusWriteError as e:
             print(f"error: {e}", file=err)
-            return 2, None
+            return 2, plan, gate_work
         except CompileError as e:  # nothing published: the previous build is current
             print(e.diagnostics[0], file=err)
-            return 2, None
+            return 2, plan, gate_work
         except OSError as e:  # a full disk, a read-only or damaged .padocc: one line
             where = e.filename or wf_dir / ".padocc"
             print(one_line(f"{where}: error: cannot write the build: {e.strerror or e}"), file=err)
-            return 2, None
-    if not opts.quiet:
-        for r in plan.requeue:
-            print(
-                f"re-queued {r.id}: input {r.newest_input} changed after {r.final_stamp}", file=err
-            )
-    if not opts.quiet:
-        counts = ", ".join(f"{v} {k}" for k, v in sorted(plan.counts.items()))
-        line = f"compiled {model.name}: {len(model.datasets)} datasets ({counts or 'none'})"
-        if model.gates:
-            line += f", {len(gate_work.targets)} gate chunks to make, {len(gate_work.waiting)} waiting"
-        where = f"-> {wf_dir / 'Snakefile'} (build {build})" if opts.write else "(dry run: nothing written)"
-        print(f"{line} {where}", file=out)
-    return 0, Compiled(model, build, manifest, plan, gate_work)
+            return 2, plan, gate_work
+    return 0, plan, gate_work
 
 
 def run(opts: CompileOptions) -> int:

@@ -1,8 +1,10 @@
 """`padocc cycle --conf shepard.yaml`: one hourly cycle of SHEPARD's flock automation.
 
 Lock (never wait) -> scan the flock -> compile with at most batch_limit jobs picked
-at random (seed logged) -> run Snakemake on that build's own Snakefile -> move
-finished groups to complete_dir. One command, so the lock covers all of it.
+at random (seed logged) among the datasets no live run holds -> run Snakemake on that
+build's own Snakefile -> move finished groups to complete_dir. A cycle that finds the
+lock held still compiles and runs what no live run holds; the group moves are left
+to the lock's holder.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from compiler.load.yamlpos import load_yaml
 from compiler.model.resolve import Overrides
 from compiler.render.assets import asset_dir
 from compiler.render.plan import Selection
+from compiler.runtime.leases import Lease
 from compiler.runtime.snakemake_run import cannot_run, failed_because, run_snakemake
 
 
@@ -225,12 +228,6 @@ def run(opts: CycleOptions) -> int:
         return 1
     lock = CycleLock(cfg.workflow)
     fd = None if opts.dry_run else lock.acquire(cycle_id)
-    if fd is None and not opts.dry_run:
-        # Cluster jobs can outlast an hour: the next cron cycle just steps aside.
-        print(
-            f"padocc cycle: {lock.holder()} is still running; this cycle ({cycle_id}) submits nothing"
-        )
-        return 0
     with ExitStack() as stack:
         out: TextIO = sys.stdout
         if opts.autolog and not opts.dry_run:
@@ -239,21 +236,43 @@ def run(opts: CycleOptions) -> int:
                 open(Path(cfg.log_dir) / f"cycle-{cycle_id}.log", "w", encoding="utf-8")
             )
             out = _Tee(sys.stdout, logf)  # type: ignore[assignment]
+        if fd is None and not opts.dry_run:
+            # Cluster jobs can outlast an hour: this cycle does not wait for that one.
+            # It runs what no live run holds, and leaves the flock's group moves
+            # (flock.json, complete_dir) to the cycle holding the lock.
+            print(
+                f"padocc cycle: {lock.holder()} is still running; this cycle ({cycle_id}) "
+                "runs what no live run holds and leaves group moves to it",
+                file=out,
+            )
         for note in lock.notes:
             print(f"padocc cycle: {note}", file=out)
+        lease = None
+        if not opts.dry_run:
+            lease = stack.enter_context(Lease(cfg.workflow, f"cycle {cycle_id}"))
         try:
-            return _cycle(cfg, opts, cycle_id, out)
+            return _cycle(cfg, opts, cycle_id, out, lease, moves=fd is not None)
         finally:
             if fd is not None:
                 lock.release(fd)
 
 
-def _cycle(cfg: CycleConfig, opts: CycleOptions, cycle_id: str, out: TextIO) -> int:
+def _cycle(
+    cfg: CycleConfig,
+    opts: CycleOptions,
+    cycle_id: str,
+    out: TextIO,
+    lease: Lease | None,
+    moves: bool,
+) -> int:
+    """One cycle; `moves`: it holds the cycle lock, and so finishes and makes the
+    flock's group moves."""
     seed = opts.seed if opts.seed is not None else random.SystemRandom().randrange(2**32)
     print(f"cycle {cycle_id} seed {seed} (replay with --seed {seed})", file=out)
     state_path = Path(cfg.workflow) / ".padocc" / "flock.json"
     prev = _load_state(state_path, out)
-    _finish_completions(prev, cfg, out)
+    if moves:
+        _finish_completions(prev, cfg, out)
 
     copts = compile_cmd.CompileOptions(
         cfg.workflow,
@@ -263,6 +282,7 @@ def _cycle(cfg: CycleConfig, opts: CycleOptions, cycle_id: str, out: TextIO) -> 
         ),
         selection=Selection(cfg.batch_limit, seed),
         write=not opts.dry_run,
+        lease=lease,
     )
     rc, c = compile_cmd.compile_workflow(copts, out, out)
     if c is None:
@@ -289,8 +309,11 @@ def _cycle(cfg: CycleConfig, opts: CycleOptions, cycle_id: str, out: TextIO) -> 
             log=out,
             timeout=cfg.snakemake_timeout,
             build=c.build,
+            lease=lease,
         )
         print(f"{failed_because(cfg.workflow, rc)} after {time.monotonic() - t0:.0f}s", file=out)
+    if not moves:
+        return 0 if rc == 0 else 1
     state = {
         "groups": {g["name"]: {"digest": g["digest"], "datasets": g["datasets"]} for g in c.manifest["groups"]},
         "completed": prev.get("completed", {}),

@@ -4,8 +4,8 @@
     check     2  is [LOW, HIGH) open (covered)? LOW = HIGH asks about that point: the
                  chunk that holds it (JSOC's gatekeeper checks a point is in range)
     wait      3  wait until [LOW, HIGH) is covered, or --timeout
-    make      4  make whatever is missing in [LOW, HIGH) (only that; a live run of
-                 the workflow is waited for first, up to --timeout)
+    make      4  make whatever is missing in [LOW, HIGH) (only that; chunks a live
+                 run is making are waited for, up to --timeout, never made twice)
     remake    5  force a remake of [LOW, HIGH)
     gaps      6  the gaps in [LOW, HIGH), permanent gaps left out
     coverage     done / missing / running / failed / gap runs over [LOW, HIGH)
@@ -18,22 +18,29 @@ makes no sense (bad gate, range or workflow), as for any bad input.
 
 from __future__ import annotations
 
-import fcntl
 import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from compiler.commands import compile as compile_cmd
 from compiler.core.diagnostics import CompileError, Loc, suggest
 from compiler.model.axes import parse_time, parse_value, time_to_carrington
 from compiler.model.chunks import chunk_at, want_range
-from compiler.render.coverage import coverage_runs, covered_span, open_status, show
+from compiler.render.coverage import (
+    chunk_name,
+    coverage_runs,
+    covered_span,
+    marker_path,
+    open_status,
+    show,
+)
 from compiler.render.gateplan import GatePlanner, GateWork
 from compiler.render.manifest import current_manifest
 from compiler.render.plan import running_slurm_jobs
+from compiler.runtime.leases import Lease, live_holdings, planning
 from compiler.runtime.snakemake_run import run_snakemake
 
 OPEN, CLOSED, BAD, PROCESSING, TIMEOUT, ERROR = 0, 1, 2, 3, 4, 5
@@ -72,6 +79,7 @@ class _Request:
                 [_diag(f"unknown gate '{opts.gate}'{suggest(opts.gate, m['gates'])}")]
             )
         self.name = opts.gate
+        self.wf = Path(opts.workflow_dir)
         self.g = m["gates"][opts.gate]
         if self.g["keyed"] and not opts.key:
             raise CompileError([_diag(f"gate '{opts.gate}' is keyed: name a dataset with --key")])
@@ -98,11 +106,29 @@ class _Request:
     def planner(self) -> GatePlanner:
         return GatePlanner(self.m, self.now, slurm_jobs=running_slurm_jobs())
 
+    def marker(self, lo: float, hi: float) -> str:
+        return marker_path(self.name, chunk_name(self.g, lo, hi), self.key)
+
+    def held(self) -> dict[str, str]:
+        """Chunk markers live runs are making (queued or running)."""
+        return live_holdings(self.wf).chunks
+
     def state(self):
         return self.planner().state(self.name, self.key)
 
     def status(self) -> int:
-        got = open_status(self.g, self.state(), self.low, self.high)
+        st = self.state()
+        # Chunks a live run is making (queued or running) count as running: answered
+        # from intervals like the rest, never by listing the chunks of the range.
+        mine = os.path.dirname(marker_path(self.name, "x", self.key)) + os.sep
+        held = {
+            m[len(mine) : -len(".done")]
+            for m in self.held()
+            if m.startswith(mine) and m.endswith(".done") and os.sep not in m[len(mine) :]
+        }
+        if held:
+            st = replace(st, running=st.running | held)
+        got = open_status(self.g, st, self.low, self.high)
         return {"open": OPEN, "closed": CLOSED, "running": PROCESSING}[got]
 
 
@@ -160,21 +186,6 @@ def _wait(req: _Request, opts: GateOptions) -> int:
         time.sleep(min(opts.poll, max(0.0, deadline - time.monotonic())))
 
 
-def _live_run(wf: Path) -> str:
-    """Who holds the workflow's run lock (see snake.Build.take_run_lock), or ''."""
-    try:
-        fd = os.open(wf / ".padocc" / "run.lock", os.O_RDWR)
-    except FileNotFoundError:
-        return ""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return os.pread(fd, 512, 0).decode(errors="replace").strip() or "another run"
-    finally:
-        os.close(fd)  # and with it our probe's lock
-    return ""
-
-
 def _marker(path: Path) -> tuple[int, int] | None:
     try:
         st = path.stat()
@@ -185,44 +196,64 @@ def _marker(path: Path) -> tuple[int, int] | None:
 
 def _make(req: _Request, opts: GateOptions, force: bool = False) -> int:
     wf = Path(opts.workflow_dir)
-    deadline = time.monotonic() + opts.timeout
-    told = False
-    while True:
-        work = GateWork()
-        req.planner().plan(req.name, req.key, req.low, req.high, work, force=force)
-        holder = _live_run(wf) if work.targets else ""
-        if not holder:
-            break
-        # A live run of this workflow (cron's, another request's) may have some of these
-        # chunks queued: a second Snakemake would stop at its run lock or clash with its
-        # output locks. Wait for it to end, then plan again: nothing is made twice.
-        if not told:
-            print(f"waiting for the live run of this workflow ({holder})", flush=True)
-            told = True
-        if time.monotonic() >= deadline:
+    with Lease(wf, f"gate {opts.action} {req.name}") as lease:
+        work = _claim_when_free(req, opts, lease, force)
+        if work is None:
             print("timed out")
             return TIMEOUT
-        time.sleep(min(opts.poll, max(0.0, deadline - time.monotonic())))
-    for w in work.waiting:
-        print(f"waiting: {w}")
-    if work.deferred:
-        print(f"{work.deferred_line()}: ask again for the rest")
-    made = rc = 0
-    if work.targets:
-        before = {t: _marker(wf / t) for t in work.targets}
-        # Targets first: --quiet takes arguments of its own.
-        extra = [*work.targets, "--quiet", "all"]
-        if force:
-            extra = [*work.targets, "--forcerun", *work.targets, "--quiet", "all"]
-        rc = run_snakemake(str(wf), opts.profile, extra=extra)
-        # Counted from the markers: a run that submitted nothing made nothing.
-        made = sum(1 for t, was in before.items() if _marker(wf / t) not in (None, was))
+        for w in work.waiting:
+            print(f"waiting: {w}")
+        if work.deferred:
+            print(f"{work.deferred_line()}: ask again for the rest")
+        made = rc = 0
+        if work.targets:
+            before = {t: _marker(wf / t) for t in work.targets}
+            # Targets first: --quiet takes arguments of its own.
+            extra = [*work.targets, "--quiet", "all"]
+            if force:
+                extra = [*work.targets, "--forcerun", *work.targets, "--quiet", "all"]
+            rc = run_snakemake(str(wf), opts.profile, extra=extra, lease=lease)
+            # Counted from the markers: a run that submitted nothing made nothing.
+            made = sum(1 for t, was in before.items() if _marker(wf / t) not in (None, was))
     short = f" (of {len(work.targets)} asked for)" if made < len(work.targets) else ""
     print(f"made {made} chunks of {req.name}{short}")
     if rc != 0:
         print(f"snakemake exited {rc}", file=sys.stderr)
         return ERROR
     return _check(req, opts)
+
+
+def _claim_when_free(
+    req: _Request, opts: GateOptions, lease: Lease, force: bool
+) -> GateWork | None:
+    """Plan the request around live runs and claim its chunks. A chunk a live run is
+    making (cron's cycle, another request) is waited for, never made again: once no
+    live run holds any chunk the request needs that is not yet made, the request goes
+    on (and makes what that run failed to make). None: --timeout passed first."""
+    wf = Path(opts.workflow_dir)
+    deadline = time.monotonic() + opts.timeout
+    told = False
+    while True:
+        work = GateWork()
+        with planning(wf, lease) as held:
+            planner = GatePlanner(req.m, req.now, slurm_jobs=running_slurm_jobs(), held=held.chunks)
+            planner.plan(req.name, req.key, req.low, req.high, work, force=force)
+            needed = planner.waited_on
+            if not needed:
+                lease.claim(req.m["build"], (), sorted(work.making))
+                return work
+        if not told:
+            runs = sorted({held.chunks.get(c, "running") for c in needed})
+            print(
+                f"waiting for {len(needed)} chunks being made by a live run ({'; '.join(runs)})",
+                flush=True,
+            )
+            told = True
+        # Planned again after each wait: a chunk that run made is covered, one it
+        # failed to make (or that it holds no more) is made here.
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(min(opts.poll, max(0.0, deadline - time.monotonic())))
 
 
 def _remake(req: _Request, opts: GateOptions) -> int:

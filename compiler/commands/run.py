@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.commands import compile as compile_cmd
+from compiler.runtime.leases import Lease
 from compiler.runtime.snakemake_run import cannot_run, failed_because, profile_dir, run_snakemake
 
 
@@ -36,8 +37,16 @@ def run(opts: RunOptions) -> int:
     if why:
         print(why, file=sys.stderr)
         return 1
+    # Runs overlap: each runs what no other live run holds (runtime/leases.py).
+    with Lease(opts.workflow_dir, "padocc run") as lease:
+        return _run(opts, lease)
+
+
+def _run(opts: RunOptions, lease: Lease) -> int:
     rc, c = compile_cmd.compile_workflow(
-        compile_cmd.CompileOptions(opts.workflow_dir, now=opts.now), sys.stdout, sys.stderr
+        compile_cmd.CompileOptions(opts.workflow_dir, now=opts.now, lease=lease),
+        sys.stdout,
+        sys.stderr,
     )
     if c is None:
         return rc
@@ -48,7 +57,7 @@ def run(opts: RunOptions) -> int:
     snakefile = Path(opts.workflow_dir) / ".padocc" / "builds" / c.build / "Snakefile"
     rc = run_snakemake(
         opts.workflow_dir, opts.profile, str(snakefile), ["--quiet", "all"], timeout=opts.timeout,
-        build=c.build,
+        build=c.build, lease=lease,
     )  # fmt: skip
     if rc == 124:
         print(f"snakemake stopped at the {opts.timeout:g} s deadline", file=sys.stderr)

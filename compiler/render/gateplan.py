@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from compiler.model.chunks import (
@@ -37,6 +38,8 @@ from compiler.render.coverage import (
     show,
 )
 
+BEING_MADE = "is being made by a live run"
+
 
 @dataclass
 class GateWork:
@@ -46,6 +49,9 @@ class GateWork:
     warnings: list[str] = field(default_factory=list)
     status_coverage: dict[str, list] = field(default_factory=dict)  # "gate@key" -> intervals
     deferred: Counter = field(default_factory=Counter)  # gate -> chunks left for later cycles
+    # Every chunk the run makes: the targets and the upstream chunks Snakemake makes as
+    # their inputs. What a run's lease claims (runtime/leases.py).
+    making: set[str] = field(default_factory=set)
 
     def deferred_line(self) -> str:
         """One line for the whole cycle: how much waits past the per-cycle bound."""
@@ -66,8 +72,13 @@ class GatePlanner:
         keys: dict[str, list[str]] | None = None,
         facets: dict[str, dict] | None = None,
         slurm_jobs: frozenset[str] | None = None,
+        held: Collection[str] = (),
     ):
+        """`held`: chunk markers live runs are making (runtime/leases.py)."""
         self.m = manifest
+        self.held = held
+        # Chunks being made (running, or held by a live run) that a planned one waits for.
+        self.waited_on: set[str] = set()
         self.gates = manifest["gates"]
         self.now = now
         self.keys = keys or {}
@@ -139,7 +150,11 @@ class GatePlanner:
         elif g["hold"]:
             result = ("wait", f"gate {name} is on HOLD")
         elif cname in st.running:
+            self.waited_on.add(marker_path(name, cname, key))
             result = ("wait", f"{name} {cname} is running")
+        elif marker_path(name, cname, key) in self.held:
+            self.waited_on.add(marker_path(name, cname, key))
+            result = ("wait", f"{name} {cname} {BEING_MADE}")
         elif st.failures.get(cname, 0) >= g["max_failures"] and not force:
             result = ("wait", f"{name} {cname} failed {st.failures[cname]} times")
         else:
@@ -258,10 +273,20 @@ class GatePlanner:
             counts[status] += 1
             if status == "make":
                 work.targets.append(marker_path(name, chunk_name(g, clo, chi), key))
+                self._making(name, key, clo, chi, work)
             elif status == "wait":
                 work.waiting.append(
                     f"{name}{'@' + key if key else ''} {chunk_name(g, clo, chi)}: {why}"
                 )
+
+    def _making(self, name: str, key: str, lo: float, hi: float, work: GateWork) -> None:
+        marker = marker_path(name, chunk_name(self.gates[name], lo, hi), key)
+        if marker in work.making:
+            return
+        work.making.add(marker)
+        for up, ukey, ulo, uhi in self._inputs(name, key, lo, hi):
+            if self.gates[up]["command"] and self.available(up, ukey, ulo, uhi)[0] == "make":
+                self._making(up, ukey, ulo, uhi, work)
 
     def status_coverage(self) -> dict[str, list]:
         """What status commands said, per gate@key, for the Snakefile's input functions."""

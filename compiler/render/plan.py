@@ -19,6 +19,7 @@ import re
 import shutil
 import stat
 import subprocess
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -288,8 +289,13 @@ def _stamp_ns(ts: str) -> int:
 
 
 def make_plan(
-    model: Workflow, manifest: dict, selection: Selection | None = None, use_index: bool = True
+    model: Workflow,
+    manifest: dict,
+    selection: Selection | None = None,
+    use_index: bool = True,
+    held: Collection[str] = (),
 ) -> Plan:
+    """`held`: datasets live runs hold (runtime/leases.py); left to them, not planned."""
     plan = Plan()
     graph = manifest["graph"]
     if not graph["entry"]:
@@ -316,6 +322,10 @@ def make_plan(
     slurm_checked = False
     counts = plan.counts
     for ds in model.datasets:
+        if ds.id in held:  # held by live runs: theirs to run, whatever its state
+            counts["held by a live run"] = counts.get("held by a live run", 0) + 1
+            seen.add(f"{ds.id}.status")  # its index entry stays for the next compile
+            continue
         name = f"{ds.id}.status"
         path = sdir + name
         data: bytes | None = None

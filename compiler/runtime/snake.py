@@ -19,6 +19,7 @@ from compiler.model.chunks import upstream_chunks
 from compiler.render.coverage import chunk_name, marker_path
 from compiler.runtime.build import BUILDS, gate_targets, manifest, status_coverage
 from compiler.runtime.jobs import growths, job_targets, next_steps, resource
+from compiler.runtime.leases import LEASE_ENV
 
 __all__ = ["Build", "Gates", "workflow_dir_of"]
 
@@ -63,7 +64,12 @@ class Build:
         is what keeps two runs apart. So while nobody holds it, Snakemake's own locks
         are leftovers of a run killed with -9 or of one that stopped itself at onstart
         ("already running", which skips Snakemake's unlock), and would make this run
-        fail with "Directory cannot be locked", silently under --quiet."""
+        fail with "Directory cannot be locked", silently under --quiet.
+
+        Only for a Snakemake started by hand: one started by padocc runs under a lease
+        with --nolock, and leaves the lock directory alone (see runtime/leases.py)."""
+        if os.environ.get(LEASE_ENV):
+            return
         path = os.path.join(self.dir, ".padocc", "run.lock")
         try:
             fd = os.open(path, os.O_RDWR)
@@ -83,8 +89,12 @@ class Build:
         """Hold the workflow's run lock for this Snakemake process's lifetime.
 
         Two runs of different builds share no output files, so Snakemake's own lock
-        would let both submit the same dataset; this lock does not.
+        would let both submit the same dataset; this lock does not. A Snakemake
+        started by padocc holds a lease instead (runtime/leases.py), and the run lock
+        shared, so runs of padocc overlap, each with what no other live run holds.
         """
+        if os.environ.get(LEASE_ENV):
+            return
         path = os.path.join(self.dir, ".padocc", "run.lock")
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

@@ -17,6 +17,7 @@ from compiler.runtime.deadline import (
     record_interrupted,
     uses_slurm,
 )
+from compiler.runtime.leases import LEASE_ENV, Lease
 
 # `python -m` puts its working directory first on sys.path, and Snakemake's plugin
 # discovery (pkgutil.iter_modules, once per plugin kind) then lists every
@@ -70,20 +71,31 @@ def run_snakemake(
     log: TextIO | None = None,
     timeout: float | None = None,
     build: str | None = None,
+    lease: Lease | None = None,
 ) -> int:
     """Snakemake's exit status; 124 if it ran past `timeout`. The deadline holds whether
     or not Snakemake prints anything: then its whole process group is killed
     (Snakemake ignores SIGTERM while it waits on jobs), its SLURM jobs are cancelled,
-    and the steps of `build` it interrupted are recorded (runtime/deadline.py)."""
+    and the steps of `build` it interrupted are recorded (runtime/deadline.py).
+
+    With a `lease` (runtime/leases.py), Snakemake inherits it, so what the run holds
+    stays held while its Snakemake lives, and runs with --nolock: the leases keep
+    concurrent runs' outputs apart, and Snakemake's own lock directory, shared by
+    every run in the workflow directory, is neither written nor cleared."""
     prefix = None
     if timeout is not None and uses_slurm(profile_dir(profile)):
         prefix = new_job_prefix()
         extra = [*extra, "--slurm-jobname-prefix", prefix]
+    env = {**os.environ, **SAFE_PATH}
+    if lease is not None:
+        extra = ["--nolock", *extra]
+        env[LEASE_ENV] = lease.id
     cmd = snakemake_cmd(workflow_dir, profile, snakefile, extra)
     # Started in the workflow directory: Snakemake reads target and --forcerun paths
     # relative to where it runs.
     proc = subprocess.Popen(
-        cmd, cwd=workflow_dir, start_new_session=True, text=True, env={**os.environ, **SAFE_PATH},
+        cmd, cwd=workflow_dir, start_new_session=True, text=True, env=env,
+        pass_fds=lease.fds() if lease is not None else (),
         stdout=subprocess.PIPE if log else None, stderr=subprocess.STDOUT if log else None,
     )  # fmt: skip
     pump, note = None, ""

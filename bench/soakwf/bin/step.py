@@ -1,0 +1,87 @@
+"""A step (or gate chunk) of the soak workflow, steered from outside through control/:
+
+    step.py STEP DATASET        ledger/<DATASET>.log: "start|end|fail STEP PID"
+        control/hold-<DATASET>-<STEP>  wait (after writing control/waiting-<DATASET>-<STEP>
+                                       with the pid) until control/release-<DATASET>-<STEP>
+        control/fail-<DATASET>-<STEP>  exit 1 (removed: each such file fails the step once)
+    step.py chunk GATE LOW      ledger/gates.log: "start|end GATE LOW PID"
+
+A start that finds an earlier start of the same step (or chunk) still running, its pid
+alive and this script, also writes "overlap ... PID OTHER": two jobs of it at once.
+"""
+
+import fcntl
+import os
+import sys
+import time
+
+here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"step.py" in f.read()
+    except OSError:
+        return False
+
+
+def log(ledger: str, what: str, key: list[str]) -> None:
+    """One line "WHAT KEY... PID", under the ledger's lock; on a start, the overlap check."""
+    os.makedirs(os.path.join(here, "ledger"), exist_ok=True)
+    path = os.path.join(here, "ledger", ledger)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        text = " ".join([what, *key, str(os.getpid())]) + "\n"
+        if what == "start":
+            open_starts = set()
+            with open(path) as f:
+                for line in f:
+                    w, *rest = line.split()
+                    if rest[: len(key)] != key or len(rest) != len(key) + 1:
+                        continue
+                    if w == "start":
+                        open_starts.add(rest[-1])
+                    elif w in ("end", "fail"):
+                        open_starts.discard(rest[-1])
+            for pid in sorted(open_starts):
+                if pid.isdigit() and alive(int(pid)):
+                    text += " ".join(["overlap", *key, str(os.getpid()), pid]) + "\n"
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def wait_while_held(name: str) -> None:
+    control = os.path.join(here, "control")
+    if os.path.exists(os.path.join(control, f"hold-{name}")):
+        with open(os.path.join(control, f"waiting-{name}"), "w") as f:
+            f.write(f"{os.getpid()}\n")
+        while not os.path.exists(os.path.join(control, f"release-{name}")):
+            time.sleep(0.05)
+
+
+def main(kind: str, *args: str) -> int:
+    if kind == "chunk":
+        gate, low = args[:2]
+        log("gates.log", "start", [gate, low])
+        wait_while_held(f"chunk-{low}")
+        log("gates.log", "end", [gate, low])
+        return 0
+    step, dataset = kind, args[0]
+    log(f"{dataset}.log", "start", [step])
+    wait_while_held(f"{dataset}-{step}")
+    try:
+        os.unlink(os.path.join(here, "control", f"fail-{dataset}-{step}"))
+    except FileNotFoundError:
+        pass
+    else:
+        log(f"{dataset}.log", "fail", [step])
+        return 1
+    log(f"{dataset}.log", "end", [step])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))

@@ -1,0 +1,26 @@
+"""The soak harness's short version (bench/soak.py --quick): hours of overlapping
+cycles with long steps, kills, hand commands and gate requests, on real processes;
+every invariant it checks must hold (it exits 1 and names the ones that do not)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_soak_quick_keeps_every_invariant():
+    r = subprocess.run(
+        ["timeout", "-k", "10", "900", sys.executable, str(REPO / "bench" / "soak.py"),
+         "--quick", "--seed", "3"],
+        capture_output=True, text=True, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    lines = r.stdout.splitlines()
+    assert lines[-1] == "soak: ok"
+    checks = [ln.split() for ln in lines if ln.strip().startswith("check")]
+    assert len(checks) == 10 and all(c[-1] == "0" for c in checks), r.stdout
+    played = {" ".join(ln.split()[1:-1]): int(ln.split()[-1]) for ln in lines
+              if ln.strip().startswith("played")}  # fmt: skip
+    assert played["cycles"] >= 8 and played["groups"] == 8, r.stdout
