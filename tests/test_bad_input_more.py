@@ -6,6 +6,7 @@ state. Each refusal: exit 2, exactly one stderr line `file[:line:col]: error: ..
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -858,13 +859,14 @@ ls -A demo
                        capture_output=True, text=True, timeout=120, check=False,
                        env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == [
-        "rc=1",
-        "demo: error: no space left on device (0 bytes free)",
-        "rc=1",
-        "demo/.padocc: error: cannot write the build: No space left on device",
-        *sorted(os.listdir(WORKFLOWS / "demo")),  # nothing written, not even .padocc
-    ], r.stdout
+    out = r.stdout.splitlines()
+    assert out[:3] == ["rc=1", "demo: error: no space left on device (0 bytes free)", "rc=2"]
+    assert re.fullmatch(
+        r"demo/\.padocc/builds: error: cannot write build \S+: No space left on device; "
+        r"nothing was published, the previous build is still current",
+        out[3],
+    ), out
+    assert out[4:] == sorted(os.listdir(WORKFLOWS / "demo")), out  # not even .padocc
 
 
 def test_periodic_id_refused_at_its_line(tmp_path: Path):
@@ -927,10 +929,10 @@ def test_current_replaced_by_a_directory(demo: Path):
     (demo / ".padocc" / "current").mkdir(parents=True)
     before = tree_snapshot(demo)
     r = padocc("compile", "demo", cwd=demo.parent)
-    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.splitlines() == [
-        "demo/.padocc/current: error: cannot write the build: it is not the link padocc makes; "
-        "remove it"
+        "demo/.padocc/current: error: a directory, not padocc's link to the current build; "
+        "move it away and compile again (nothing was written)"
     ]
     assert tree_snapshot(demo) == before
     assert sorted(p.name for p in (demo / ".padocc").iterdir()) == ["current"]

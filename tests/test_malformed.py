@@ -368,7 +368,8 @@ def test_malformed_cycle_config(tmp_path: Path, case):
 # A bad group is skipped with one line at its file:line; the other groups go on
 # (one bad group file must not stop a whole flock). Nothing of it is planned.
 GROUPS = [
-    ("f-five-fields", "bad.csv", "A1,/x,,,extra\n", "groups/bad.csv:1:1", "at most 4 fields"),
+    # (five fields and more are padocc's keep_vars: accepted, tests/test_flock_files.py)
+    ("f-twice", "bad.txt", "GOOD_1\nGOOD_1\n", "groups/bad.txt:2:1", "listed twice"),
     ("f-bad-id", "bad.txt", "GOOD_1\n$(touch x)\n", "groups/bad.txt:2:1", "not allowed"),
     ("f-binary", "bad.txt", b"GOOD_1\n\xff\xfe\n", "groups/bad.txt:2:1", "UTF-8"),
     ("f-bad-name", "b;ad.txt", "GOOD_1\n", "groups/b;ad.txt", "group name"),

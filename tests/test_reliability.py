@@ -613,6 +613,11 @@ def test_open_engagement_of_a_reused_pid_is_stale(tmp_path: Path):
     other = subprocess.Popen(["sleep", "60"])
     ours = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "compiler"])
     try:
+        # Judged from its /proc entry: wait until it shows the program it runs.
+        deadline = time.monotonic() + 60
+        while b"compiler" not in Path(f"/proc/{ours.pid}/cmdline").read_bytes():
+            assert ours.poll() is None and time.monotonic() < deadline, ours.poll()
+            time.sleep(0.01)
         assert not engagement_alive({"host": host, "pid": str(other.pid)}, None)
         assert not engagement_alive({"host": host, "pid": "1"}, None)
         assert engagement_alive({"host": host, "pid": str(ours.pid)}, None)

@@ -89,7 +89,7 @@ routing_key: "all"
 graph: transitions.yaml
 defaults:
   resources: {runtime: 10m, mem: 100M}
-  retries: 0
+  retries: 1  # the killed attempt is one; the next run is the second
 steps:
   Hold:
     command: "touch {workflow_dir}/started; while [ ! -e {workflow_dir}/go ]; do sleep 0.05; done"

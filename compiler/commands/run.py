@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.commands import compile as compile_cmd
+from compiler.core.diagnostics import CompileError
+from compiler.render.write import check_current
 from compiler.runtime.leases import Lease
 from compiler.runtime.snakemake_run import cannot_run, failed_because, profile_dir, run_snakemake
 
@@ -37,6 +39,11 @@ def run(opts: RunOptions) -> int:
     if why:
         print(why, file=sys.stderr)
         return 1
+    try:  # a .padocc/current that is not padocc's link: said before a lease is written
+        check_current(Path(opts.workflow_dir))
+    except CompileError as e:
+        print(e.diagnostics[0], file=sys.stderr)
+        return 2
     # Runs overlap: each runs what no other live run holds (runtime/leases.py).
     with Lease(opts.workflow_dir, "padocc run") as lease:
         return _run(opts, lease)

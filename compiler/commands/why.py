@@ -129,7 +129,10 @@ def first_step(graph: dict, key: str) -> str:
     return act.get("step", "STEP") if act["kind"] == "run" else "STEP"
 
 
-def explain(wf: Path, manifest: dict, dataset: str, key: str, stats: list[Stat]) -> Answer:
+def explain(
+    wf: Path, manifest: dict, dataset: str, key: str, stats: list[Stat], held_by: str = ""
+) -> Answer:
+    """`held_by`: the header of a live run whose lease holds the dataset, if one does."""
     graph = manifest["graph"]
     root = graph["root"]
     pos: Position = position_of(stats)
@@ -161,6 +164,9 @@ def explain(wf: Path, manifest: dict, dataset: str, key: str, stats: list[Stat])
                       "outcome (killed, or its host lost); the next cycle records that and "
                       "runs it again within its attempt budget" + (f"; log {log}" if log else ""),
                       failure, f"padocc run {wfarg}")  # fmt: skip
+    if held_by:
+        return Answer(dataset, here, since, "held",
+                      f"held by a live run, which runs it: {held_by}", failure, None)  # fmt: skip
     act = decide(pos, key, graph, int(manifest["workflow"]["max_visits"]))
     kind = act["kind"]
     if kind == "quarantined":
@@ -217,7 +223,10 @@ def run(opts: WhyOptions) -> int:
     key, _ = row
     status = wf / manifest["workflow"]["status_dir"] / f"{opts.dataset}.status"
     history = read_history(status)
-    ans = explain(wf, manifest, opts.dataset, key, history.stats)
+    from compiler.runtime.leases import live_holdings  # reads .padocc/runs only
+
+    held_by = live_holdings(wf).datasets.get(opts.dataset, "")
+    ans = explain(wf, manifest, opts.dataset, key, history.stats, held_by)
     if opts.format == "json":
         print(json.dumps({**ans.__dict__, "since": iso(ans.since), "warnings": history.warnings}))
         return 0

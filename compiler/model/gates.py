@@ -347,8 +347,8 @@ def resolve_gates(
                 raise fail(
                     p.loc, f"gate '{name}' is not keyed, so it cannot need keyed gate '{p.gate}'"
                 )
-            before = parse_length(up.axis, p.before, p.loc) if p.before else 0
-            after = parse_length(up.axis, p.after, p.loc) if p.after else 0
+            before = parse_length(up.axis, p.before, p.loc, signed=True) if p.before else 0
+            after = parse_length(up.axis, p.after, p.loc, signed=True) if p.after else 0
             if before < 0 or after < 0:
                 raise fail(
                     p.loc,

@@ -131,11 +131,14 @@ def write_build(
     state = workflow_dir / ".padocc"
     builds = state / "builds"
     check_current(workflow_dir)
+    first = not os.path.lexists(state)  # made by this compile: taken back if it fails
     try:
         builds.mkdir(parents=True, exist_ok=True)
         with _writing(builds):
             final = _publish(workflow_dir, builds, build, files)
     except OSError as e:
+        if first:
+            shutil.rmtree(state, ignore_errors=True)
         raise fail(
             Loc(str(e.filename or builds)),
             f"cannot write build {build}: {e.strerror or e}; nothing was published, "
