@@ -338,3 +338,38 @@ def test_datasm_end_line_ends_the_workflow():
     for state in ("Pass", "Fail"):
         pos = position_of([parse_stat(f"STAT:{TS}:DATASM:{state}:")])
         assert decide(pos, "", graph, 3) == {"kind": "done", "state": state}
+
+
+def test_positions_between_steps_route_as_datasm_routes_them(tmp_path: Path):
+    """datasm writes a sub-workflow's entry and end as lines of their own and routes a
+    dataset on from them: the status setter's `DATASM:PUBLICATION:Ready:`
+    (datasm/workflows/__init__.py `next_state` enters the sub-workflow's graph) and a
+    sub-workflow's end `DATASM:PUBLICATION:Pass:`, looked up in the parent. A dataset
+    standing at either goes on from there; it is never quarantined as 'no route'."""
+    wf = fresh_copy("datasm", tmp_path / "datasm")
+    top = wf / "graph" / "transitions.yaml"
+    lines = top.read_text().splitlines(keepends=True)
+    lines[28] = lines[28].replace("Validation:Ready", "VALIDATION:Ready")  # its one defect
+    top.write_text("".join(lines))
+    compile_wf(wf)
+    ds = "CMIP6.C4MIP.E3SM-Project.E3SM-1-1.hist-bgc.r1i1p1f1.3hr.pr.gr"
+    status = wf / "status" / f"{ds}.status"
+    status.parent.mkdir()
+    status.write_text(f"DATASETID={ds}\nSTAT:{TS}:DATASM:PUBLICATION:Ready:\n")
+    r = padocc("why", str(wf), ds)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1] == (
+        "  next: MoveToPublication (of PUBLICATION, by routing key 'atmos-cmip-3hr'); "
+        "it starts in the next cycle"
+    )
+    compile_wf(wf)
+    (row,) = [ln for ln in (wf / ".padocc/current/pending.tsv").read_text().splitlines()
+              if ln.startswith(ds + "\t")]  # fmt: skip
+    assert row.split("\t")[3] == "MoveToPublication"
+    with status.open("a") as f:
+        f.write("STAT:20240101_000001_000000:DATASM:PUBLICATION:Pass:\n")
+    r = padocc("why", str(wf), ds)
+    assert (
+        r.stdout.splitlines()[1]
+        == "  next: the end of WAREHOUSE in Pass, recorded by the next cycle"
+    )

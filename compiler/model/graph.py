@@ -482,6 +482,13 @@ def _table(
 ):
     """Position -> routing key -> action, for every position a dataset can be in."""
     positions = {entry}
+    # Every key of every graph too: datasm writes positions between steps (a
+    # sub-workflow's entry `PUBLICATION:Ready`, its end `PUBLICATION:Pass` in the
+    # parent) and a dataset may stand at one; routed from there as datasm would.
+    for g, f in c.files.items():
+        for step, state in f.entries:
+            if state != "Engaged":
+                positions.add((g, step, state))
     for g, step in runs:
         positions.add((g, step, "Ready"))  # where a manual re-queue puts a dataset
         for out in c.outcomes(step):
