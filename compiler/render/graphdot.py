@@ -35,6 +35,7 @@ def graph_dot(
     """`graph` is a manifest's `graph`; `counts` (sub, step) -> state -> datasets;
     `order` the steps as the workflow declares them (boxes are drawn in that order)."""
     table: Mapping[str, Mapping[str, dict]] = graph["table"]
+    real = set(order)  # the workflow's steps, when given
     counts = counts or {}
     steps: dict[str, list[str]] = {}  # sub -> steps, in first-seen order
     # (from, to) -> state -> routing keys ("" = default)
@@ -63,8 +64,11 @@ def graph_dot(
             continue
         if pos == graph["entry"]:
             src = START
-        elif state == "Ready":
-            continue  # X:Ready runs X: the step's own box
+        elif state == "Ready" or (real and step not in real):
+            # X:Ready runs X: the step's own box. A position between steps (a
+            # sub-workflow's entry or end, kept for datasm's lines) is not a box: the
+            # edges through it are drawn from the steps that lead there.
+            continue
         else:
             add_step(sub, step)
             src = _node(sub, step)

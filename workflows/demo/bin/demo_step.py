@@ -10,6 +10,7 @@
 
 import os
 import sys
+import time
 from pathlib import Path
 
 DATA = Path("data.txt")
@@ -23,6 +24,11 @@ def log_run(step: str) -> None:
 def main(argv: list[str]) -> int:
     step, dataset, *facets = argv
     log_run(step)
+    hold = os.environ.get("DEMO_STEP_HOLD")  # tests: a publish waits while this file exists
+    if hold and step == "publish":
+        Path(hold + ".seen").touch()
+        while Path(hold).exists():
+            time.sleep(0.05)
     if step == "generate":
         variable, experiment, ens = facets
         bad = (variable == "pr" and experiment == "hist") or (variable == "so" and experiment == "ssp" and ens == "r2")
