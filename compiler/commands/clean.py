@@ -21,7 +21,6 @@ must not delete anything.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from compiler.core.buildlock import flock_held
 from compiler.core.diagnostics import CompileError, Loc, fail
 from compiler.core.safeio import read_regular
 from compiler.model.axes import parse_duration_s, parse_time
@@ -94,17 +94,7 @@ def _newest_mtime(path: Path) -> float:
 
 def run_lock_held(workflow_dir: Path) -> bool:
     """Is a Snakemake of this workflow running? It holds .padocc/run.lock (flock)."""
-    try:
-        fd = os.open(workflow_dir / ".padocc" / "run.lock", os.O_RDWR)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing drops our own lock at once
-    return False
+    return flock_held(workflow_dir / ".padocc" / "run.lock")
 
 
 class Cleaner:

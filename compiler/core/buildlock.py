@@ -63,3 +63,19 @@ def workflow_dir_of(path: str) -> str:
         if parts[i] == ".padocc":
             return os.sep.join(parts[:i]) or os.sep
     return os.path.abspath(path)
+
+
+def flock_held(path: str | os.PathLike) -> bool:
+    """Does a live process hold a flock on this file now? (A missing file: no.) Asked
+    with a non-blocking exclusive flock that is dropped at once."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops our own lock at once
+    return False

@@ -11,7 +11,6 @@ line is re-queued at the graph's entry.
 
 from __future__ import annotations
 
-import fcntl
 import glob
 import os
 import random
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.core.attempts import cause_of, closing_line, open_after, tries_of
+from compiler.core.buildlock import flock_held
 from compiler.core.diagnostics import Loc, fail
 from compiler.core.names import slot_file
 from compiler.core.routing import decide, engagement_alive, route, run_successors
@@ -455,17 +455,7 @@ def close_dead_engagement(
 
 def _dataset_locked(workflow_dir: str, ds_id: str) -> bool:
     """Does a job hold the dataset's lock (runtime/wrapper.py) on this host now?"""
-    try:
-        fd = os.open(os.path.join(workflow_dir, ".padocc", "locks", f"{ds_id}.lock"), os.O_RDWR)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return flock_held(os.path.join(workflow_dir, ".padocc", "locks", f"{ds_id}.lock"))
 
 
 def record_closings(model: Workflow, plan: Plan) -> None:
