@@ -117,13 +117,10 @@ def link(path: str | None, page_dir: Path) -> str:
 def graph_svg(s: Survey) -> str:
     """The transition graph with datasets per step, as inline SVG (Graphviz's `dot`,
     run now: the page fetches nothing); "" when Graphviz is not installed."""
-    from compiler.commands.graph import GraphError, to_svg
+    from compiler.commands.graph import GraphError, step_counts, to_svg
     from compiler.render.graphdot import graph_dot
 
-    counts: dict[tuple[str, str], dict[str, int]] = {}
-    for rec in s.records:
-        c = counts.setdefault((rec.workflow, rec.step), {})
-        c[rec.state] = c.get(rec.state, 0) + 1
+    counts = step_counts(s.records)
     try:
         svg = to_svg(graph_dot(s.manifest["graph"], s.name, counts, list(s.manifest["steps"])))
     except GraphError:

@@ -7,10 +7,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from compiler.core.manifestio import load_manifest
 from compiler.render.graphdot import graph_dot
+
+if TYPE_CHECKING:  # the survey is imported only when counts are asked for
+    from compiler.runtime.survey import Record
 
 
 @dataclass(frozen=True)
@@ -41,14 +46,19 @@ def to_svg(dot_text: str) -> str:
     return r.stdout
 
 
-def step_counts(workflow_dir: str) -> dict[tuple[str, str], dict[str, int]]:
-    from compiler.runtime.survey import survey
-
+def step_counts(records: Iterable[Record]) -> dict[tuple[str, str], dict[str, int]]:
+    """(sub-workflow, step) -> state -> datasets standing there."""
     out: dict[tuple[str, str], dict[str, int]] = {}
-    for rec in survey(workflow_dir).records:
+    for rec in records:
         c = out.setdefault((rec.workflow, rec.step), {})
         c[rec.state] = c.get(rec.state, 0) + 1
     return out
+
+
+def _counts(workflow_dir: str) -> dict[tuple[str, str], dict[str, int]]:
+    from compiler.runtime.survey import survey
+
+    return step_counts(survey(workflow_dir).records)
 
 
 def run(opts: GraphOptions) -> int:
@@ -57,7 +67,8 @@ def run(opts: GraphOptions) -> int:
         m = load_manifest(path)
         text = graph_dot(
             m["graph"], m["workflow"]["name"],
-            step_counts(opts.workflow_dir) if opts.counts else None, list(m["steps"]),
+            _counts(opts.workflow_dir) if opts.counts else None,
+            list(m["steps"]),
         )  # fmt: skip
         if opts.format == "svg":
             text = to_svg(text)
