@@ -14,6 +14,7 @@ from pathlib import Path
 
 from compiler.core.diagnostics import suggest
 from compiler.core.manifestio import load_manifest
+from compiler.core.names import job_log
 from compiler.core.routing import decide, engagement_alive, route
 from compiler.core.statusfile import (
     FINAL,
@@ -100,7 +101,7 @@ def log_of(wf: Path, dataset: str, engaged: Stat | None) -> str | None:
     if not build or not slot:
         return None
     job = engaged.params.get("job") or dataset
-    return str(wf / ".padocc" / "logs" / build / job / f"{slot}.log")
+    return str(wf / job_log(build, job, slot))
 
 
 def last_failure(wf: Path, dataset: str, stats: list[Stat]) -> str | None:

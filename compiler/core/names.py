@@ -9,3 +9,8 @@ def rule_name(gate: str) -> str:
 def slot_file(build: str, job: str, slot: int) -> str:
     """A job's slot output, relative to the workflow directory (the Snakefile's rule)."""
     return f".padocc/run/{build}/{job}/{slot}.json"
+
+
+def job_log(build: str, job: str, slot: int | str) -> str:
+    """A job slot's log, relative to the workflow directory (the wrapper writes it)."""
+    return f".padocc/logs/{build}/{job}/{slot}.log"

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import NamedTuple, TextIO
 
 from compiler.core.diagnostics import suggest
+from compiler.core.names import job_log
 from compiler.core.statusfile import (
     ENGAGED,
     NON_BINDING,
@@ -484,7 +485,7 @@ def _log(workflow_dir: Path, dataset: str, params: str | None) -> str | None:
     if not build or not slot:
         return None
     job = got.get("job") or dataset
-    return str(workflow_dir / ".padocc" / "logs" / build / job / f"{slot}.log")
+    return str(workflow_dir / job_log(build, job, slot))
 
 
 @dataclass(frozen=True)
