@@ -24,8 +24,9 @@ from markupsafe import Markup
 from compiler.commands.report import Report, axis_text, build_report, human_params, times
 from compiler.commands.status import counts
 from compiler.core.diagnostics import CompileError, one_line
+from compiler.core.statusfile import iso
 from compiler.render.render import render_template
-from compiler.runtime.survey import Survey, SurveyError, human_seconds, iso, state_key
+from compiler.runtime.survey import Survey, SurveyError, human_seconds, state_key
 
 TEMPLATE = "dashboard.html.j2"
 CHART_W = 460  # px of the longest bar / of a coverage timeline

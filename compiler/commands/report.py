@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from compiler.core.statusfile import iso
 from compiler.runtime.survey import (
     Coverage,
     Failure,
@@ -29,7 +30,6 @@ from compiler.runtime.survey import (
     Tally,
     coverage,
     human_seconds,
-    iso,
     load_current,
     parse_duration,
     parse_since,

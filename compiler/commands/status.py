@@ -16,13 +16,13 @@ import sys
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from compiler.core.statusfile import iso
 from compiler.runtime.survey import (
     Filters,
     Record,
     Survey,
     SurveyError,
     filter_mistake,
-    iso,
     position_order,
     select,
     survey,

@@ -20,7 +20,7 @@ from compiler.core.statusfile import (
     FINAL,
     Position,
     Stat,
-    parse_stamp,
+    iso,
     position_of,
     read_history,
 )
@@ -60,10 +60,6 @@ def find_row(tsv: Path, dataset: str) -> tuple[str, str] | None:
     _, _, rest = line.partition("\t")
     key, _, facets = rest.partition("\t")
     return key, facets or "{}"
-
-
-def iso(ts: str | None) -> str | None:
-    return parse_stamp(ts).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else None
 
 
 def current_build(wf: Path) -> tuple[dict, Path]:

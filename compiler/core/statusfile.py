@@ -111,6 +111,13 @@ def parse_stamp(ts: str) -> datetime:
     return datetime.strptime(ts, TS_FORMAT).replace(tzinfo=UTC)
 
 
+def iso(ts: str | None) -> str | None:
+    """A STAT stamp as ISO 8601 UTC to the second."""
+    if not ts:
+        return None
+    return parse_stamp(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True)
 class Stat:
     ts: str

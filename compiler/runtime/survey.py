@@ -391,13 +391,6 @@ def state_key(state: str) -> tuple[int, str]:
     return (_STATE_RANK.get(state, 5), state)
 
 
-def iso(ts: str | None) -> str | None:
-    """A STAT stamp as ISO 8601 UTC to the second."""
-    if not ts:
-        return None
-    return parse_stamp(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 # --- reports ------------------------------------------------------------------------
 
 
