@@ -124,6 +124,24 @@ def test_a_compile_whose_temporary_build_vanished_publishes_nothing(stage: str, 
     assert (wf / "Snakefile").read_bytes() == snakefile and temporaries(wf) == set()
 
 
+def test_an_older_build_published_last_is_never_pruned(tmp_path: Path):
+    """A started first (its build's name is older) but publishes after B. B, keeping
+    one build, must not prune A's build: A is about to make it current."""
+    wf = small_demo(tmp_path / "demo")
+    compile_wf(wf)
+    a = compile_paused_at(wf, "before-current")
+    try:
+        b = compile_env(wf, PADOCC_KEEP_BUILDS="1")
+        assert b.returncode == 0, b.stderr
+    finally:
+        os.kill(a.pid, signal.SIGUSR1)
+    assert a.wait(timeout=300) == 0, a.stderr.read()
+    assert_whole(wf, current_build(wf))
+    generated_output_valid(wf)
+    assert compile_env(wf, PADOCC_KEEP_BUILDS="1").returncode == 0  # alone: prunes
+    assert builds_of(wf) == [current_build(wf)]
+
+
 def test_parallel_compiles_publish_only_whole_builds(tmp_path: Path):
     """Rounds of 6 compiles at once, keeping 3 builds: every compile exits 0 (or 2 with
     one line), none says a traceback, and every build left is whole."""

@@ -236,18 +236,24 @@ def _vanished(tmp: Path) -> Exception:
 
 def _prune(builds: Path, keep_name: str, keep: int) -> None:
     """Old builds go once there are more than `keep`, a run's slot files with them;
-    never one a live run holds (see runtime/build.py). Temporary debris of killed
-    compiles goes only while no compile is writing."""
-    names = sorted(p.name for p in builds.iterdir() if not p.name.startswith("."))
-    for name in names[:-keep]:
-        if name != keep_name and try_remove_unused(builds / name):
-            shutil.rmtree(builds.parent / "run" / name, ignore_errors=True)
+    never the current one, nor one a live run holds (see runtime/build.py).
+    Temporary debris of killed compiles goes too. All of it only while no compile is
+    writing: a compile whose clock started earlier may publish after a later one, so
+    the newest names are not always the current build; holding the writers' lock
+    alone, the current link cannot change under the prune. When a compile is
+    writing, that compile prunes after it, or the next one does."""
     fd = os.open(builds.parent / WRITERS_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return  # a compile is writing: its temporary files are not debris
+            return
+        current = os.path.basename(os.readlink(builds.parent / "current")) if os.path.islink(
+            builds.parent / "current") else None  # fmt: skip
+        names = sorted(p.name for p in builds.iterdir() if not p.name.startswith("."))
+        for name in names[:-keep]:
+            if name not in (keep_name, current) and try_remove_unused(builds / name):
+                shutil.rmtree(builds.parent / "run" / name, ignore_errors=True)
         wf_dir = builds.parent.parent
         debris = [p for p in builds.iterdir() if p.name.startswith(".tmp-")]
         debris += [p for p in builds.parent.iterdir() if p.name.startswith(".current.tmp-")]
