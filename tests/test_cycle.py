@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -374,3 +375,59 @@ def test_a_cycle_killed_while_moving_a_group_is_finished_by_the_next(
     assert [p.name for p in (flock / "groups").iterdir()] == []
     assert list((flock / "status").iterdir()) == []
     assert len(list((flock / "complete" / "cmip_a" / "status").iterdir())) == 3
+
+
+def test_a_completed_group_leaves_status_and_manual_commands_at_once(flock: Path):
+    """Right after the cycle that completes obs_b (no compile in between): its
+    datasets are no longer listed, and a block by hand is refused, starting no
+    orphan status file (the 48-hour soak found one: a dataset stuck at Ready)."""
+    set_conf(flock, batch_limit=100)
+    r = cycle(flock)
+    assert "group obs_b complete" in r.stdout
+    listed = padocc("status", str(flock), "--format", "ids")
+    assert listed.returncode == 0, listed.stderr
+    assert "OBS_sst_b" not in listed.stdout.split()
+    r = padocc("block", str(flock), "OBS_sst_b", "--reason", "late")
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == (
+        "padocc: error: dataset 'OBS_sst_b' is done: its group 'obs_b' completed and moved "
+        f"to {flock / 'complete' / 'obs_b'}; nothing written\n"
+    )
+    assert not (flock / "status" / "OBS_sst_b.status").exists()
+    assert ":Blocked:" not in (flock / "complete/obs_b/status/OBS_sst_b.status").read_text()
+
+
+def test_a_block_during_a_group_move_is_refused_or_moved_never_lost(flock: Path):
+    """A cycle paused while it moves obs_b (holding the moves lock and the group's
+    status files); a person blocks one of its datasets meanwhile. The block waits,
+    then is refused in one line: no orphan status file, no line lost in a removed file."""
+    set_conf(flock, batch_limit=100)
+    env = {**os.environ, "PADOCC_TEST_PAUSE_AT": "group-locked"}
+    c = subprocess.Popen([sys.executable, "-m", "compiler", "cycle", "--conf",
+                          str(flock / "shepard.yaml")], env=env, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        assert c.stderr is not None
+        for line in c.stderr:
+            if line == "padocc-test: paused at group-locked\n":
+                break
+        else:
+            raise AssertionError(f"the cycle ended (exit {c.wait()}) before moving a group")
+        moving = json.loads((flock / ".padocc" / "flock.json").read_text()) if (
+            flock / ".padocc" / "flock.json").exists() else {}  # fmt: skip
+        b = subprocess.Popen([sys.executable, "-m", "compiler", "block", str(flock),
+                              "OBS_sst_b", "CMIP6_tas_a"], text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    finally:
+        os.kill(c.pid, signal.SIGUSR1)
+    out, err = b.communicate(timeout=300)
+    c_out, c_err = c.communicate(timeout=600)
+    assert c.returncode == 0, c_out + c_err
+    assert "OBS_sst_b" not in str(moving.get("completed"))  # the pause was before the move
+    # Which group moved first is the cycle's order: whichever it was, the block is
+    # refused for it, and nothing is written for the other either.
+    assert b.returncode == 2 and out == "" and len(err.splitlines()) == 1, err
+    assert "completed and moved to" in err and err.endswith("; nothing written\n")
+    assert list((flock / "status").iterdir()) == []
+    for p in (flock / "complete").rglob("*.status"):
+        assert ":Blocked:" not in p.read_text()

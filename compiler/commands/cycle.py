@@ -10,6 +10,7 @@ to the lock's holder.
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import random
@@ -17,17 +18,20 @@ import shutil
 import socket
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from compiler.commands import compile as compile_cmd
+from compiler.core.buildlock import group_moves
 from compiler.core.diagnostics import CompileError, Loc, fail, one_line
 from compiler.core.routing import padocc_alive
-from compiler.core.safeio import read_regular
+from compiler.core.safeio import open_regular, read_regular
 from compiler.core.statusfile import position_of, read_history
+from compiler.core.testpause import pause_at
 from compiler.load import schema as S
 from compiler.load.yamlpos import load_yaml
 from compiler.model.resolve import Overrides
@@ -315,11 +319,23 @@ def _cycle(
     if not moves:
         return 0 if rc == 0 else 1
     state = {
-        "groups": {g["name"]: {"digest": g["digest"], "datasets": g["datasets"]} for g in c.manifest["groups"]},
+        "groups": {
+            g["name"]: {"digest": g["digest"], "datasets": g["datasets"]}
+            for g in c.manifest["groups"]
+        },
         "completed": prev.get("completed", {}),
     }
-    _complete_groups(c, cfg, state, state_path, cycle_id, out)
+    moved = _complete_groups(c, cfg, state, state_path, cycle_id, out)
     _save_state(state_path, state)
+    if moved:
+        # The build this cycle ran still lists the groups' datasets, whose status files
+        # have just left: `padocc status` would show them as new, and a `padocc block`
+        # would start them afresh. A build without them becomes current now, not at
+        # the next cycle.
+        rc2, c2 = compile_cmd.compile_workflow(copts, io.StringIO(), out)
+        if c2 is not None:
+            print(f"recompiled without the completed groups (build {c2.build})", file=out)
+        rc = rc or rc2
     return 0 if rc == 0 else 1
 
 
@@ -404,13 +420,14 @@ def _group_done(c, ids: list[str]) -> bool:
 
 def _complete_groups(
     c, cfg: CycleConfig, state: dict, state_path: Path, cycle_id: str, out: TextIO
-) -> None:
+) -> list[str]:
     """A group whose every dataset ended in Pass (Success, or a non-fatal Warning)
     moves to complete_dir with its status files and reports, atomically: a copy is
     renamed into place, then the originals go. The move is recorded in flock.json
     before the rename, so a cycle killed anywhere in it is finished by the next one
     (see _finish_completions), never done twice."""
     flock = Path(cfg.flock_dir)
+    moved = []
     for g in c.manifest["groups"]:
         if not g["datasets"] or not _group_done(c, g["datasets"]):
             continue
@@ -432,38 +449,71 @@ def _complete_groups(
             final = dest_root / f"{g['name']}.{cycle_id}"
         tmp = dest_root / f".tmp-{g['name']}-{cycle_id}"
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        if src.is_dir():
-            shutil.copytree(src, tmp / src.name, ignore=_not_regular)
-        else:
-            shutil.copy2(src, tmp / src.name)
-        for ds in g["datasets"]:
-            st = Path(c.model.status_dir) / f"{ds}.status"
-            (tmp / "status").mkdir(exist_ok=True)
-            shutil.copy2(st, tmp / "status" / st.name)
-            work = Path(c.model.work_dir) / ds
-            for rep in sorted(work.glob("*report*")) if work.is_dir() else []:
-                (tmp / "reports" / ds).mkdir(parents=True, exist_ok=True)
-                shutil.copy2(rep, tmp / "reports" / ds / rep.name)
-        rec = {
-            "to": str(final),
-            "tmp": str(tmp),
-            "source": str(src),
-            "datasets": g["datasets"],
-            "status_dir": c.model.status_dir,
-        }
-        state.setdefault("completed", {})[g["name"]] = rec
-        _save_state(state_path, state)
-        os.rename(tmp, final)
-        _remove_originals(rec)
-        state["groups"].pop(g["name"], None)
+        with _status_locked(cfg.workflow, c.model.status_dir, g["datasets"]):
+            if not _group_done(c, g["datasets"]):
+                continue  # a requeue or block came in before the locks were taken
+            _move_group(c, g, src, tmp, final, state, state_path)
+        moved.append(g["name"])
         print(f"group {g['name']} complete: moved to {final}", file=out)
+    return moved
+
+
+@contextmanager
+def _status_locked(workflow_dir: str, status_dir: str, datasets: list[str]) -> Iterator[None]:
+    """The group moves' lock (see core/buildlock.group_moves), and every status file
+    of the group, locked from before its copy to after its removal: a line any other
+    writer appends meanwhile waits, then finds the file gone and says so
+    (core/statusfile.append_stats), instead of landing in a removed file after the
+    copy was made."""
+    with ExitStack() as stack:
+        stack.enter_context(group_moves(workflow_dir, exclusive=True))
+        for ds in datasets:
+            fd = open_regular(Path(status_dir) / f"{ds}.status", os.O_RDONLY | os.O_NOFOLLOW)
+            stack.callback(os.close, fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        pause_at("group-locked")
+        yield
+
+
+def _move_group(
+    c, g: dict, src: Path, tmp: Path, final: Path, state: dict, state_path: Path
+) -> None:
+    """Copy, record in flock.json, rename into place, remove the originals."""
+    tmp.mkdir()
+    if src.is_dir():
+        shutil.copytree(src, tmp / src.name, ignore=_not_regular)
+    else:
+        shutil.copy2(src, tmp / src.name)
+    for ds in g["datasets"]:
+        st = Path(c.model.status_dir) / f"{ds}.status"
+        (tmp / "status").mkdir(exist_ok=True)
+        shutil.copy2(st, tmp / "status" / st.name)
+        work = Path(c.model.work_dir) / ds
+        for rep in sorted(work.glob("*report*")) if work.is_dir() else []:
+            (tmp / "reports" / ds).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(rep, tmp / "reports" / ds / rep.name)
+    rec = {
+        "to": str(final),
+        "tmp": str(tmp),
+        "source": str(src),
+        "datasets": g["datasets"],
+        "status_dir": c.model.status_dir,
+    }
+    state.setdefault("completed", {})[g["name"]] = rec
+    _save_state(state_path, state)
+    os.rename(tmp, final)
+    _remove_originals(rec)
+    state["groups"].pop(g["name"], None)
 
 
 def _not_regular(d: str, names: list[str]) -> list[str]:
     """A FIFO or device in a group directory is not copied (copying one would block or
     fail): only its files and directories move to complete_dir."""
-    return [n for n in names if not (os.path.isfile(os.path.join(d, n)) or os.path.isdir(os.path.join(d, n)))]
+    return [
+        n
+        for n in names
+        if not (os.path.isfile(os.path.join(d, n)) or os.path.isdir(os.path.join(d, n)))
+    ]
 
 
 def _remove_originals(rec: dict) -> None:

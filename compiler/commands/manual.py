@@ -7,13 +7,15 @@ Ids come from the command line or, with '-', one per line on standard input (so
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from compiler.core.buildlock import group_moves
 from compiler.core.diagnostics import CompileError, Loc, suggest
 from compiler.core.ids import check_id
-from compiler.core.safeio import not_regular_reason
+from compiler.core.safeio import not_regular_reason, read_regular
 from compiler.core.statusfile import (
     Stat,
     StatusWriteError,
@@ -55,7 +57,14 @@ def _ids(opts: ManualOptions, m: dict) -> list[str]:
         check_id(i, Loc("padocc " + opts.action))
     known = _known(opts.workflow_dir, m)
     status_dir = Path(m["workflow"]["status_dir"])
+    moved = _completed(opts.workflow_dir)
     for i in ids:
+        if i in moved and not (status_dir / f"{i}.status").exists():
+            group, to = moved[i]
+            raise CompileError([_err(
+                f"dataset '{i}' is done: its group '{group}' completed and moved to {to}; "
+                "nothing written"
+            )])  # fmt: skip
         # A typo must not start a status file of its own for a dataset nobody has.
         if i not in known and not (status_dir / f"{i}.status").exists():
             raise CompileError([_err(f"unknown dataset '{i}'{suggest(i, known)}")])
@@ -69,6 +78,18 @@ def _known(workflow_dir: str, m: dict) -> set[str]:
     with open(tsv, encoding="utf-8") as f:
         known.update(line.split("\t", 1)[0] for line in f if line.strip())
     return known
+
+
+def _completed(workflow_dir: str) -> dict[str, tuple[str, str]]:
+    """dataset -> (group, where it went), for the flock groups a cycle completed
+    (.padocc/flock.json, see commands/cycle.py). A build made before the move still
+    lists them: a status file started for one of them would be an orphan."""
+    try:
+        state = json.loads(read_regular(Path(workflow_dir) / ".padocc" / "flock.json"))
+        recs = state["completed"].items()
+        return {ds: (name, rec["to"]) for name, rec in recs for ds in rec["datasets"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}  # no flock, or a damaged state the next cycle says and starts afresh
 
 
 def _err(msg: str):
@@ -85,7 +106,9 @@ def _requeue_target(m: dict, at: str) -> tuple[str, str]:
         sub, _, rest = pos.partition("/")
         if rest == f"{step}:Ready":
             return sub, step
-    raise CompileError([_err(f"'{step}' is not a step this workflow can re-queue at{suggest(step, m['steps'])}")])
+    raise CompileError(
+        [_err(f"'{step}' is not a step this workflow can re-queue at{suggest(step, m['steps'])}")]
+    )
 
 
 def run(opts: ManualOptions) -> int:
@@ -94,6 +117,11 @@ def run(opts: ManualOptions) -> int:
     except CompileError as e:
         print(e.diagnostics[0], file=sys.stderr)
         return 2
+    with group_moves(opts.workflow_dir, exclusive=False):
+        return _apply(opts, m)
+
+
+def _apply(opts: ManualOptions, m: dict) -> int:
     try:
         ids = _ids(opts, m)
         target = _requeue_target(m, opts.at) if opts.action == "requeue" else None

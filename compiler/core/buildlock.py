@@ -15,6 +15,8 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _HELD: dict[str, int] = {}  # build dir -> fd, held until the process ends
 
@@ -79,3 +81,27 @@ def flock_held(path: str | os.PathLike) -> bool:
     finally:
         os.close(fd)  # closing drops our own lock at once
     return False
+
+
+MOVES_LOCK = "moves.lock"  # in .padocc/
+
+
+@contextmanager
+def group_moves(workflow_dir: str | os.PathLike, exclusive: bool) -> Iterator[None]:
+    """Held exclusively by a cycle while it moves a completed flock group (and its
+    status files) to complete_dir; shared by `padocc block/unblock/requeue` from their
+    check of what is done to their last line written. So a person's command either
+    lands before the move (and the move sees its line) or sees the group done."""
+    path = os.path.join(workflow_dir, ".padocc", MOVES_LOCK)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError:
+        if exclusive:
+            raise
+        yield  # a read-only .padocc: no cycle can move anything out of it either
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)

@@ -323,6 +323,7 @@ def append_stats(path: Path, dataset_id: str, stats: Iterable[Stat], durable: bo
         ) from e
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        _still_there(path, fd)
         size = os.fstat(fd).st_size
         prefix = ""
         if size == 0:
@@ -354,6 +355,23 @@ def append_stats(path: Path, dataset_id: str, stats: Iterable[Stat], durable: bo
         ) from e
     finally:
         os.close(fd)
+
+
+def _still_there(path: Path, fd: int) -> None:
+    """The file locked is still the one the path names. A cycle that completes a
+    flock group copies its status files to complete_dir and removes them, holding
+    their locks (commands/cycle.py): a line appended to the removed file after the
+    copy would be lost, with no word. It is refused instead."""
+    try:
+        same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        same = False
+    if not same:
+        raise OSError(
+            errno.ESTALE,
+            "it was moved away while this write waited (its flock group completed?); "
+            "nothing written",
+        )
 
 
 def sync_status(path: Path) -> None:
