@@ -15,7 +15,9 @@ for chunks). Simulated hour h (the clock: 2030-01-01 + h hours, through --now):
 - some new datasets' Fetch is a long step: it runs until a release 2-5 hours later;
 - `padocc cycle --now T` starts; it is waited for only --slice seconds, so a cycle
   still busy with long steps goes on beside the next hours' cycles;
-- at random: a running long step is killed -9; a whole cycle (padocc, its Snakemake
+- at random: a new dataset's step is killed for memory (SIGKILL, as the OOM killer
+  does) or for CPU time (the kernel's SIGXCPU at a CPU-time limit); a running long
+  step is killed -9; a whole cycle (padocc, its Snakemake
   and its jobs) is killed -9 mid-way (the driver lost with its host); a step fails
   once; a person requeues a finished dataset, blocks a pending one (unblocked two
   hours later) or compiles by hand; a `gate make` request for the last 3 hours starts
@@ -48,6 +50,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from compiler.core.attempts import MEMORY_CAUSES, TIME_CAUSES  # noqa: E402
 from compiler.core.statusfile import FINAL, QUARANTINED, read_history  # noqa: E402
 from compiler.runtime.leases import live_holdings  # noqa: E402
 
@@ -125,6 +128,14 @@ class Soak:
             if rng.random() < 0.1:
                 (self.control / f"fail-{ds}-{rng.choice(['Fetch', 'Build'])}").touch()
                 self.played["steps failed once"] += 1
+            for n, (kind, what) in enumerate(
+                (("oom", "memory (SIGKILL)"), ("cpu", "CPU time (SIGXCPU)"))
+            ):
+                # Each kind at random, and once for sure (hours 1 and 2): even a short
+                # soak plays both.
+                if rng.random() < 0.08 or (h == n + 1 and ds == ids[0]):
+                    (self.control / f"{kind}-{ds}-{rng.choice(['Fetch', 'Build'])}").touch()
+                    self.played[f"steps killed for {what}"] += 1
         (wf / "groups" / f"h{h:03d}.txt").write_text("".join(f"{d}\n" for d in ids))
         self.played["groups"] += 1
         for ds, r in self.release_at.items():
@@ -275,6 +286,7 @@ def figures(s: Soak) -> dict[str, int]:
             builds[b] = i
         failed_cycles += not killed and bool(re.search(r"snakemake exited [1-9]", text))
     overlaps = torn = unfinished = redone = over_budget = lost = 0
+    uncaused = uncarried = 0
     waits: Counter = Counter()
     for ds, arrived in s.arrived.items():
         led = wf / "ledger" / f"{ds}.log"
@@ -304,6 +316,28 @@ def figures(s: Soak) -> dict[str, int]:
                 engaged[x.step] += 1
                 over_budget += engaged[x.step] == 6  # max_repeats 5, shepard.yaml
         lost += sum(max(0, ends[k] - passes[k]) for k in ends)
+        # Each kill the step made of itself is an outcome line with a cause of its kind.
+        kills = Counter((ln[1], ln[2]) for ln in lines if ln[0] == "kill")
+        caused = Counter(
+            (x.step, "memory" if x.params.get("cause") in MEMORY_CAUSES else "time")
+            for x in stats
+            if x.state in ("Retry", "Fail")
+            and x.params.get("cause", "") in MEMORY_CAUSES | TIME_CAUSES
+        )
+        uncaused += sum(max(0, n - caused[k]) for k, n in kills.items())
+        # After a Retry, the step's next Engaged is the next attempt (counted from the
+        # status file, across cycles and killed Snakemakes alike).
+        after: dict[str, int] = {}
+        for x in stats:
+            if x.params.get("requeue") == "1":
+                after.clear()
+            elif x.state == "Retry":
+                after[x.step] = int(x.params.get("attempt", "0") or 0) + 1
+            elif x.state == "Engaged":
+                want = after.pop(x.step, None)
+                uncarried += want is not None and want > 1 and x.params.get("attempt") != str(want)
+            elif x.state in ("Pass", "Fail"):
+                after.pop(x.step, None)
         first = next((x for x in stats if x.state == "Engaged"), None)
         if first is not None and ds not in s.ever_blocked:
             took = builds.get(first.params.get("build", ""))
@@ -330,6 +364,8 @@ def figures(s: Soak) -> dict[str, int]:
         ),
         "step ends with no outcome line (a wrapper killed after its step ended)": lost,
         "datasets not final nor quarantined": unfinished,
+        "kills not recorded with a cause of their kind": uncaused,
+        "attempts not carried to the next try": uncarried,
         "steps run past the attempt budget (max_repeats 5)": over_budget,
         "gate chunks made twice": sum(1 for v in made.values() if v > 1),
         "gate requests that failed": failed_requests,
@@ -346,6 +382,8 @@ VIOLATIONS = (
     "torn or unreadable STAT lines",
     "step ends with no outcome line beyond the cycles killed",
     "datasets not final nor quarantined",
+    "kills not recorded with a cause of their kind",
+    "attempts not carried to the next try",
     "steps run past the attempt budget (max_repeats 5)",
     "gate chunks made twice",
     "gate requests that failed",

@@ -20,7 +20,9 @@ def test_soak_quick_keeps_every_invariant():
     lines = r.stdout.splitlines()
     assert lines[-1] == "soak: ok"
     checks = [ln.split() for ln in lines if ln.strip().startswith("check")]
-    assert len(checks) == 10 and all(c[-1] == "0" for c in checks), r.stdout
+    assert len(checks) == 12 and all(c[-1] == "0" for c in checks), r.stdout
     played = {" ".join(ln.split()[1:-1]): int(ln.split()[-1]) for ln in lines
               if ln.strip().startswith("played")}  # fmt: skip
     assert played["cycles"] >= 8 and played["groups"] == 8, r.stdout
+    assert played["steps killed for memory (SIGKILL)"] >= 1, r.stdout
+    assert played["steps killed for CPU time (SIGXCPU)"] >= 1, r.stdout

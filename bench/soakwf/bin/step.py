@@ -4,6 +4,9 @@
         control/hold-<DATASET>-<STEP>  wait (after writing control/waiting-<DATASET>-<STEP>
                                        with the pid) until control/release-<DATASET>-<STEP>
         control/fail-<DATASET>-<STEP>  exit 1 (removed: each such file fails the step once)
+        control/oom-<DATASET>-<STEP>   killed by SIGKILL, as the OOM killer does (once)
+        control/cpu-<DATASET>-<STEP>   killed by the kernel's SIGXCPU at a 1 s CPU-time
+                                       limit, a time limit's kill (once)
     step.py chunk GATE LOW      ledger/gates.log: "start|end GATE LOW PID"
 
 A start that finds an earlier start of the same step (or chunk) still running, its pid
@@ -12,6 +15,8 @@ alive and this script, also writes "overlap ... PID OTHER": two jobs of it at on
 
 import fcntl
 import os
+import resource
+import signal
 import sys
 import time
 
@@ -62,6 +67,15 @@ def wait_while_held(name: str) -> None:
             time.sleep(0.05)
 
 
+def consume(name: str) -> bool:
+    """Take a one-shot control file: True if it was there."""
+    try:
+        os.unlink(os.path.join(here, "control", name))
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def main(kind: str, *args: str) -> int:
     if kind == "chunk":
         gate, low = args[:2]
@@ -72,13 +86,17 @@ def main(kind: str, *args: str) -> int:
     step, dataset = kind, args[0]
     log(f"{dataset}.log", "start", [step])
     wait_while_held(f"{dataset}-{step}")
-    try:
-        os.unlink(os.path.join(here, "control", f"fail-{dataset}-{step}"))
-    except FileNotFoundError:
-        pass
-    else:
+    if consume(f"fail-{dataset}-{step}"):
         log(f"{dataset}.log", "fail", [step])
         return 1
+    if consume(f"oom-{dataset}-{step}"):
+        log(f"{dataset}.log", "kill", [step, "memory"])
+        os.kill(os.getpid(), signal.SIGKILL)
+    if consume(f"cpu-{dataset}-{step}"):
+        log(f"{dataset}.log", "kill", [step, "time"])
+        resource.setrlimit(resource.RLIMIT_CPU, (1, resource.RLIM_INFINITY))
+        while True:  # until the kernel sends SIGXCPU
+            pass
     log(f"{dataset}.log", "end", [step])
     return 0
 
