@@ -98,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     y.add_argument("--dry-run", action="store_true", help="show what the next cycle would do; run nothing")
     y.add_argument("--seed", type=int, help="replay a cycle's random selection")
     y.add_argument("--now", help="take this UTC time as now")
+    y.add_argument("--every", help="keep starting a cycle on this interval (e.g. 10m), as cron would; "
+                   "SIGTERM stops it")  # fmt: skip
+    y.add_argument("--cycles", type=int, help="with --every: stop after this many cycles")
 
     for name, what in (("requeue", "put datasets back at Step:Ready"), ("block", "hold datasets out of cycles"),
                        ("unblock", "let blocked datasets run again")):
@@ -225,6 +228,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "cycle":
         from compiler.commands import cycle
 
+        if args.every is not None or args.cycles is not None:
+            from compiler.commands import every
+
+            if args.every is None or args.dry_run or args.seed is not None or args.now:
+                print("padocc cycle: error: --cycles needs --every, and --every takes no "
+                      "--dry-run, --seed or --now", file=sys.stderr)  # fmt: skip
+                return 2
+            return every.run(every.EveryOptions(args.conf, args.every, args.cycles, args.autolog))
         return cycle.run(cycle.CycleOptions(args.conf, args.autolog, args.dry_run, args.seed, args.now))
     if args.command == "gate":
         from compiler.commands import gate

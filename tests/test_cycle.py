@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -431,3 +432,46 @@ def test_a_block_during_a_group_move_is_refused_or_moved_never_lost(flock: Path)
     assert list((flock / "status").iterdir()) == []
     for p in (flock / "complete").rglob("*.status"):
         assert ":Blocked:" not in p.read_text()
+
+
+def test_every_starts_cycles_on_an_interval(flock: Path):
+    """`padocc cycle --every`: each cycle its own process, started on the interval;
+    --cycles bounds them. Quiet on stderr when all is well."""
+    set_conf(flock, batch_limit=100)
+    r = padocc("cycle", "--conf", str(flock / "shepard.yaml"), "--every", "10s", "--cycles", "2",
+               timeout=900)  # fmt: skip
+    assert r.returncode == 0 and r.stderr == "", r.stdout + r.stderr
+    assert len(re.findall(r"^cycle \S+ seed \d+", r.stdout, re.M)) == 2, r.stdout
+    assert "group obs_b complete" in r.stdout
+
+
+def test_every_stops_on_sigterm_and_starts_no_new_cycle(flock: Path):
+    p = subprocess.Popen([sys.executable, "-m", "compiler", "cycle", "--conf",
+                          str(flock / "shepard.yaml"), "--every", "1h"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert p.stdout is not None
+    for line in p.stdout:  # the first cycle has started
+        if re.match(r"cycle \S+ seed \d+", line):
+            break
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err
+    assert not re.search(r"^cycle \S+ seed", out, re.M) and err == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--every", "5s"], "--every: error: an interval of at least 10s, not '5s'\n"),
+        (["--every", "soon"], "--every: error: cannot read duration 'soon': use e.g. '10m', '6h', '1d'\n"),
+        (["--every", "10m", "--cycles", "0"], "--cycles: error: must be between 1 and 1000000\n"),
+        (["--cycles", "3"], "padocc cycle: error: --cycles needs --every, and --every takes no "
+                            "--dry-run, --seed or --now\n"),
+        (["--every", "10m", "--now", "2030-01-01"], "padocc cycle: error: --cycles needs --every, "
+                                                   "and --every takes no --dry-run, --seed or --now\n"),
+    ],
+)  # fmt: skip
+def test_every_bad_arguments_start_nothing(flock: Path, args: list[str], said: str):
+    r = padocc("cycle", "--conf", str(flock / "shepard.yaml"), *args)
+    assert (r.returncode, r.stdout, r.stderr) == (2, "", said)
+    assert not (flock / ".padocc").exists()
