@@ -63,6 +63,9 @@ def snakemake_cmd(
     ]  # fmt: skip
 
 
+SLURM_LOGS = ".padocc/slurm-logs"  # relative to the workflow directory
+
+
 def run_snakemake(
     workflow_dir: str,
     profile: str,
@@ -83,9 +86,18 @@ def run_snakemake(
     concurrent runs' outputs apart, and Snakemake's own lock directory, shared by
     every run in the workflow directory, is neither written nor cleared."""
     prefix = None
-    if timeout is not None and uses_slurm(profile_dir(profile)):
+    slurm = uses_slurm(profile_dir(profile))
+    if timeout is not None and slurm:
         prefix = new_job_prefix()
         extra = [*extra, "--slurm-jobname-prefix", prefix]
+    if slurm:
+        # Each run its own SLURM log directory. As it shuts down, the plugin removes
+        # every empty directory under its log directory: a shared one loses the
+        # directory an overlapping run's queued job is about to write its log in, and
+        # that job fails as it starts ("Could not open stdout file", found by the
+        # soak on SLURM). An emptied run directory goes with the same clean-up.
+        run_id = lease.id if lease is not None else new_job_prefix()
+        extra = [*extra, "--slurm-logdir", f"{SLURM_LOGS}/{run_id}"]
     env = {**os.environ, **SAFE_PATH}
     if lease is not None:
         extra = ["--nolock", *extra]
