@@ -258,12 +258,14 @@ def test_clean_removes_only_what_is_past_retention(tmp_path: Path):
     current = os.readlink(wf / ".padocc" / "current").split("/")[-1]
     assert current != old_build
 
+    write(wf / ".padocc" / "slurm-logs" / "r1" / "rule_advance" / "b_x_1" / "7.log", "failed\n")
     # Everything 15 days old (past the workflow's 10d, within the campaign's 20d) ...
     for p in (wf / ".padocc", wf / ".snakemake", wf / "status", runs):
         age(p, 15)
     age(runs / "cl-old", 30)  # ... but one run directory, past 20d too
     age(runs / "not-a-run", 30)
     fresh = write(wf / ".padocc" / "logs" / "fresh.log", "new\n")
+    fresh_slurm = write(wf / ".padocc" / "slurm-logs" / "r2" / "rule_advance" / "8.log", "new\n")
     status = tree_snapshot(wf / "status")
     assert status
 
@@ -279,6 +281,9 @@ def test_clean_removes_only_what_is_past_retention(tmp_path: Path):
     assert f"removed run directory {runs / 'cl-old'}" in lines
     assert any(ln.startswith("removed 1 job logs under") for ln in lines), text
     assert any(ln.startswith("removed 1 Snakemake logs under") for ln in lines), text
+    assert f"removed 1 SLURM logs under {wf}/.padocc/slurm-logs/r1/" in lines, text
+    assert [p for p in (wf / ".padocc" / "slurm-logs").rglob("*") if p.is_file()] == [fresh_slurm]
+    assert not (wf / ".padocc" / "slurm-logs" / "r1").exists()
     assert sorted(os.listdir(wf / ".padocc" / "builds")) == [current]  # old though it is
     assert not (wf / ".padocc" / "run" / old_build).exists()
     assert list((wf / ".snakemake" / "log").iterdir()) == []

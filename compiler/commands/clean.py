@@ -9,6 +9,7 @@ RETAIN_TIME. Here, per workflow, everything older than its retention (the workfl
                                never the current build, and none while a run holds
                                the run lock (.padocc/run.lock): it may be using one
     .snakemake/log/*.log       Snakemake's own run logs
+    .padocc/slurm-logs/<run>/  the SLURM logs the plugin keeps (of failed jobs)
     DIR/<campaign>-<time>      with --runs DIR: campaign run directories (those with a
                                submission.yaml); kept for the campaign's `retain:`,
                                else the longest retention of its workflows
@@ -129,6 +130,8 @@ class Cleaner:
         self._files(wf, wf_abs / ".padocc" / "logs", cutoff, "job logs", per_top=True)
         self._builds(wf, wf_abs, cutoff)
         self._files(wf, wf_abs / ".snakemake" / "log", cutoff, "Snakemake logs", per_top=False)
+        # Failed jobs' SLURM logs, one directory per run (runtime/snakemake_run.py).
+        self._files(wf, wf_abs / ".padocc" / "slurm-logs", cutoff, "SLURM logs", per_top=True)
 
     def _files(self, wf: Path, top: Path, cutoff: float, what: str, per_top: bool) -> None:
         """Files older than cutoff under top; then directories left empty that are old
