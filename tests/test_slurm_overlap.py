@@ -66,8 +66,12 @@ def test_a_run_ending_keeps_the_log_directory_of_a_queued_job_of_another(tmp_pat
             scontrol_node("resume")
         assert b.wait(timeout=RUN_TIMEOUT) == 0, b_log.read_text()
     finally:
+        (wf / "go").touch()
         for p in (a, b):
             if p is not None and p.poll() is None:
                 p.kill()
+        left = list(queue_of(wf))
+        if left:
+            subprocess.run(["scancel", *left], check=False, timeout=60)
     assert [s.state for s in step_stats(wf, "TWO.b")] == ["Engaged", "Pass"]
     assert not (wf / ".snakemake" / "slurm_logs").exists()
