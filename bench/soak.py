@@ -131,9 +131,9 @@ class Soak:
             for n, (kind, what) in enumerate(
                 (("oom", "memory (SIGKILL)"), ("cpu", "CPU time (SIGXCPU)"))
             ):
-                # Each kind at random, and once for sure (hours 1 and 2): even a short
+                # Each kind at random, and once for sure (hours 0 and 1): even a short
                 # soak plays both.
-                if rng.random() < 0.08 or (h == n + 1 and ds == ids[0]):
+                if rng.random() < 0.08 or (h == n and ds == ids[0]):
                     (self.control / f"{kind}-{ds}-{rng.choice(['Fetch', 'Build'])}").touch()
                     self.played[f"steps killed for {what}"] += 1
         (wf / "groups" / f"h{h:03d}.txt").write_text("".join(f"{d}\n" for d in ids))
