@@ -189,6 +189,33 @@ def test_attempts_carry_across_cycles(tmp_path: Path):
     ]
 
 
+def test_a_block_and_unblock_between_attempts_keeps_the_count(tmp_path: Path):
+    """Attempt 1 dies (recorded by the next compile), then a person blocks and unblocks
+    the dataset: the hold is not an outcome, so the next try is attempt 2, not 1 again
+    (the 48-hour soak's "attempts not carried" check found this)."""
+    wf = tmp_path / "held"
+    write_workflow(wf, "HELD", SLEEPER)
+    ds = "HELD.one"
+    assert padocc("compile", str(wf)).returncode == 0
+    proc = start_run(wf, tmp_path / "run1.log")
+    try:
+        wait_for((wf / "work" / ds / "started-1").exists, proc=proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    eng = lines(wf, ds)[-1]
+    wait_for(lambda: not Path(f"/proc/{eng.params['pid']}").exists())
+    assert "1 killed: LOST" in padocc("compile", str(wf)).stdout
+    for action in ("block", "unblock"):
+        r = padocc(action, str(wf), ds)
+        assert r.returncode == 0, r.stderr
+    (wf / "go").touch()
+    assert padocc("compile", str(wf)).returncode == 0
+    snakemake(wf)
+    got = [(s.state, s.params.get("attempt")) for s in lines(wf, ds)]
+    assert got == [("Engaged", "1"), ("Retry", "1"), ("Engaged", "2"), ("Pass", "2")]
+
+
 def test_run_timeout_holds_while_snakemake_is_silent(tmp_path: Path):
     """`padocc run --timeout` runs Snakemake with --quiet: it prints nothing while a
     step runs. The deadline still ends the run (before, it was checked only when

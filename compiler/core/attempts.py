@@ -50,10 +50,10 @@ class Tries:
 def tries_of(stats: Sequence[Stat], step: str) -> Tries:
     """Count the step's failed attempts since its last binding outcome: its `Retry`
     lines (the wrapper's, and those closing a killed job). A cancel by an operator
-    starts again from attempt 1; a run's deadline does not count."""
+    starts again from attempt 1; a run's deadline, a block and an unblock do not count."""
     n = mem = time = 0
     for st in reversed(stats):
-        if st.state == ENGAGED:
+        if st.state in (ENGAGED, "Blocked", "Unblocked"):  # a hold is not an outcome
             continue
         if st.state == "Cancelled" and st.params.get("reason") == DEADLINE_REASON:
             continue
