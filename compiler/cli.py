@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("workflow_dir")
     w.add_argument("dataset")
     w.add_argument("--format", choices=["text", "json"], default="text")
+    w.add_argument("--now", help="take this UTC time as now (retry delays)")
 
     gr = sub.add_parser("graph", help="the transition graph as Graphviz DOT, or SVG through dot")
     gr.add_argument("workflow_dir", nargs="?", default=".")
@@ -196,7 +197,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "why":
         from compiler.commands import why
 
-        return why.run(why.WhyOptions(args.workflow_dir, args.dataset, args.format))
+        return why.run(why.WhyOptions(args.workflow_dir, args.dataset, args.format, args.now))
     if args.command == "graph":
         from compiler.commands import graph
 

@@ -38,6 +38,16 @@ class Growth:
 
 
 @dataclass(frozen=True)
+class RetryDelay:
+    """How long a failed attempt waits before the next: delay_min after the first
+    failure, times backoff after each further one, at most max_min (0: no cap)."""
+
+    delay_min: int = 0
+    backoff: float = 1.0
+    max_min: int = 0
+
+
+@dataclass(frozen=True)
 class Step:
     name: str
     loc: Loc
@@ -49,6 +59,7 @@ class Step:
     inputs: tuple[str, ...] = ()  # templates: paths in the site's store, staged in first
     outputs: tuple[str, ...] = ()  # templates (globs allowed), relative to the work dir
     temp: tuple[str, ...] = ()  # work-dir globs removed once the dataset's route has ended
+    retry_delay: RetryDelay = RetryDelay()
 
 
 @dataclass(frozen=True)
