@@ -30,10 +30,13 @@ from compiler.core.safeio import read_regular
 from compiler.core.statusfile import position_of, read_history
 from compiler.load import schema as S
 from compiler.load.yamlpos import load_yaml
+from compiler.model.notify import resolve_notify
 from compiler.model.resolve import Overrides
+from compiler.model.types import Notify
 from compiler.render.assets import asset_dir
 from compiler.render.plan import Selection
 from compiler.runtime.leases import Lease
+from compiler.runtime.notify import notify_after
 from compiler.runtime.snakemake_run import cannot_run, failed_because, run_snakemake
 
 
@@ -59,6 +62,7 @@ class CycleConfig:
     status_dir: str
     max_repeats: int
     snakemake_timeout: int
+    notify: Notify | None = None  # wins over the workflow's
 
 
 def load_config(path: str) -> CycleConfig:
@@ -107,6 +111,7 @@ def load_config(path: str) -> CycleConfig:
         status_dir=p("status_dir", must_exist=False),
         max_repeats=repeats,
         snakemake_timeout=timeout,
+        notify=resolve_notify(doc["notify"], doc.val_loc("notify")) if "notify" in doc else None,
     )
 
 
@@ -286,13 +291,16 @@ def _cycle(
     )
     rc, c = compile_cmd.compile_workflow(copts, out, out)
     if c is None:
+        if not opts.dry_run:
+            notify_after(cfg.notify, cfg.workflow, None, time.time(), sys.stderr,
+                         f"the compile failed (exit {rc})", workflow=Path(cfg.workflow).name)  # fmt: skip
         return rc
     _report_flock(prev, c.manifest, cfg, out)
     for p in c.plan.pending:
         print(f"next: {p.id} {p.first or '(records its end)'} ({p.slots} jobs at most)", file=out)
     if opts.dry_run:
         return 0
-    rc = 0
+    rc, failed = 0, ""
     if c.plan.pending or c.gate_work.targets:
         wf = Path(cfg.workflow)
         env_path = os.environ.get("PATH", "")
@@ -311,8 +319,11 @@ def _cycle(
             build=c.build,
             lease=lease,
         )
+        failed = failed_because(cfg.workflow, rc) if rc else ""
         print(f"{failed_because(cfg.workflow, rc)} after {time.monotonic() - t0:.0f}s", file=out)
+    notify = cfg.notify or c.model.notify
     if not moves:
+        notify_after(notify, cfg.workflow, c.model, float(c.manifest["now"]), sys.stderr, failed)
         return 0 if rc == 0 else 1
     state = {
         "groups": {g["name"]: {"digest": g["digest"], "datasets": g["datasets"]} for g in c.manifest["groups"]},
@@ -320,6 +331,7 @@ def _cycle(
     }
     _complete_groups(c, cfg, state, state_path, cycle_id, out)
     _save_state(state_path, state)
+    notify_after(notify, cfg.workflow, c.model, float(c.manifest["now"]), sys.stderr, failed)
     return 0 if rc == 0 else 1
 
 

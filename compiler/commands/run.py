@@ -16,6 +16,7 @@ from compiler.commands import compile as compile_cmd
 from compiler.core.diagnostics import CompileError
 from compiler.render.write import check_current
 from compiler.runtime.leases import Lease
+from compiler.runtime.notify import notify_after
 from compiler.runtime.snakemake_run import cannot_run, failed_because, profile_dir, run_snakemake
 
 
@@ -57,8 +58,10 @@ def _run(opts: RunOptions, lease: Lease) -> int:
     )
     if c is None:
         return rc
+    wf, now = opts.workflow_dir, float(c.manifest["now"])
     if not c.plan.pending and not c.gate_work.targets:
         print("nothing to run: Snakemake not started")
+        notify_after(c.model.notify, wf, c.model, now, sys.stderr)
         return 0
     # The build's own Snakefile: a compile running meanwhile cannot swap it under us.
     snakefile = Path(opts.workflow_dir) / ".padocc" / "builds" / c.build / "Snakefile"
@@ -66,10 +69,12 @@ def _run(opts: RunOptions, lease: Lease) -> int:
         opts.workflow_dir, opts.profile, str(snakefile), ["--quiet", "all"], timeout=opts.timeout,
         build=c.build, lease=lease,
     )  # fmt: skip
+    failed = ""
     if rc == 124:
-        print(f"snakemake stopped at the {opts.timeout:g} s deadline", file=sys.stderr)
-        return 1
-    if rc != 0:
-        print(failed_because(opts.workflow_dir, rc), file=sys.stderr)
-        return 1
-    return 0
+        failed = f"snakemake stopped at the {opts.timeout:g} s deadline"
+    elif rc != 0:
+        failed = failed_because(opts.workflow_dir, rc)
+    if failed:
+        print(failed, file=sys.stderr)
+    notify_after(c.model.notify, wf, c.model, now, sys.stderr, failed)
+    return 1 if failed else 0

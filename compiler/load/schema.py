@@ -219,6 +219,18 @@ GRAPH = Record(
     ),
 )
 
+# One operator command run when something needs a person; the same key in a workflow
+# and in a cycle config (the cycle config's wins).
+NOTIFY = Record(
+    "notify",
+    (
+        K("command", STR, required=True, doc="bash command; facts as JSON on stdin, $1 event, $2 dataset"),
+        K("on", LIST, STR, doc="events: fail, quarantined, stuck, cycle_failed (default all)"),
+        K("stuck_after", STR, INT, doc="a dataset with no new line this long is stuck, e.g. 6h (default: off)"),
+        K("timeout", STR, INT, doc="how long the command may run, e.g. 30s (default 60s, at most 1h)"),
+    ),
+)
+
 WORKFLOW = Record(
     "workflow",
     (
@@ -238,6 +250,7 @@ WORKFLOW = Record(
         K("site", MAP, doc="staging: shared_fs, stage, store, storage_provider"),
         K("undeclared", STR, doc="files a job leaves but did not declare: keep, tar or remove"),
         K("retain", STR, INT, doc="how long logs and old run directories are kept, e.g. 30d"),
+        K("notify", MAP, doc="{command, on, stuck_after, timeout}: tell a person (see notify)"),
         K("doc", STR),
     ),
 )
@@ -316,6 +329,7 @@ CYCLE = Record(
         K("status_dir", STR, doc="where status files live (overrides the workflow's)"),
         K("max_repeats", INT, doc="runs of one step for one dataset before quarantine (SHEPARD: 5)"),
         K("snakemake_timeout", INT, doc="seconds one cycle's Snakemake may run (default 3300)"),
+        K("notify", MAP, doc="{command, on, stuck_after, timeout}: wins over the workflow's"),
     ),
 )
 

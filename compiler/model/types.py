@@ -38,6 +38,17 @@ class Growth:
 
 
 @dataclass(frozen=True)
+class Notify:
+    """The `notify:` command (model/notify.py, runtime/notify.py)."""
+
+    command: str
+    events: tuple[str, ...]
+    stuck_after_s: int  # 0: stuck datasets are not looked for
+    timeout_s: int
+    source: str  # file:line:col of the `notify:` key, for messages
+
+
+@dataclass(frozen=True)
 class RetryDelay:
     """How long a failed attempt waits before the next: delay_min after the first
     failure, times backoff after each further one, at most max_min (0: no cap)."""
@@ -132,6 +143,7 @@ class Workflow:
     site: Site = Site()
     undeclared: str = "keep"  # keep | tar | remove: files a job left but did not declare
     retain_s: int = 0  # retention of logs and old run directories, seconds (0 = forever)
+    notify: Notify | None = None  # the operator's command (model/notify.py)
     steps_per_job: int = 1
     datasets_per_job: int = 1  # BPS clustering: datasets one job runs in turn
     # step name -> (job class, chain): see model/jobs.py
