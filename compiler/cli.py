@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--profile", default="local", help="Snakemake profile: local, slurm or a path")
     u.add_argument("--timeout", type=_seconds, help="seconds Snakemake may run")
     u.add_argument("--now", help="take this UTC time as now")
+    u.add_argument("-q", "--quiet", action="store_true",
+                   help="print nothing unless the run fails or warns (for cron's MAILTO)")  # fmt: skip
 
     m = sub.add_parser("demo", help="copy the demo workflow and run it to the end locally")
     m.add_argument("--dir", default="demo-run", help="where to copy it (default: demo-run)")
@@ -99,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     y.add_argument("--dry-run", action="store_true", help="show what the next cycle would do; run nothing")
     y.add_argument("--seed", type=int, help="replay a cycle's random selection")
     y.add_argument("--now", help="take this UTC time as now")
+    y.add_argument("-q", "--quiet", action="store_true",
+                   help="print nothing unless the cycle fails or warns (for cron's MAILTO)")  # fmt: skip
 
     for name, what in (("requeue", "put datasets back at Step:Ready"), ("block", "hold datasets out of cycles"),
                        ("unblock", "let blocked datasets run again")):
@@ -189,7 +193,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         from compiler.commands import run as run_cmd
 
-        return run_cmd.run(run_cmd.RunOptions(args.workflow_dir, args.profile, args.timeout, args.now))
+        return run_cmd.run(run_cmd.RunOptions(args.workflow_dir, args.profile, args.timeout, args.now, args.quiet))
     if args.command == "demo":
         from compiler.commands import demo
 
@@ -226,7 +230,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "cycle":
         from compiler.commands import cycle
 
-        return cycle.run(cycle.CycleOptions(args.conf, args.autolog, args.dry_run, args.seed, args.now))
+        return cycle.run(cycle.CycleOptions(args.conf, args.autolog, args.dry_run, args.seed, args.now, args.quiet))
     if args.command == "gate":
         from compiler.commands import gate
 

@@ -35,6 +35,7 @@ from compiler.model.resolve import Overrides
 from compiler.model.types import Notify
 from compiler.render.assets import asset_dir
 from compiler.render.plan import Selection
+from compiler.runtime.held import Held
 from compiler.runtime.leases import Lease
 from compiler.runtime.notify import notify_after
 from compiler.runtime.snakemake_run import cannot_run, failed_because, run_snakemake
@@ -47,6 +48,7 @@ class CycleOptions:
     dry_run: bool = False
     seed: int | None = None
     now: str | None = None
+    quiet: bool = False  # hold the output back unless the cycle fails or warns (cron)
 
 
 @dataclass(frozen=True)
@@ -233,14 +235,18 @@ def run(opts: CycleOptions) -> int:
         return 1
     lock = CycleLock(cfg.workflow)
     fd = None if opts.dry_run else lock.acquire(cycle_id)
+    held = Held() if opts.quiet else None
+    rc = 1
     with ExitStack() as stack:
-        out: TextIO = sys.stdout
+        if held is not None:  # shown at the end only if the cycle failed or warned
+            stack.callback(lambda: held.release(rc != 0, sys.stdout))
+        out: TextIO = held or sys.stdout  # type: ignore[assignment]
         if opts.autolog and not opts.dry_run:
             os.makedirs(cfg.log_dir, exist_ok=True)
             logf = stack.enter_context(
                 open(Path(cfg.log_dir) / f"cycle-{cycle_id}.log", "w", encoding="utf-8")
             )
-            out = _Tee(sys.stdout, logf)  # type: ignore[assignment]
+            out = _Tee(out, logf)  # type: ignore[assignment]
         if fd is None and not opts.dry_run:
             # Cluster jobs can outlast an hour: this cycle does not wait for that one.
             # It runs what no live run holds, and leaves the flock's group moves
@@ -256,7 +262,8 @@ def run(opts: CycleOptions) -> int:
         if not opts.dry_run:
             lease = stack.enter_context(Lease(cfg.workflow, f"cycle {cycle_id}"))
         try:
-            return _cycle(cfg, opts, cycle_id, out, lease, moves=fd is not None)
+            rc = _cycle(cfg, opts, cycle_id, out, lease, moves=fd is not None)
+            return rc
         finally:
             if fd is not None:
                 lock.release(fd)
