@@ -224,10 +224,10 @@ GRAPH = Record(
 NOTIFY = Record(
     "notify",
     (
-        K("command", STR, required=True, doc="bash command; facts as JSON on stdin, $1 event, $2 dataset"),
+        K("command", STR, required=True, doc="bash command: JSON facts on stdin, $1 event, $2 dataset"),
         K("on", LIST, STR, doc="events: fail, quarantined, stuck, cycle_failed (default all)"),
-        K("stuck_after", STR, INT, doc="a dataset with no new line this long is stuck, e.g. 6h (default: off)"),
-        K("timeout", STR, INT, doc="how long the command may run, e.g. 30s (default 60s, at most 1h)"),
+        K("stuck_after", STR, INT, doc="no progress this long is stuck, e.g. 6h (default: off)"),
+        K("timeout", STR, INT, doc="the command's time limit (default 60s, at most 1h)"),
     ),
 )
 
@@ -245,7 +245,7 @@ WORKFLOW = Record(
         K("datasets_per_job", INT, doc="datasets one job runs one after the other (default 1)"),
         K("status_dir", STR, doc="where per-dataset status files live (default status)"),
         K("work_dir", STR, doc="where step commands run and write (default work)"),
-        K("defaults", MAP, doc="default resources / retries / retry_growth / retry_delay for every step"),
+        K("defaults", MAP, doc="resources, retries, retry_growth, retry_delay for every step"),
         K("gates", STR, doc="gates file (see docs)"),
         K("site", MAP, doc="staging: shared_fs, stage, store, storage_provider"),
         K("undeclared", STR, doc="files a job leaves but did not declare: keep, tar or remove"),
