@@ -224,7 +224,7 @@ GRAPH = Record(
 NOTIFY = Record(
     "notify",
     (
-        K("command", STR, required=True, doc="bash command: JSON facts on stdin, $1 event, $2 dataset"),
+        K("command", STR, required=True, doc="bash; JSON facts on stdin, $1 event, $2 dataset"),
         K("on", LIST, STR, doc="events: fail, quarantined, stuck, cycle_failed (default all)"),
         K("stuck_after", STR, INT, doc="no progress this long is stuck, e.g. 6h (default: off)"),
         K("timeout", STR, INT, doc="the command's time limit (default 60s, at most 1h)"),
