@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -36,7 +36,6 @@ from compiler.core.safeio import read_regular
 from compiler.core.statusfile import (
     ENGAGED,
     QUARANTINED,
-    Parts,
     iso,
     parse_params,
     parse_stamp,
@@ -61,6 +60,7 @@ class Event:
     log: str | None
     time: str  # ISO UTC of the line that made the event (the cycle's end for cycle_failed)
     key: str = ""  # the stamp it is remembered by (not sent)
+    path: str = ""  # the status file whose history gives the details, when told (not sent)
 
 
 def dataset_events(
@@ -71,8 +71,10 @@ def dataset_events(
     wanted = set(notify.events)
     index = Index(Path(wf_dir) / INDEX_FILE, status_dir)
     out = []
+    sdir = os.path.join(status_dir, "")
     for ds in ids:
-        path = os.path.join(status_dir, f"{ds}.status")
+        name = f"{ds}.status"
+        path = sdir + name
         try:
             st = os.stat(path)
         except OSError:
@@ -80,7 +82,7 @@ def dataset_events(
         if not stat.S_ISREG(st.st_mode):
             continue  # the compile refuses it, with its own message
         sig = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-        brief = index.get(f"{ds}.status", sig)
+        brief = index.get(name, sig)
         if brief is None:
             try:
                 brief = fold(read_regular(path), path)
@@ -90,11 +92,13 @@ def dataset_events(
         if cur is not None and eng is None and not brief.blocked:
             if cur[4] == QUARANTINED and "quarantined" in wanted:
                 reason = parse_params(cur[5]).get("reason", "")
-                out.append(_told_by(wf_dir, workflow, ds, "quarantined", cur, reason, path))
+                out.append(Event("quarantined", workflow, ds, cur[3], cur[4], reason, None,
+                                 iso(cur[0]) or "", cur[0], path))  # fmt: skip
                 continue
             if cur[4] == "Fail" and cur[2] == root and cur[3] == root:
                 if "fail" in wanted:
-                    out.append(_told_by(wf_dir, workflow, ds, "fail", cur, "", path))
+                    out.append(Event("fail", workflow, ds, cur[3], cur[4], "", None,
+                                     iso(cur[0]) or "", cur[0], path))  # fmt: skip
                 continue
             if cur[4] == "Pass" and cur[2] == root and cur[3] == root:
                 continue
@@ -123,13 +127,13 @@ def _log(wf_dir: str, ds: str, params: dict) -> str | None:
     return os.path.join(wf_dir, job_log(params["build"], params.get("job") or ds, params["slot"]))
 
 
-def _told_by(
-    wf_dir: str, workflow: str, ds: str, event: str, cur: Parts, cause: str, path: str
-) -> Event:
-    """The event of a final Fail or a quarantine, with the step that failed, its cause
-    and its log: read from the history (only for these few datasets)."""
-    step, state, log = cur[3], cur[4], None
-    hist = read_history(Path(path)).stats
+def _detailed(wf_dir: str, e: Event) -> Event:
+    """A final Fail or a quarantine with the step that failed, its cause and its log,
+    read from the history: only for an event about to be told."""
+    if not e.path:
+        return e
+    step, state, log, cause = e.step, e.state, None, e.cause
+    hist = read_history(Path(e.path)).stats
     engaged = None
     failed = None
     for s in hist:
@@ -145,8 +149,8 @@ def _told_by(
             cause = (
                 p.get("cause") or p.get("problem") or (f"exit {p['exit']}" if "exit" in p else "")
             )
-        log = _log(wf_dir, ds, ran.params) if ran is not None else None
-    return Event(event, workflow, ds, step, state, cause, log, iso(cur[0]) or "", cur[0])
+        log = _log(wf_dir, e.dataset, ran.params) if ran is not None else None
+    return replace(e, step=step, state=state, cause=cause, log=log)
 
 
 def notify_after(
@@ -205,7 +209,7 @@ def tell(
         for n, e in enumerate(todo):
             if time.monotonic() - started > notify.timeout_s:
                 break  # bounded: the rest are told by the next cycle
-            problem = _run(wf_dir, notify, e)
+            problem = _run(wf_dir, notify, _detailed(wf_dir, e))
             if problem:
                 left = len(todo) - n - 1
                 print(f"padocc: notify: {problem} for {e.event}"
@@ -269,7 +273,7 @@ def _save(path: str, record: dict) -> None:
 
 def _run(wf_dir: str, notify: Notify, e: Event) -> str:
     """Run the command for one event: "" when it exited 0, else what went wrong."""
-    facts = {k: v for k, v in asdict(e).items() if k != "key"}
+    facts = {k: v for k, v in asdict(e).items() if k not in ("key", "path")}
     facts["workflow_dir"] = wf_dir
     facts["host"] = socket.gethostname()
     env = {
