@@ -130,3 +130,28 @@ def test_bad_retry_delay_settings_are_one_line_at_the_key(tmp_path: Path):
         f"{wf / 'workflow.yaml'}:13:5: error: unknown key 'retry_dealy' in step "
         "(did you mean 'retry_delay'?)\n"
     )
+
+
+def test_in_a_job_of_several_datasets_a_delayed_retry_holds_only_its_own(tmp_path: Path):
+    """datasets_per_job 2: ONE.bad fails and waits; ONE.ok, in the same job, ends in
+    Pass in that same run, and the job is not resubmitted."""
+    wf = tmp_path / "wf"
+    wf.mkdir()
+    (wf / "ids.txt").write_text("ONE.bad\nONE.ok\n")
+    (wf / "workflow.yaml").write_text(
+        "name: ONE\ndatasets:\n  lists: [ids.txt]\nrouting_key: all\ngraph: transitions.yaml\n"
+        "datasets_per_job: 2\n"
+        "defaults:\n  resources: {runtime: 10m, mem: 100M, cpus_per_task: 1}\n"
+        "steps:\n  Step:\n"
+        f"    command: {json.dumps(f'echo {{dataset}} >> {wf}/runs.txt; test {{dataset}} = ONE.ok')}\n"
+        "    retries: 1\n    retry_delay: 1h\n"
+    )
+    (wf / "transitions.yaml").write_text(
+        "ONE:Ready:\n  default:\n    - Step:Ready\nStep:Ready:\n  default:\n    - Step:Engaged\n"
+        "Step:Pass:\n  default:\n    - Pass\nStep:Fail:\n  default:\n    - Fail\n"
+    )
+    run(wf)
+    assert sorted((wf / "runs.txt").read_text().split()) == ["ONE.bad", "ONE.ok"]
+    assert "ONE:ONE:ONE:Pass:" in (wf / "status" / "ONE.ok.status").read_text()
+    r = padocc("why", str(wf), "ONE.bad")
+    assert "  Step waits for retry delay until " in r.stdout
