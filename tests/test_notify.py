@@ -180,3 +180,16 @@ def test_bad_notify_config_is_one_line_and_nothing_runs(tmp_path: Path):
     wf = workflow(tmp_path / "wf3", '{command: "true", stuck_after: 10s}')
     r = padocc("run", str(wf))
     assert r.stderr == f"{wf / 'workflow.yaml'}:12:40: error: stuck_after must be at least 1m\n"
+
+
+def test_a_record_that_cannot_be_written_is_one_line_and_the_run_goes_on(tmp_path: Path):
+    wf = tmp_path / "wf"
+    workflow(wf, recorder(wf))
+    (wf / ".padocc").mkdir()
+    (wf / ".padocc" / "notify.json").mkdir()  # not a file: never replaced
+    r = run(wf)
+    assert notes(r) == (
+        f"padocc: notify: {wf / '.padocc' / 'notify.json'}: Is a directory; "
+        "events left to the next run\n"
+    )
+    assert told(wf) == []

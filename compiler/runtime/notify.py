@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TextIO
 
 from compiler.core.names import job_log
-from compiler.core.safeio import read_regular
+from compiler.core.safeio import NotRegularFile, read_regular
 from compiler.core.statusfile import (
     ENGAGED,
     QUARANTINED,
@@ -162,14 +162,18 @@ def notify_after(
     if notify is None:
         return
     events, ids = [], []
-    if model is not None:
-        ids = [d.id for d in model.datasets]
-        events = dataset_events(wf_dir, model.status_dir, ids, model.name, model.graph.root,
-                                notify, now)  # fmt: skip
-    if failed and "cycle_failed" in notify.events:
-        events.append(cycle_event(model.name if model is not None else workflow, failed, log))
-    if events or ids:
-        tell(wf_dir, notify, events, err, ids)
+    try:
+        if model is not None:
+            ids = [d.id for d in model.datasets]
+            events = dataset_events(wf_dir, model.status_dir, ids, model.name, model.graph.root,
+                                    notify, now)  # fmt: skip
+        if failed and "cycle_failed" in notify.events:
+            events.append(cycle_event(model.name if model is not None else workflow, failed, log))
+        if events or ids:
+            tell(wf_dir, notify, events, err, ids)
+    except OSError as e:  # a full disk, a read-only .padocc: said, and the run goes on
+        where = e.filename or os.path.join(wf_dir, RECORD)
+        print(f"padocc: notify: {where}: {e.strerror or e}; events left to the next run", file=err)
 
 
 def cycle_event(workflow: str, cause: str, log: str | None = None) -> Event:
@@ -251,6 +255,8 @@ def _load(path: str, err: TextIO) -> dict:
         raise ValueError("not a notify record")
     except FileNotFoundError:
         return {"sent": {}}
+    except (IsADirectoryError, NotRegularFile):
+        raise  # not ours to replace: said by notify_after, in one line
     except (OSError, ValueError) as e:
         print(f"padocc: notify: {path}: damaged ({e}); started again: events still shown "
               "are told again", file=err)  # fmt: skip
