@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     u.add_argument("--profile", default="local", help="Snakemake profile: local, slurm or a path")
     u.add_argument("--timeout", type=_seconds, help="seconds Snakemake may run")
     u.add_argument("--now", help="take this UTC time as now")
+    u.add_argument("-q", "--quiet", action="store_true",
+                   help="print nothing unless the run fails or warns (for cron's MAILTO)")  # fmt: skip
 
     m = sub.add_parser("demo", help="copy the demo workflow and run it to the end locally")
     m.add_argument("--dir", default="demo-run", help="where to copy it (default: demo-run)")
@@ -71,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("workflow_dir")
     w.add_argument("dataset")
     w.add_argument("--format", choices=["text", "json"], default="text")
+    w.add_argument("--now", help="take this UTC time as now (retry delays)")
 
     gr = sub.add_parser("graph", help="the transition graph as Graphviz DOT, or SVG through dot")
     gr.add_argument("workflow_dir", nargs="?", default=".")
@@ -101,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     y.add_argument("--every", help="keep starting a cycle on this interval (e.g. 10m), as cron would; "
                    "SIGTERM stops it")  # fmt: skip
     y.add_argument("--cycles", type=int, help="with --every: stop after this many cycles")
+    y.add_argument("-q", "--quiet", action="store_true",
+                   help="print nothing unless the cycle fails or warns (for cron's MAILTO)")  # fmt: skip
 
     for name, what in (("requeue", "put datasets back at Step:Ready"), ("block", "hold datasets out of cycles"),
                        ("unblock", "let blocked datasets run again")):
@@ -191,7 +196,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         from compiler.commands import run as run_cmd
 
-        return run_cmd.run(run_cmd.RunOptions(args.workflow_dir, args.profile, args.timeout, args.now))
+        return run_cmd.run(run_cmd.RunOptions(args.workflow_dir, args.profile, args.timeout, args.now, args.quiet))
     if args.command == "demo":
         from compiler.commands import demo
 
@@ -199,7 +204,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "why":
         from compiler.commands import why
 
-        return why.run(why.WhyOptions(args.workflow_dir, args.dataset, args.format))
+        return why.run(why.WhyOptions(args.workflow_dir, args.dataset, args.format, args.now))
     if args.command == "graph":
         from compiler.commands import graph
 
@@ -235,8 +240,9 @@ def _dispatch(args: argparse.Namespace) -> int:
                 print("padocc cycle: error: --cycles needs --every, and --every takes no "
                       "--dry-run, --seed or --now", file=sys.stderr)  # fmt: skip
                 return 2
-            return every.run(every.EveryOptions(args.conf, args.every, args.cycles, args.autolog))
-        return cycle.run(cycle.CycleOptions(args.conf, args.autolog, args.dry_run, args.seed, args.now))
+            return every.run(every.EveryOptions(args.conf, args.every, args.cycles, args.autolog,
+                                                args.quiet))  # fmt: skip
+        return cycle.run(cycle.CycleOptions(args.conf, args.autolog, args.dry_run, args.seed, args.now, args.quiet))
     if args.command == "gate":
         from compiler.commands import gate
 

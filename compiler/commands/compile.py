@@ -150,7 +150,7 @@ def _plan_and_write(
 ) -> tuple[int, Plan, GateWork]:
     gate_work = GateWork()
     try:
-        plan = make_plan(model, manifest, opts.selection, held=held.datasets)
+        plan = make_plan(model, manifest, opts.selection, held=held.datasets, now=now)
     except CompileError as e:  # a status file that is not a regular file
         print(e.diagnostics[0], file=err)
         return 2, Plan(), gate_work

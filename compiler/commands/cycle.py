@@ -34,10 +34,14 @@ from compiler.core.statusfile import position_of, read_history
 from compiler.core.testpause import pause_at
 from compiler.load import schema as S
 from compiler.load.yamlpos import load_yaml
+from compiler.model.notify import resolve_notify
 from compiler.model.resolve import Overrides
+from compiler.model.types import Notify
 from compiler.render.assets import asset_dir
 from compiler.render.plan import Selection
+from compiler.runtime.held import Held
 from compiler.runtime.leases import Lease
+from compiler.runtime.notify import notify_after
 from compiler.runtime.snakemake_run import cannot_run, failed_because, run_snakemake
 
 
@@ -48,6 +52,7 @@ class CycleOptions:
     dry_run: bool = False
     seed: int | None = None
     now: str | None = None
+    quiet: bool = False  # hold the output back unless the cycle fails or warns (cron)
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class CycleConfig:
     status_dir: str
     max_repeats: int
     snakemake_timeout: int
+    notify: Notify | None = None  # wins over the workflow's
 
 
 def load_config(path: str) -> CycleConfig:
@@ -111,6 +117,7 @@ def load_config(path: str) -> CycleConfig:
         status_dir=p("status_dir", must_exist=False),
         max_repeats=repeats,
         snakemake_timeout=timeout,
+        notify=resolve_notify(doc["notify"], doc.val_loc("notify")) if "notify" in doc else None,
     )
 
 
@@ -232,14 +239,18 @@ def run(opts: CycleOptions) -> int:
         return 1
     lock = CycleLock(cfg.workflow)
     fd = None if opts.dry_run else lock.acquire(cycle_id)
+    held = Held() if opts.quiet else None
+    rc = 1
     with ExitStack() as stack:
-        out: TextIO = sys.stdout
+        if held is not None:  # shown at the end only if the cycle failed or warned
+            stack.callback(lambda: held.release(rc != 0, sys.stdout))
+        out: TextIO = held or sys.stdout  # type: ignore[assignment]
         if opts.autolog and not opts.dry_run:
             os.makedirs(cfg.log_dir, exist_ok=True)
             logf = stack.enter_context(
                 open(Path(cfg.log_dir) / f"cycle-{cycle_id}.log", "w", encoding="utf-8")
             )
-            out = _Tee(sys.stdout, logf)  # type: ignore[assignment]
+            out = _Tee(out, logf)  # type: ignore[assignment]
         if fd is None and not opts.dry_run:
             # Cluster jobs can outlast an hour: this cycle does not wait for that one.
             # It runs what no live run holds, and leaves the flock's group moves
@@ -255,7 +266,8 @@ def run(opts: CycleOptions) -> int:
         if not opts.dry_run:
             lease = stack.enter_context(Lease(cfg.workflow, f"cycle {cycle_id}"))
         try:
-            return _cycle(cfg, opts, cycle_id, out, lease, moves=fd is not None)
+            rc = _cycle(cfg, opts, cycle_id, out, lease, moves=fd is not None)
+            return rc
         finally:
             if fd is not None:
                 lock.release(fd)
@@ -290,13 +302,16 @@ def _cycle(
     )
     rc, c = compile_cmd.compile_workflow(copts, out, out)
     if c is None:
+        if not opts.dry_run:
+            notify_after(cfg.notify, cfg.workflow, None, time.time(), sys.stderr,
+                         f"the compile failed (exit {rc})", workflow=Path(cfg.workflow).name)  # fmt: skip
         return rc
     _report_flock(prev, c.manifest, cfg, out)
     for p in c.plan.pending:
         print(f"next: {p.id} {p.first or '(records its end)'} ({p.slots} jobs at most)", file=out)
     if opts.dry_run:
         return 0
-    rc = 0
+    rc, failed = 0, ""
     if c.plan.pending or c.gate_work.targets:
         wf = Path(cfg.workflow)
         env_path = os.environ.get("PATH", "")
@@ -315,8 +330,11 @@ def _cycle(
             build=c.build,
             lease=lease,
         )
+        failed = failed_because(cfg.workflow, rc) if rc else ""
         print(f"{failed_because(cfg.workflow, rc)} after {time.monotonic() - t0:.0f}s", file=out)
+    notify = cfg.notify or c.model.notify
     if not moves:
+        notify_after(notify, cfg.workflow, c.model, float(c.manifest["now"]), sys.stderr, failed)
         return 0 if rc == 0 else 1
     state = {
         "groups": {
@@ -336,6 +354,7 @@ def _cycle(
         if c2 is not None:
             print(f"recompiled without the completed groups (build {c2.build})", file=out)
         rc = rc or rc2
+    notify_after(notify, cfg.workflow, c.model, float(c.manifest["now"]), sys.stderr, failed)
     return 0 if rc == 0 else 1
 
 

@@ -34,6 +34,7 @@ class EveryOptions:
     every: str
     cycles: int | None = None  # stop after this many (tests, a bounded catch-up)
     autolog: bool = False
+    quiet: bool = False  # passed on to each cycle
 
 
 def run(opts: EveryOptions) -> int:
@@ -51,6 +52,7 @@ def run(opts: EveryOptions) -> int:
         return 2
     argv = [sys.executable, "-m", "compiler", "cycle", "--conf", opts.conf]
     argv += ["--autolog"] if opts.autolog else []
+    argv += ["--quiet"] if opts.quiet else []
     stopping: list[int] = []
 
     def stop(signum: int, _frame) -> None:

@@ -49,6 +49,13 @@ OUTLINE: tuple[Section, ...] = (
     Section("workflow.yaml", "`retry_growth:` (of a step, of `defaults:`, of a gate)",
             S.RETRY_GROWTH),
     Section("workflow.yaml", "`site:`", S.SITE),
+    Section("workflow.yaml and cycle config", "`notify:`", S.NOTIFY,
+            "Run once per event, in the workflow directory, as `bash -c COMMAND "
+            "padocc-notify EVENT DATASET`; stdin holds one JSON object (event, workflow, "
+            "dataset, step, state, cause, log, time, workflow_dir, host); the environment "
+            "PADOCC_EVENT, PADOCC_WORKFLOW, PADOCC_DATASET, PADOCC_STEP, PADOCC_STATE, "
+            "PADOCC_LOG. Events: `fail` (a dataset's route ended in Fail), `quarantined`, "
+            "`stuck` (no new STAT line for `stuck_after`; needs it), `cycle_failed`."),
     Section("gates file (`gates:` in workflow.yaml)", "top level", S.GATES_FILE),
     Section("gates file", "`gates: NAME:`", S.GATE,
             "Time axes take UTC times (`2024-01-01`, `2024-01-01T06:00:00Z`) and durations "

@@ -11,11 +11,14 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from compiler.commands import compile as compile_cmd
 from compiler.core.diagnostics import CompileError
 from compiler.render.write import check_current
+from compiler.runtime.held import Held
 from compiler.runtime.leases import Lease
+from compiler.runtime.notify import notify_after
 from compiler.runtime.snakemake_run import cannot_run, failed_because, profile_dir, run_snakemake
 
 
@@ -25,6 +28,7 @@ class RunOptions:
     profile: str = "local"
     timeout: float | None = None  # seconds Snakemake may run
     now: str | None = None
+    quiet: bool = False  # hold the output back unless the run fails or warns (cron)
 
 
 def run(opts: RunOptions) -> int:
@@ -45,31 +49,42 @@ def run(opts: RunOptions) -> int:
         print(e.diagnostics[0], file=sys.stderr)
         return 2
     # Runs overlap: each runs what no other live run holds (runtime/leases.py).
-    with Lease(opts.workflow_dir, "padocc run") as lease:
-        return _run(opts, lease)
+    held = Held() if opts.quiet else None
+    out: TextIO = held or sys.stdout  # type: ignore[assignment]
+    err: TextIO = held or sys.stderr  # type: ignore[assignment]
+    rc = 1
+    try:
+        with Lease(opts.workflow_dir, "padocc run") as lease:
+            rc = _run(opts, lease, out, err, held)
+    finally:
+        if held is not None:
+            held.release(rc != 0, sys.stdout)
+    return rc
 
 
-def _run(opts: RunOptions, lease: Lease) -> int:
+def _run(opts: RunOptions, lease: Lease, out: TextIO, err: TextIO, held: Held | None) -> int:
     rc, c = compile_cmd.compile_workflow(
-        compile_cmd.CompileOptions(opts.workflow_dir, now=opts.now, lease=lease),
-        sys.stdout,
-        sys.stderr,
+        compile_cmd.CompileOptions(opts.workflow_dir, now=opts.now, lease=lease), out, err
     )
     if c is None:
         return rc
+    wf, now = opts.workflow_dir, float(c.manifest["now"])
     if not c.plan.pending and not c.gate_work.targets:
-        print("nothing to run: Snakemake not started")
+        print("nothing to run: Snakemake not started", file=out)
+        notify_after(c.model.notify, wf, c.model, now, sys.stderr)
         return 0
     # The build's own Snakefile: a compile running meanwhile cannot swap it under us.
     snakefile = Path(opts.workflow_dir) / ".padocc" / "builds" / c.build / "Snakefile"
     rc = run_snakemake(
         opts.workflow_dir, opts.profile, str(snakefile), ["--quiet", "all"], timeout=opts.timeout,
-        build=c.build, lease=lease,
+        build=c.build, lease=lease, log=held,
     )  # fmt: skip
+    failed = ""
     if rc == 124:
-        print(f"snakemake stopped at the {opts.timeout:g} s deadline", file=sys.stderr)
-        return 1
-    if rc != 0:
-        print(failed_because(opts.workflow_dir, rc), file=sys.stderr)
-        return 1
-    return 0
+        failed = f"snakemake stopped at the {opts.timeout:g} s deadline"
+    elif rc != 0:
+        failed = failed_because(opts.workflow_dir, rc)
+    if failed:
+        print(failed, file=err)
+    notify_after(c.model.notify, wf, c.model, now, sys.stderr, failed)
+    return 1 if failed else 0

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from compiler.core.diagnostics import suggest
+from compiler.core.attempts import open_after, retry_wait
+from compiler.core.diagnostics import CompileError, Loc, suggest
 from compiler.core.manifestio import load_manifest
 from compiler.core.names import job_log
 from compiler.core.routing import decide, engagement_alive, route
@@ -24,6 +26,7 @@ from compiler.core.statusfile import (
     position_of,
     read_history,
 )
+from compiler.model.axes import parse_time
 
 # Only core modules at import: the answer must come well under a second, and the
 # survey and the planner pull in the YAML loader and the whole model.
@@ -34,6 +37,7 @@ class WhyOptions:
     workflow_dir: str
     dataset: str
     format: str = "text"  # or json
+    now: str | None = None  # UTC time taken as now (default: the clock)
 
 
 @dataclass(frozen=True)
@@ -127,8 +131,9 @@ def first_step(graph: dict, key: str) -> str:
 
 
 def explain(
-    wf: Path, manifest: dict, dataset: str, key: str, stats: list[Stat], held_by: str = ""
-) -> Answer:
+    wf: Path, manifest: dict, dataset: str, key: str, stats: list[Stat], held_by: str = "",
+    now: datetime | None = None,
+) -> Answer:  # fmt: skip
     """`held_by`: the header of a live run whose lease holds the dataset, if one does."""
     graph = manifest["graph"]
     root = graph["root"]
@@ -144,7 +149,7 @@ def explain(
                       f"blocked since {iso(blocked.ts)}" + (f" ({by})" if by else ""),
                       failure, f"padocc unblock {wfarg} {dataset}")  # fmt: skip
     eng = pos.open_engagement
-    if eng is not None:
+    if eng is not None and open_after(stats, eng):  # a Retry line closes it
         jobs = None
         if eng.params.get("slurm_jobid"):
             from compiler.render.plan import running_slurm_jobs
@@ -182,6 +187,16 @@ def explain(
                       f"padocc requeue {wfarg} {dataset} --at "
                       f"{act.get('step') or 'STEP'}")  # fmt: skip
     if kind == "run":
+        delay = manifest["steps"].get(act["step"], {}).get("retry_delay")
+        wait = retry_wait(stats, act["step"], delay)
+        if wait is not None and (now or datetime.now(UTC)) < wait.until:
+            failed = wait.failed
+            return Answer(dataset, here, since, "waiting",
+                          f"{act['step']} waits for retry delay until "
+                          f"{wait.until.strftime('%Y-%m-%dT%H:%M:%SZ')} (attempt "
+                          f"{failed.params.get('attempt', '?')} failed at {iso(failed.ts)}); "
+                          "a cycle after that runs it", failure,
+                          f"padocc run {wfarg}  (after the delay)")  # fmt: skip
         via = f"routing key '{key}'" if key else "the default route"
         return Answer(dataset, here, since, "next",
                       f"next: {act['step']} (of {act['sub']}, by {via}); it starts in the next "
@@ -204,6 +219,11 @@ def shown(position: str) -> str:
 def run(opts: WhyOptions) -> int:
     wf = Path(opts.workflow_dir)
     try:
+        now = datetime.fromtimestamp(parse_time(opts.now, Loc("--now")), UTC) if opts.now else None
+    except CompileError as e:
+        print(e.diagnostics[0], file=sys.stderr)
+        return 2
+    try:
         manifest, tsv = current_build(wf)
     except WhyError as e:
         print(e, file=sys.stderr)
@@ -223,7 +243,7 @@ def run(opts: WhyOptions) -> int:
     from compiler.runtime.leases import live_holdings  # reads .padocc/runs only
 
     held_by = live_holdings(wf).datasets.get(opts.dataset, "")
-    ans = explain(wf, manifest, opts.dataset, key, history.stats, held_by)
+    ans = explain(wf, manifest, opts.dataset, key, history.stats, held_by, now)
     if opts.format == "json":
         print(json.dumps({**ans.__dict__, "since": iso(ans.since), "warnings": history.warnings}))
         return 0

@@ -19,6 +19,7 @@ import signal
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from compiler.core.statusfile import ENGAGED, Stat, parse_stamp, utc_stamp
 
@@ -65,6 +66,41 @@ def tries_of(stats: Sequence[Stat], step: str) -> Tries:
             continue
         break
     return Tries(n + 1, (mem, time))
+
+
+_DELAY_CAP_MIN = 366 * 1440  # a backoff without retry_delay_max stops growing here
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A step's next attempt waits for its retry delay until `until`."""
+
+    until: datetime
+    failed: Stat  # the Retry line of the failed attempt it counts from
+
+
+def retry_wait(stats: Sequence[Stat], step: str, delay: dict | None) -> Wait | None:
+    """When the step's next attempt may start, if its last attempt failed with retries
+    left and the step has a `retry_delay` (manifest form: delay_min, backoff, max_min):
+    the failed attempt's Retry line plus delay_min × backoff^(failures−1), at most
+    max_min. None when the next attempt need not wait."""
+    if not delay or not delay.get("delay_min"):
+        return None
+    failed: Stat | None = None
+    for st in reversed(stats):  # the last Retry, where tries_of starts counting
+        if st.state == ENGAGED or (
+            st.state == "Cancelled" and st.params.get("reason") == DEADLINE_REASON
+        ):
+            continue
+        if st.state == "Retry" and st.step == step:
+            failed = st
+        break
+    if failed is None:
+        return None
+    n = tries_of(stats, step).attempt - 1  # failures so far, >= 1
+    minutes = delay["delay_min"] * float(delay.get("backoff", 1.0)) ** min(n - 1, 64)
+    minutes = min(minutes, delay.get("max_min") or _DELAY_CAP_MIN)  # no overflow either
+    return Wait(parse_stamp(failed.ts) + timedelta(minutes=minutes), failed)
 
 
 def cause_of_exit(rc: int) -> str:

@@ -119,6 +119,14 @@ RETRY_GROWTH = Record(
     ),
 )
 
+# How long a failed attempt waits before the next one: declared once, for steps and
+# for the workflow's defaults.
+RETRY_DELAY_KEYS = (
+    K("retry_delay", INT, STR, doc="how long a failed attempt waits before the next: '10m'"),
+    K("retry_backoff", NUM, doc="factor the delay grows by after each further failure (default 1)"),
+    K("retry_delay_max", INT, STR, doc="longest delay, e.g. '6h' (default: no cap)"),
+)
+
 STEP = Record(
     "step",
     (
@@ -126,6 +134,7 @@ STEP = Record(
         K("resources", MAP),
         K("retries", INT),
         K("retry_growth", MAP),
+        *RETRY_DELAY_KEYS,
         K("states", LIST, doc="extra states the command may name, e.g. [Warning]"),
         K("inputs", LIST, STR, doc="files staged into the work dir first: paths in the site's store"),
         K("outputs", LIST, STR, doc="files the step makes, relative to its work dir (globs allowed)"),
@@ -210,6 +219,18 @@ GRAPH = Record(
     ),
 )
 
+# One operator command run when something needs a person; the same key in a workflow
+# and in a cycle config (the cycle config's wins).
+NOTIFY = Record(
+    "notify",
+    (
+        K("command", STR, required=True, doc="bash; JSON facts on stdin, $1 event, $2 dataset"),
+        K("on", LIST, STR, doc="events: fail, quarantined, stuck, cycle_failed (default all)"),
+        K("stuck_after", STR, INT, doc="no progress this long is stuck, e.g. 6h (default: off)"),
+        K("timeout", STR, INT, doc="the command's time limit (default 60s, at most 1h)"),
+    ),
+)
+
 WORKFLOW = Record(
     "workflow",
     (
@@ -224,18 +245,19 @@ WORKFLOW = Record(
         K("datasets_per_job", INT, doc="datasets one job runs one after the other (default 1)"),
         K("status_dir", STR, doc="where per-dataset status files live (default status)"),
         K("work_dir", STR, doc="where step commands run and write (default work)"),
-        K("defaults", MAP, doc="default resources / retries / retry_growth for every step"),
+        K("defaults", MAP, doc="resources, retries, retry_growth, retry_delay for every step"),
         K("gates", STR, doc="gates file (see docs)"),
         K("site", MAP, doc="staging: shared_fs, stage, store, storage_provider"),
         K("undeclared", STR, doc="files a job leaves but did not declare: keep, tar or remove"),
         K("retain", STR, INT, doc="how long logs and old run directories are kept, e.g. 30d"),
+        K("notify", MAP, doc="{command, on, stuck_after, timeout}: tell a person (see notify)"),
         K("doc", STR),
     ),
 )
 
 DEFAULTS = Record(
     "defaults",
-    (K("resources", MAP), K("retries", INT), K("retry_growth", MAP)),
+    (K("resources", MAP), K("retries", INT), K("retry_growth", MAP), *RETRY_DELAY_KEYS),
 )
 
 GATES_FILE = Record("gates file", (K("gates", MAP, required=True),))
@@ -307,6 +329,7 @@ CYCLE = Record(
         K("status_dir", STR, doc="where status files live (overrides the workflow's)"),
         K("max_repeats", INT, doc="runs of one step for one dataset before quarantine (SHEPARD: 5)"),
         K("snakemake_timeout", INT, doc="seconds one cycle's Snakemake may run (default 3300)"),
+        K("notify", MAP, doc="{command, on, stuck_after, timeout}: wins over the workflow's"),
     ),
 )
 

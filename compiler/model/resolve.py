@@ -17,6 +17,7 @@ from compiler.model.dsfilter import DatasetFilter
 from compiler.model.gates import resolve_gates
 from compiler.model.graph import resolve_graph
 from compiler.model.jobs import chain_lengths, job_classes
+from compiler.model.notify import resolve_notify
 from compiler.model.site import checked_site
 from compiler.model.steps import resolve_steps, run_defaults
 from compiler.model.templates import parse_template
@@ -135,6 +136,7 @@ def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
         site=checked_site(raw, _site(raw), steps),
         undeclared=_choice(doc, "undeclared", ("keep", "tar", "remove"), "keep"),
         retain_s=parse_duration_s(doc["retain"], doc.val_loc("retain")) if "retain" in doc else 0,
+        notify=resolve_notify(doc["notify"], doc.val_loc("notify")) if "notify" in doc else None,
     )
 
 

@@ -15,7 +15,7 @@ from compiler.load import schema as S
 from compiler.load.workflow import RawStep
 from compiler.load.yamlpos import YMap
 from compiler.model.templates import parse_template
-from compiler.model.types import Growth, Resources, Step
+from compiler.model.types import Growth, Resources, RetryDelay, Step
 
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(?:I?B)?\s*\Z", re.IGNORECASE)
 _MB = {"": 1, "K": 1 / 1024, "M": 1, "G": 1024, "T": 1024**2, "P": 1024**3}
@@ -47,10 +47,10 @@ def parse_mem_mb(value: Any, loc: Loc) -> int:
     return max(1, math.ceil(mb))
 
 
-def parse_minutes(value: Any, loc: Loc) -> int:
+def parse_minutes(value: Any, loc: Loc, what: str = "runtime") -> int:
     """Minutes from 90, '90m', '2h', '1h30m', '1d' or 'HH:MM:SS'."""
     if isinstance(value, bool):
-        raise fail(loc, "runtime must be minutes or a duration like '2h'")
+        raise fail(loc, f"{what} must be minutes or a duration like '2h'")
     if isinstance(value, (int, float)):
         minutes = float(value)
     else:
@@ -68,9 +68,9 @@ def parse_minutes(value: Any, loc: Loc) -> int:
                 loc, f"cannot read duration '{value}': use minutes or e.g. '2h', '90m', '1:30:00'"
             )
     if minutes <= 0:
-        raise fail(loc, f"runtime must be positive, not '{value}'")
+        raise fail(loc, f"{what} must be positive, not '{value}'")
     if minutes > MAX_RUNTIME_MIN:
-        raise fail(loc, f"runtime '{value}' is more than the limit of {MAX_RUNTIME_MIN // 1440}d")
+        raise fail(loc, f"{what} '{value}' is more than the limit of {MAX_RUNTIME_MIN // 1440}d")
     return max(1, math.ceil(minutes))
 
 
@@ -130,6 +130,26 @@ def _retries(m: YMap, key: str, default: int) -> int:
     return m[key]
 
 
+def _retry_delay(m: YMap | None, base: RetryDelay) -> RetryDelay:
+    """retry_delay / retry_backoff / retry_delay_max over the defaults' (0 is no delay)."""
+    if not m:
+        return base
+    delay, backoff, most = base.delay_min, base.backoff, base.max_min
+    if "retry_delay" in m:
+        v = m["retry_delay"]
+        delay = 0 if v == 0 else parse_minutes(v, m.val_loc("retry_delay"), "retry_delay")
+    if "retry_backoff" in m:
+        if not 1 <= float(m["retry_backoff"]) <= 100:
+            raise fail(m.val_loc("retry_backoff"), "retry_backoff must be between 1 and 100")
+        backoff = float(m["retry_backoff"])
+    if "retry_delay_max" in m:
+        loc = m.val_loc("retry_delay_max")
+        most = parse_minutes(m["retry_delay_max"], loc, "retry_delay_max")
+        if most < delay:
+            raise fail(loc, "retry_delay_max is below retry_delay")
+    return RetryDelay(delay, backoff, most)
+
+
 @dataclass(frozen=True)
 class RunDefaults:
     """The workflow's `defaults:`, which every step and gate starts from."""
@@ -137,6 +157,7 @@ class RunDefaults:
     resources: dict
     growth: dict
     retries: int
+    delay: RetryDelay = RetryDelay()
 
 
 def run_defaults(defaults: YMap | None) -> RunDefaults:
@@ -147,6 +168,7 @@ def run_defaults(defaults: YMap | None) -> RunDefaults:
             dict(mem_factor=2.0, mem_max=0, runtime_factor=1.5, runtime_max=0),
         ),
         _retries(defaults, "retries", 0) if defaults else 0,
+        _retry_delay(defaults, RetryDelay()),
     )
 
 
@@ -214,6 +236,7 @@ def resolve_steps(raw: list[RawStep], defaults: YMap | None, facets: set[str]) -
                 resources=resources,
                 retries=retries,
                 growth=growth,
+                retry_delay=_retry_delay(b, base.delay),
                 states=tuple(s for s, _ in states),
                 **files,
             )

@@ -38,6 +38,27 @@ class Growth:
 
 
 @dataclass(frozen=True)
+class Notify:
+    """The `notify:` command (model/notify.py, runtime/notify.py)."""
+
+    command: str
+    events: tuple[str, ...]
+    stuck_after_s: int  # 0: stuck datasets are not looked for
+    timeout_s: int
+    source: str  # file:line:col of the `notify:` key, for messages
+
+
+@dataclass(frozen=True)
+class RetryDelay:
+    """How long a failed attempt waits before the next: delay_min after the first
+    failure, times backoff after each further one, at most max_min (0: no cap)."""
+
+    delay_min: int = 0
+    backoff: float = 1.0
+    max_min: int = 0
+
+
+@dataclass(frozen=True)
 class Step:
     name: str
     loc: Loc
@@ -49,6 +70,7 @@ class Step:
     inputs: tuple[str, ...] = ()  # templates: paths in the site's store, staged in first
     outputs: tuple[str, ...] = ()  # templates (globs allowed), relative to the work dir
     temp: tuple[str, ...] = ()  # work-dir globs removed once the dataset's route has ended
+    retry_delay: RetryDelay = RetryDelay()
 
 
 @dataclass(frozen=True)
@@ -121,6 +143,7 @@ class Workflow:
     site: Site = Site()
     undeclared: str = "keep"  # keep | tar | remove: files a job left but did not declare
     retain_s: int = 0  # retention of logs and old run directories, seconds (0 = forever)
+    notify: Notify | None = None  # the operator's command (model/notify.py)
     steps_per_job: int = 1
     datasets_per_job: int = 1  # BPS clustering: datasets one job runs in turn
     # step name -> (job class, chain): see model/jobs.py

@@ -65,6 +65,7 @@ def manifest_of(model: Workflow, build_id: str, created: str, now: float) -> dic
                 "resources": s.resources.__dict__,
                 "retries": s.retries,
                 "growth": s.growth.__dict__,
+                "retry_delay": s.retry_delay.__dict__,
                 "states": list(s.states),
                 "inputs": list(s.inputs),
                 "outputs": list(s.outputs),

@@ -18,11 +18,13 @@ import re
 import shutil
 import stat
 import subprocess
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
-from compiler.core.attempts import cause_of, closing_line, open_after, tries_of
+from compiler.core.attempts import cause_of, closing_line, open_after, retry_wait, tries_of
 from compiler.core.buildlock import flock_held
 from compiler.core.diagnostics import Loc, fail
 from compiler.core.names import slot_file
@@ -294,8 +296,12 @@ def make_plan(
     selection: Selection | None = None,
     use_index: bool = True,
     held: Collection[str] = (),
+    now: float | None = None,
 ) -> Plan:
-    """`held`: datasets live runs hold (runtime/leases.py); left to them, not planned."""
+    """`held`: datasets live runs hold (runtime/leases.py); left to them, not planned.
+    `now` (epoch seconds, default the clock): a step whose retry delay lasts past it
+    is not planned (core/attempts.retry_wait)."""
+    clock = datetime.fromtimestamp(time.time() if now is None else now, UTC)
     plan = Plan()
     graph = manifest["graph"]
     if not graph["entry"]:
@@ -410,8 +416,13 @@ def make_plan(
         if kind in ("done", "quarantined", "blocked"):
             counts[kind] = counts.get(kind, 0) + 1
             continue
-        counts["pending"] = counts.get("pending", 0) + 1
         step = act.get("step", "")
+        if step and step in manifest["steps"]:
+            wait = retry_wait(stats, step, manifest["steps"][step].get("retry_delay"))
+            if wait is not None and clock < wait.until:
+                counts["waiting for retry delay"] = counts.get("waiting for retry delay", 0) + 1
+                continue
+        counts["pending"] = counts.get("pending", 0) + 1
         plan.pending.append(
             Pending(ds.id, ds.routing_key, budget.budget(act, ds.routing_key), step,
                     tries_of(stats, step).grow if step else (0, 0))

@@ -23,7 +23,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.core.attempts import cause_of, cause_of_exit, closing_line, open_after, tries_of
+from compiler.core.attempts import (
+    cause_of,
+    cause_of_exit,
+    closing_line,
+    open_after,
+    retry_wait,
+    tries_of,
+)
 from compiler.core.diagnostics import CompileError, Loc
 from compiler.core.growth import grown_by
 from compiler.core.routing import decide, process_start
@@ -34,6 +41,7 @@ from compiler.core.statusfile import (
     HistoryTail,
     Stat,
     append_stats,
+    iso,
     position_of,
     sync_status,
     utc_stamp,
@@ -244,6 +252,9 @@ def _run_dataset(req: SlotRequest, m: dict, status: Path, key: str, facets: dict
     ended = _settle(m, status, req.dataset, act)
     if ended is not None:
         return {"next": ended}
+    held = _delayed(m, act, stats)
+    if held is not None:
+        return {"next": held}
     if req.planned is not None and (
         not req.planned
         or m["steps"][act["step"]]["job_class"] != m["steps"][req.planned]["job_class"]
@@ -262,7 +273,11 @@ def _run_dataset(req: SlotRequest, m: dict, status: Path, key: str, facets: dict
         # (a killed job never committed its own); later ones only their own.
         done = _run_step(job, act, attempt, heal=not ran)
         if done is None:
-            return None  # a Retry: Snakemake resubmits the job, which resumes at this step
+            held = _delayed(m, act, job.history.read())
+            if held is None:
+                return None  # a Retry: Snakemake resubmits the job, which resumes at this step
+            sync_status(status)
+            return {"ran": ran, "state": "Retry", "next": held}
         state, stats = done
         ran.append(act["step"])
         # Route on the outcome now, so the next step (here or in the next slot) is known.
@@ -275,6 +290,21 @@ def _run_dataset(req: SlotRequest, m: dict, status: Path, key: str, facets: dict
     if nxt.get("kind") == "run":  # the next slot's job is sized from this
         nxt = {**nxt, "grow": list(tries_of(stats, nxt["step"]).grow)}
     return {"ran": ran, "state": state, "next": nxt}
+
+
+def _delayed(m: dict, act: dict, stats: list[Stat]) -> dict | None:
+    """A step whose last attempt failed in this build and that has a retry delay: the
+    dataset's part of the job ends here (the slot records it, the job exits 0), and a
+    later cycle's compile plans it once the delay has passed. Waiting inside the job
+    would hold a SLURM allocation idle, and Snakemake's own resubmission would retry
+    at once; ending the job keeps the delay to one rule, the compile's, on one clock.
+    A Retry of an earlier build was already found due by the compile that made this one."""
+    if act.get("kind") != "run" or act["step"] not in m["steps"]:
+        return None
+    wait = retry_wait(stats, act["step"], m["steps"][act["step"]].get("retry_delay"))
+    if wait is None or wait.failed.params.get("build") != m["build"]:
+        return None
+    return {"kind": "delayed", "step": act["step"], "until": iso(utc_stamp(wait.until))}
 
 
 def _close_dead_engagement(
@@ -382,7 +412,7 @@ def _run_step(job: _Job, act: dict, attempt: int, heal: bool = True) -> tuple[st
             # with grown resources.
             append_stats(status, req.dataset, [
                 _stat(m, sub, step_name, "Retry", exit=rc, attempt=attempt, wall=f"{wall:.1f}",
-                      maxrss_mb=f"{maxrss_mb:.0f}", slurm_jobid=jobid, cause=cause)
+                      maxrss_mb=f"{maxrss_mb:.0f}", slurm_jobid=jobid, cause=cause, build=build)
             ])  # fmt: skip
             print(
                 f"padocc: {step_name} failed with exit {rc} on attempt {attempt}; retrying",
