@@ -29,12 +29,19 @@ from compiler.core.routing import padocc_alive
 from compiler.core.safeio import read_regular
 from compiler.core.statusfile import position_of, read_history
 from compiler.load import schema as S
+from compiler.load.profile import executor_of
 from compiler.load.yamlpos import load_yaml
-from compiler.model.resolve import Overrides
+from compiler.model.chunks import MAX_WANT_CHUNKS
+from compiler.model.resolve import MAX_CYCLE_DATASETS, Overrides
 from compiler.render.assets import asset_dir
 from compiler.render.plan import Selection
 from compiler.runtime.leases import Lease
-from compiler.runtime.snakemake_run import cannot_run, failed_because, run_snakemake
+from compiler.runtime.snakemake_run import (
+    cannot_run,
+    failed_because,
+    profile_dir,
+    run_snakemake,
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,8 @@ class CycleConfig:
     status_dir: str
     max_repeats: int
     snakemake_timeout: int
+    max_datasets_per_cycle: int | None = None  # None: the workflow's
+    max_chunks_per_cycle: int | None = None
 
 
 def load_config(path: str) -> CycleConfig:
@@ -95,6 +104,14 @@ def load_config(path: str) -> CycleConfig:
             doc.val_loc("snakemake_timeout"),
             f"snakemake_timeout must be between 1 and {MAX_TIMEOUT_S} seconds",
         )
+    bounds = {}
+    for key, most in (
+        ("max_datasets_per_cycle", MAX_CYCLE_DATASETS),
+        ("max_chunks_per_cycle", MAX_WANT_CHUNKS),
+    ):
+        if key in doc and not 1 <= doc[key] <= most:
+            raise fail(doc.val_loc(key), f"{key} must be between 1 and {most:,}")
+        bounds[key] = doc.get(key)
     return CycleConfig(
         source_venv=p("source_venv"),
         batch_limit=doc["batch_limit"],
@@ -107,6 +124,7 @@ def load_config(path: str) -> CycleConfig:
         status_dir=p("status_dir", must_exist=False),
         max_repeats=repeats,
         snakemake_timeout=timeout,
+        **bounds,
     )
 
 
@@ -278,11 +296,17 @@ def _cycle(
         cfg.workflow,
         now=opts.now,
         overrides=Overrides(
-            cfg.flock_dir, cfg.status_dir or None, cfg.max_repeats, cfg.common_valid or None
+            cfg.flock_dir,
+            cfg.status_dir or None,
+            cfg.max_repeats,
+            cfg.common_valid or None,
+            max_datasets_per_cycle=cfg.max_datasets_per_cycle,
+            max_chunks_per_cycle=cfg.max_chunks_per_cycle,
         ),
         selection=Selection(cfg.batch_limit, seed),
         write=not opts.dry_run,
         lease=lease,
+        executor=executor_of(profile_dir(cfg.profile)),
     )
     rc, c = compile_cmd.compile_workflow(copts, out, out)
     if c is None:
@@ -315,7 +339,10 @@ def _cycle(
     if not moves:
         return 0 if rc == 0 else 1
     state = {
-        "groups": {g["name"]: {"digest": g["digest"], "datasets": g["datasets"]} for g in c.manifest["groups"]},
+        "groups": {
+            g["name"]: {"digest": g["digest"], "datasets": g["datasets"]}
+            for g in c.manifest["groups"]
+        },
         "completed": prev.get("completed", {}),
     }
     _complete_groups(c, cfg, state, state_path, cycle_id, out)
@@ -463,7 +490,11 @@ def _complete_groups(
 def _not_regular(d: str, names: list[str]) -> list[str]:
     """A FIFO or device in a group directory is not copied (copying one would block or
     fail): only its files and directories move to complete_dir."""
-    return [n for n in names if not (os.path.isfile(os.path.join(d, n)) or os.path.isdir(os.path.join(d, n)))]
+    return [
+        n
+        for n in names
+        if not (os.path.isfile(os.path.join(d, n)) or os.path.isdir(os.path.join(d, n)))
+    ]
 
 
 def _remove_originals(rec: dict) -> None:

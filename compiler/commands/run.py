@@ -14,6 +14,7 @@ from pathlib import Path
 
 from compiler.commands import compile as compile_cmd
 from compiler.core.diagnostics import CompileError
+from compiler.load.profile import executor_of
 from compiler.render.write import check_current
 from compiler.runtime.leases import Lease
 from compiler.runtime.snakemake_run import cannot_run, failed_because, profile_dir, run_snakemake
@@ -51,7 +52,12 @@ def run(opts: RunOptions) -> int:
 
 def _run(opts: RunOptions, lease: Lease) -> int:
     rc, c = compile_cmd.compile_workflow(
-        compile_cmd.CompileOptions(opts.workflow_dir, now=opts.now, lease=lease),
+        compile_cmd.CompileOptions(
+            opts.workflow_dir,
+            now=opts.now,
+            lease=lease,
+            executor=executor_of(profile_dir(opts.profile)),
+        ),
         sys.stdout,
         sys.stderr,
     )

@@ -122,6 +122,7 @@ class Workflow:
     undeclared: str = "keep"  # keep | tar | remove: files a job left but did not declare
     retain_s: int = 0  # retention of logs and old run directories, seconds (0 = forever)
     steps_per_job: int = 1
-    datasets_per_job: int = 1  # BPS clustering: datasets one job runs in turn
+    datasets_per_job: int = 0  # BPS clustering: datasets one job runs in turn; 0 = chosen
+    max_datasets_per_cycle: int = 5000  # pending datasets one cycle takes; the rest wait
     # step name -> (job class, chain): see model/jobs.py
     jobs: tuple[tuple[str, int, int], ...] = ()
