@@ -32,7 +32,7 @@ from compiler.load import schema as S
 from compiler.load.profile import executor_of
 from compiler.load.yamlpos import load_yaml
 from compiler.model.chunks import MAX_WANT_CHUNKS
-from compiler.model.resolve import MAX_CYCLE_DATASETS, Overrides
+from compiler.model.resolve import MAX_CYCLE_DATASETS, Overrides, bounded_key
 from compiler.render.assets import asset_dir
 from compiler.render.plan import Selection
 from compiler.runtime.leases import Lease
@@ -104,14 +104,12 @@ def load_config(path: str) -> CycleConfig:
             doc.val_loc("snakemake_timeout"),
             f"snakemake_timeout must be between 1 and {MAX_TIMEOUT_S} seconds",
         )
-    bounds = {}
-    for key, most in (
-        ("max_datasets_per_cycle", MAX_CYCLE_DATASETS),
-        ("max_chunks_per_cycle", MAX_WANT_CHUNKS),
-    ):
-        if key in doc and not 1 <= doc[key] <= most:
-            raise fail(doc.val_loc(key), f"{key} must be between 1 and {most:,}")
-        bounds[key] = doc.get(key)
+    bounds = {
+        "max_datasets_per_cycle": bounded_key(
+            doc, "max_datasets_per_cycle", None, MAX_CYCLE_DATASETS
+        ),
+        "max_chunks_per_cycle": bounded_key(doc, "max_chunks_per_cycle", None, MAX_WANT_CHUNKS),
+    }
     return CycleConfig(
         source_venv=p("source_venv"),
         batch_limit=doc["batch_limit"],

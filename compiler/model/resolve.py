@@ -71,10 +71,10 @@ def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
     datasets, facets = expand_datasets(raw) if has_datasets else ((), set())
     steps = resolve_steps(raw.steps, raw.defaults, facets)
     doc = raw.doc
-    max_datasets = ov.max_datasets_per_cycle or _bounded(
+    max_datasets = ov.max_datasets_per_cycle or bounded_key(
         doc, "max_datasets_per_cycle", DEFAULT_MAX_DATASETS, MAX_CYCLE_DATASETS
     )
-    max_chunks = ov.max_chunks_per_cycle or _bounded(
+    max_chunks = ov.max_chunks_per_cycle or bounded_key(
         doc, "max_chunks_per_cycle", DEFAULT_MAX_CHUNKS, MAX_WANT_CHUNKS
     )
     keys = {d.routing_key for d in datasets if d.routing_key} | promised_keys(raw, facets)
@@ -156,11 +156,13 @@ DEFAULT_MAX_DATASETS = 5000
 MAX_CYCLE_DATASETS = 10_000_000
 
 
-def _bounded(doc: YMap, key: str, default: int, most: int) -> int:
-    value = doc.get(key, default)
-    if not 1 <= value <= most:
+def bounded_key(doc: YMap, key: str, default: int | None, most: int) -> int | None:
+    """An integer key from 1 to `most` (a cycle's bounds), or `default` when absent."""
+    if key not in doc:
+        return default
+    if not 1 <= doc[key] <= most:
         raise fail(doc.val_loc(key), f"{key} must be between 1 and {most:,}")
-    return value
+    return doc[key]
 
 
 def _choice(m: YMap, key: str, choices: tuple[str, ...], default: str) -> str:
