@@ -25,9 +25,9 @@ Snakemake at 100k jobs: one run, minutes each); each 1% run on a fresh sample:
   1% new work      the inputs of 1% of the datasets are touched (N/100 jobs of work);
                    ours: `padocc run` (compile, which re-queues them: input changed,
                    then Snakemake), plain: snakemake; both run to the end on the local
-                   executor with `--cores 2 --scheduler greedy`. Ours two ways: as
-                   shipped (one dataset a job, each job running its dataset's 4
-                   steps), and with `datasets_per_job: K`
+                   executor (plain: `--cores 2 --scheduler greedy`). Ours two ways:
+                   as shipped (no datasets_per_job, the shipped `local` profile: the
+                   compile sizes the jobs), and with the bench profile and `datasets_per_job: K`
                    (--datasets-per-job; K datasets one after the other in one job, as
                    BPS clusters quanta). Default "per-core": K = the 1% datasets / the 2
                    cores, one job per core, the README's advice for a local executor
@@ -234,9 +234,10 @@ def med(xs: list[float]) -> float:
 
 
 def set_datasets_per_job(d: Path, k: int) -> None:
+    """k = 0: no key, the compile chooses (as shipped)."""
     y = d / "workflow.yaml"
     lines = [ln for ln in y.read_text().splitlines() if not ln.startswith("datasets_per_job:")]
-    y.write_text("\n".join([*lines, f"datasets_per_job: {k}"]) + "\n")
+    y.write_text("\n".join([*lines, *([f"datasets_per_job: {k}"] if k else [])]) + "\n")
 
 
 def bench_size(base: Path, n: int, runs: int, profile: Path, bundled: int) -> dict:
@@ -268,17 +269,19 @@ def bench_size(base: Path, n: int, runs: int, profile: Path, bundled: int) -> di
     res["work_jobs"] = k * len(STEPS)
     res["per_job"] = bundled or -(-k // CORES)
     left = 0
-    for key, per_job in (("", 1), ("_bundled", res["per_job"])):
+    # As shipped: no datasets_per_job and the shipped local profile; then K per core.
+    shipped = REPO / "profiles" / "local"
+    for key, per_job, prof in (("", 0, shipped), ("_bundled", res["per_job"], profile)):
         set_datasets_per_job(ours, per_job)
         ws = []
         for _ in range(runs):
             for i in rng.sample(ids, k):
                 (ours / "data" / f"{i}.in").touch()
-            w, r, pend = ours_cycle(ours, "auto", profile)
+            w, r, pend = ours_cycle(ours, "auto", prof)
             ws.append((w, r))
             _, _, out = timed(compile_cmd(ours))
             left += pending_of(out)
-            print(f"   1% work ({res['work_jobs']} jobs), ours with datasets_per_job {per_job}: "
+            print(f"   1% work ({res['work_jobs']} jobs), ours with datasets_per_job {per_job or 'unset'}: "
                   f"{w:.1f}s (pending {pend}, left after {pending_of(out)})", flush=True)  # fmt: skip
         res[f"work_ours{key}"] = med([x[0] for x in ws])
         res[f"work_ours{key}_rss"] = max(x[1] for x in ws)

@@ -169,6 +169,11 @@ def _compile_args(c: argparse.ArgumentParser) -> None:
     c.add_argument("--now", help="take this UTC time as now (replaying or testing a clock gate)")
     c.add_argument("--check", action="store_true", help="check the inputs and graph; write nothing")
     c.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    c.add_argument(
+        "--profile",
+        help="the Snakemake profile the build will run with: jobs are sized for it "
+        "(default: one dataset a job unless datasets_per_job is set)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -282,8 +287,23 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _compile(args: argparse.Namespace) -> int:
     from compiler.commands import compile as compile_cmd
+    from compiler.load.profile import Executor, executor_of
+    from compiler.runtime.snakemake_run import profile_dir
 
-    return compile_cmd.run(compile_cmd.CompileOptions(args.workflow_dir, args.check, args.quiet, args.now))
+    ex = Executor()
+    if args.profile:
+        where = profile_dir(args.profile)
+        if not where.is_dir():
+            print(
+                f"padocc compile: error: profile '{args.profile}' not found: use local, slurm "
+                "or the path of a profile directory",
+                file=sys.stderr,
+            )
+            return 2
+        ex = executor_of(where)
+    return compile_cmd.run(
+        compile_cmd.CompileOptions(args.workflow_dir, args.check, args.quiet, args.now, executor=ex)
+    )
 
 
 def compile_main(argv: Sequence[str] | None = None) -> int:

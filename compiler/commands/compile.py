@@ -13,6 +13,7 @@ from typing import TextIO
 from compiler.core.buildlock import hold_build
 from compiler.core.diagnostics import CompileError, Loc, fail, one_line
 from compiler.core.statusfile import StatusWriteError
+from compiler.load.profile import Executor
 from compiler.model.axes import parse_time
 from compiler.model.gates import check_want_size
 from compiler.model.resolve import Overrides, build_model
@@ -46,6 +47,8 @@ class CompileOptions:
     write: bool = True  # False: plan only (a cycle's --dry-run)
     # The run this compile plans for: its build claims what it carries (runtime/leases.py).
     lease: Lease | None = None
+    # Where the jobs run (from the profile): sizes jobs when datasets_per_job is not set.
+    executor: Executor = field(default_factory=Executor)
 
 
 @dataclass
@@ -150,7 +153,9 @@ def _plan_and_write(
 ) -> tuple[int, Plan, GateWork]:
     gate_work = GateWork()
     try:
-        plan = make_plan(model, manifest, opts.selection, held=held.datasets, now=now)
+        plan = make_plan(
+            model, manifest, opts.selection, held=held.datasets, now=now, executor=opts.executor
+        )
     except CompileError as e:  # a status file that is not a regular file
         print(e.diagnostics[0], file=err)
         return 2, Plan(), gate_work
@@ -172,7 +177,7 @@ def _plan_and_write(
             return 2, plan, gate_work
         gate_work.status_coverage = planner.status_coverage()
     if not opts.quiet:
-        deferred = gate_work.deferred_line()
+        deferred = deferred_line(model, plan, gate_work)
         for w in plan.warnings + gate_work.warnings + ([deferred] if deferred else []):
             print(f"warning: {w}", file=err)
     if opts.write:
@@ -196,6 +201,19 @@ def _plan_and_write(
             print(one_line(f"{where}: error: cannot write the build: {e.strerror or e}"), file=err)
             return 2, plan, gate_work
     return 0, plan, gate_work
+
+
+def deferred_line(model: Workflow, plan: Plan, gate_work: GateWork) -> str:
+    """One line for everything a cycle leaves to later ones past its bounds."""
+    parts = []
+    if plan.deferred:
+        parts.append(
+            f"{plan.deferred} datasets deferred to later cycles (a cycle takes at most "
+            f"max_datasets_per_cycle datasets, here {model.max_datasets_per_cycle}, "
+            "those waiting longest first)"
+        )
+    gates = gate_work.deferred_line()
+    return "; ".join(parts + ([gates] if gates else []))
 
 
 def run(opts: CompileOptions) -> int:

@@ -33,16 +33,23 @@ from compiler.core.safeio import open_regular, read_regular
 from compiler.core.statusfile import position_of, read_history
 from compiler.core.testpause import pause_at
 from compiler.load import schema as S
+from compiler.load.profile import executor_of
 from compiler.load.yamlpos import load_yaml
+from compiler.model.chunks import MAX_WANT_CHUNKS
 from compiler.model.notify import resolve_notify
-from compiler.model.resolve import Overrides
+from compiler.model.resolve import MAX_CYCLE_DATASETS, Overrides, bounded_key
 from compiler.model.types import Notify
 from compiler.render.assets import asset_dir
 from compiler.render.plan import Selection
 from compiler.runtime.held import Held
 from compiler.runtime.leases import Lease
 from compiler.runtime.notify import notify_after
-from compiler.runtime.snakemake_run import cannot_run, failed_because, run_snakemake
+from compiler.runtime.snakemake_run import (
+    cannot_run,
+    failed_because,
+    profile_dir,
+    run_snakemake,
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,8 @@ class CycleConfig:
     max_repeats: int
     snakemake_timeout: int
     notify: Notify | None = None  # wins over the workflow's
+    max_datasets_per_cycle: int | None = None  # None: the workflow's
+    max_chunks_per_cycle: int | None = None
 
 
 def load_config(path: str) -> CycleConfig:
@@ -105,6 +114,12 @@ def load_config(path: str) -> CycleConfig:
             doc.val_loc("snakemake_timeout"),
             f"snakemake_timeout must be between 1 and {MAX_TIMEOUT_S} seconds",
         )
+    bounds = {
+        "max_datasets_per_cycle": bounded_key(
+            doc, "max_datasets_per_cycle", None, MAX_CYCLE_DATASETS
+        ),
+        "max_chunks_per_cycle": bounded_key(doc, "max_chunks_per_cycle", None, MAX_WANT_CHUNKS),
+    }
     return CycleConfig(
         source_venv=p("source_venv"),
         batch_limit=doc["batch_limit"],
@@ -118,6 +133,7 @@ def load_config(path: str) -> CycleConfig:
         max_repeats=repeats,
         snakemake_timeout=timeout,
         notify=resolve_notify(doc["notify"], doc.val_loc("notify")) if "notify" in doc else None,
+        **bounds,
     )
 
 
@@ -294,11 +310,17 @@ def _cycle(
         cfg.workflow,
         now=opts.now,
         overrides=Overrides(
-            cfg.flock_dir, cfg.status_dir or None, cfg.max_repeats, cfg.common_valid or None
+            cfg.flock_dir,
+            cfg.status_dir or None,
+            cfg.max_repeats,
+            cfg.common_valid or None,
+            max_datasets_per_cycle=cfg.max_datasets_per_cycle,
+            max_chunks_per_cycle=cfg.max_chunks_per_cycle,
         ),
         selection=Selection(cfg.batch_limit, seed),
         write=not opts.dry_run,
         lease=lease,
+        executor=executor_of(profile_dir(cfg.profile)),
     )
     rc, c = compile_cmd.compile_workflow(copts, out, out)
     if c is None:

@@ -15,6 +15,7 @@ from typing import TextIO
 
 from compiler.commands import compile as compile_cmd
 from compiler.core.diagnostics import CompileError
+from compiler.load.profile import executor_of
 from compiler.render.write import check_current
 from compiler.runtime.held import Held
 from compiler.runtime.leases import Lease
@@ -64,7 +65,14 @@ def run(opts: RunOptions) -> int:
 
 def _run(opts: RunOptions, lease: Lease, out: TextIO, err: TextIO, held: Held | None) -> int:
     rc, c = compile_cmd.compile_workflow(
-        compile_cmd.CompileOptions(opts.workflow_dir, now=opts.now, lease=lease), out, err
+        compile_cmd.CompileOptions(
+            opts.workflow_dir,
+            now=opts.now,
+            lease=lease,
+            executor=executor_of(profile_dir(opts.profile)),
+        ),
+        out,
+        err,
     )
     if c is None:
         return rc

@@ -242,7 +242,9 @@ WORKFLOW = Record(
         K("max_visits", INT, doc="times one step may run for one dataset (default 3)"),
         K("max_steps_per_cycle", INT, doc="cap on steps one dataset runs in one cycle"),
         K("steps_per_job", INT, doc="same-resource steps one job runs back to back (default 4)"),
-        K("datasets_per_job", INT, doc="datasets one job runs one after the other (default 1)"),
+        K("datasets_per_job", INT, doc="datasets one job runs one after the other (default: chosen by the compile)"),
+        K("max_datasets_per_cycle", INT, doc="datasets one cycle takes at most (default 5000); the rest wait, longest waiting first"),
+        K("max_chunks_per_cycle", INT, doc="chunks of each gate one cycle makes at most, for gates without max_chunks (default 1000)"),
         K("status_dir", STR, doc="where per-dataset status files live (default status)"),
         K("work_dir", STR, doc="where step commands run and write (default work)"),
         K("defaults", MAP, doc="resources, retries, retry_growth, retry_delay for every step"),
@@ -306,7 +308,8 @@ GATE = Record(
         K("retries", INT),
         K("retry_growth", MAP),
         K("max_failures", INT, doc="failed runs of one chunk before it waits for a remake (default 3)"),
-        K("max_chunks", INT, doc="chunks one cycle schedules at most (default 1000); the rest wait"),
+        K("max_chunks", INT, doc="chunks one cycle schedules at most (default: the workflow's max_chunks_per_cycle, 1000); the rest wait"),
+        K("catch_up", STR, doc="which waiting chunks a cycle makes first: oldest (default) or newest"),
         K("doc", STR),
     ),
 )
@@ -330,6 +333,8 @@ CYCLE = Record(
         K("max_repeats", INT, doc="runs of one step for one dataset before quarantine (SHEPARD: 5)"),
         K("snakemake_timeout", INT, doc="seconds one cycle's Snakemake may run (default 3300)"),
         K("notify", MAP, doc="{command, on, stuck_after, timeout}: wins over the workflow's"),
+        K("max_datasets_per_cycle", INT, doc="datasets one cycle takes at most (overrides the workflow's)"),
+        K("max_chunks_per_cycle", INT, doc="chunks of each gate one cycle makes at most (overrides the workflow's)"),
     ),
 )
 

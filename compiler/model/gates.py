@@ -26,6 +26,7 @@ from compiler.model.templates import parse_template
 from compiler.model.types import Growth, Resources
 
 GATE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.]*\Z")
+CATCH_UP = ("oldest", "newest")
 GATE_PLACEHOLDERS = ("low", "high", "gate", "python", "workflow_dir", "workdir", "attempt")
 
 
@@ -67,6 +68,7 @@ class Gate:
     growth: Growth
     max_failures: int
     max_chunks: int  # scheduled per cycle at most; the rest wait for later cycles
+    catch_up: str = "oldest"  # which deferred chunks go first: oldest or newest
 
     @property
     def makeable(self) -> bool:
@@ -164,8 +166,15 @@ def _precondition(item, loc: Loc, wf_dir: Path, axis: str) -> Precondition:
 
 
 def resolve_gates(
-    doc: YMap, wf_dir: Path, base: RunDefaults, facets: set[str], has_datasets: bool
+    doc: YMap,
+    wf_dir: Path,
+    base: RunDefaults,
+    facets: set[str],
+    has_datasets: bool,
+    max_chunks_default: int = DEFAULT_MAX_CHUNKS,
 ) -> tuple[Gate, ...]:
+    """`max_chunks_default`: the workflow's (or cycle config's) max_chunks_per_cycle, for
+    gates that set no max_chunks of their own."""
     gates: dict[str, Gate] = {}
     raw_pre: dict[str, YMap] = {}
     rules: dict[str, str] = {}  # Snakefile rule name -> gate: 'a.b' and 'a_b' would clash
@@ -282,10 +291,16 @@ def resolve_gates(
         max_failures = g.get("max_failures", 3)
         if not 1 <= max_failures <= 100:
             raise fail(g.val_loc("max_failures"), "max_failures must be between 1 and 100")
-        max_chunks = g.get("max_chunks", DEFAULT_MAX_CHUNKS)
+        max_chunks = g.get("max_chunks", max_chunks_default)
         if not 1 <= max_chunks <= MAX_WANT_CHUNKS:
             raise fail(
                 g.val_loc("max_chunks"), f"max_chunks must be between 1 and {MAX_WANT_CHUNKS}"
+            )
+        catch_up = g.get("catch_up", "oldest")
+        if catch_up not in CATCH_UP:
+            raise fail(
+                g.val_loc("catch_up"),
+                f"catch_up must be oldest or newest, not '{catch_up}'{suggest(catch_up, CATCH_UP)}",
             )
         pres = []
         if "preconditions" in g:
@@ -324,6 +339,7 @@ def resolve_gates(
             growth=growth,
             max_failures=max_failures,
             max_chunks=max_chunks,
+            catch_up=catch_up,
         )
         check_want_size(gates[name], None)
     # Preconditions: known gates, convertible axes, no cycles. Map lengths are read in
@@ -438,5 +454,6 @@ def gate_json(g: Gate) -> dict:
         "growth": g.growth.__dict__,
         "max_failures": g.max_failures,
         "max_chunks": g.max_chunks,
+        "catch_up": g.catch_up,
         "source": str(g.loc),
     }

@@ -12,6 +12,7 @@ from compiler.load.schema import SITE, check
 from compiler.load.workflow import RawWorkflow, load_workflow
 from compiler.load.yamlpos import YMap
 from compiler.model.axes import parse_duration_s
+from compiler.model.chunks import DEFAULT_MAX_CHUNKS, MAX_WANT_CHUNKS
 from compiler.model.datasets import expand_datasets, promised_keys
 from compiler.model.dsfilter import DatasetFilter
 from compiler.model.gates import resolve_gates
@@ -62,6 +63,8 @@ class Overrides:
     max_visits: int | None = None
     common_valid: str | None = None
     dataset_filter: DatasetFilter | None = None  # a campaign's facet globs / input set
+    max_datasets_per_cycle: int | None = None  # a cycle config's bounds (win over workflow.yaml)
+    max_chunks_per_cycle: int | None = None
 
 
 def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
@@ -69,6 +72,12 @@ def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
     datasets, facets = expand_datasets(raw) if has_datasets else ((), set())
     steps = resolve_steps(raw.steps, raw.defaults, facets)
     doc = raw.doc
+    max_datasets = ov.max_datasets_per_cycle or bounded_key(
+        doc, "max_datasets_per_cycle", DEFAULT_MAX_DATASETS, MAX_CYCLE_DATASETS
+    )
+    max_chunks = ov.max_chunks_per_cycle or bounded_key(
+        doc, "max_chunks_per_cycle", DEFAULT_MAX_CHUNKS, MAX_WANT_CHUNKS
+    )
     keys = {d.routing_key for d in datasets if d.routing_key} | promised_keys(raw, facets)
     if raw.graph is not None:
         graph = resolve_graph(
@@ -82,7 +91,9 @@ def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
         graph = Graph(raw.name, "", (), (), ())
     gates = ()
     if raw.gates is not None:
-        gates = resolve_gates(raw.gates, raw.dir, run_defaults(raw.defaults), facets, has_datasets)
+        gates = resolve_gates(
+            raw.gates, raw.dir, run_defaults(raw.defaults), facets, has_datasets, max_chunks
+        )
     if any(d.severity == "error" for d in graph.findings):
         raise CompileError(graph.findings)  # errors first, then the warnings
     if not _NAME.match(raw.name):
@@ -104,8 +115,8 @@ def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
     per_job = doc.get("steps_per_job", 4)
     if not 1 <= per_job <= 100:
         raise fail(doc.val_loc("steps_per_job"), "steps_per_job must be between 1 and 100")
-    per_bundle = doc.get("datasets_per_job", 1)
-    if not 1 <= per_bundle <= 1000:
+    per_bundle = doc.get("datasets_per_job", 0)  # 0: the compile chooses (render/sizing.py)
+    if "datasets_per_job" in doc and not 1 <= per_bundle <= 1000:
         raise fail(doc.val_loc("datasets_per_job"), "datasets_per_job must be between 1 and 1000")
     classes = job_classes(steps)
     chains = chain_lengths(graph, steps, tuple(keys), per_job)
@@ -119,7 +130,9 @@ def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
         max_visits=max_visits,
         max_steps_per_cycle=max_steps,
         status_dir=ov.status_dir
-        or _inside(raw.dir, doc.get("status_dir", "status"), doc.val_loc("status_dir"), "status_dir"),
+        or _inside(
+            raw.dir, doc.get("status_dir", "status"), doc.val_loc("status_dir"), "status_dir"
+        ),
         work_dir=_inside(raw.dir, doc.get("work_dir", "work"), doc.val_loc("work_dir"), "work_dir"),
         gates=gates,
         gates_file=raw.gates_file,
@@ -132,12 +145,26 @@ def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
         inputs=_inputs(raw, facets),
         steps_per_job=per_job,
         datasets_per_job=per_bundle,
+        max_datasets_per_cycle=max_datasets,
         jobs=tuple((s.name, classes[s.name], chains[s.name]) for s in steps),
         site=checked_site(raw, _site(raw), steps),
         undeclared=_choice(doc, "undeclared", ("keep", "tar", "remove"), "keep"),
         retain_s=parse_duration_s(doc["retain"], doc.val_loc("retain")) if "retain" in doc else 0,
         notify=resolve_notify(doc["notify"], doc.val_loc("notify")) if "notify" in doc else None,
     )
+
+
+DEFAULT_MAX_DATASETS = 5000
+MAX_CYCLE_DATASETS = 10_000_000
+
+
+def bounded_key(doc: YMap, key: str, default: int | None, most: int) -> int | None:
+    """An integer key from 1 to `most` (a cycle's bounds), or `default` when absent."""
+    if key not in doc:
+        return default
+    if not 1 <= doc[key] <= most:
+        raise fail(doc.val_loc(key), f"{key} must be between 1 and {most:,}")
+    return doc[key]
 
 
 def _choice(m: YMap, key: str, choices: tuple[str, ...], default: str) -> str:
@@ -177,4 +204,6 @@ def _inputs(raw: RawWorkflow, facets: set[str]) -> str:
 
 
 def build_model(wf_dir: Path, shown_dir: str, ov: Overrides = Overrides()) -> Workflow:
-    return resolve(load_workflow(wf_dir, shown_dir, Path(ov.flock_dir) if ov.flock_dir else None), ov)
+    return resolve(
+        load_workflow(wf_dir, shown_dir, Path(ov.flock_dir) if ov.flock_dir else None), ov
+    )

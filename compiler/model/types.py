@@ -145,6 +145,7 @@ class Workflow:
     retain_s: int = 0  # retention of logs and old run directories, seconds (0 = forever)
     notify: Notify | None = None  # the operator's command (model/notify.py)
     steps_per_job: int = 1
-    datasets_per_job: int = 1  # BPS clustering: datasets one job runs in turn
+    datasets_per_job: int = 0  # BPS clustering: datasets one job runs in turn; 0 = chosen
+    max_datasets_per_cycle: int = 5000  # pending datasets one cycle takes; the rest wait
     # step name -> (job class, chain): see model/jobs.py
     jobs: tuple[tuple[str, int, int], ...] = ()

@@ -7,7 +7,7 @@ made by upstream gates enter the run as Snakemake inputs, so nothing is made twi
 
 One cycle schedules at most `max_chunks` chunks of each gate, counting the chunks a
 downstream gate pulls in as inputs; the chunks past that wait for later cycles, oldest
-first, and are counted as deferred. Only chunks that are not covered are visited one by
+first (or newest first: the gate's `catch_up`), and are counted as deferred. Only chunks that are not covered are visited one by
 one (and markers, to see whether an input was made again), so a long wanted range
 costs no more than what is missing in it, up to the bound.
 """
@@ -226,28 +226,33 @@ class GatePlanner:
 
     @staticmethod
     def _candidates(g: dict, st: ChunkStates, lo: float, hi: float, force: bool):
-        """(index, counted) of the chunks to look at, in order: every chunk not covered
-        (forced: every chunk outside a permanent gap), and those with a marker, which are
-        made again when an input was. `counted`: a missing (or forced) chunk, which uses
-        the gate's bound; running and failed ones are as many as the status file says."""
+        """(index, counted) of the chunks to look at, in the gate's catch-up order (oldest
+        or newest first): every chunk not covered (forced: every chunk outside a
+        permanent gap), and those with a marker, which are made again when an input was.
+        `counted`: a missing (or forced) chunk, which uses the gate's bound; running and
+        failed ones are as many as the status file says."""
+        newest = g.get("catch_up") == "newest"
         marked = sorted(k for k in map(lambda n: grid_index(g, n), st.done) if k is not None)
-        for k0, k1, status in index_runs(g, st, lo, hi):
+        runs = list(index_runs(g, st, lo, hi))  # intervals of chunks, not chunks
+        for k0, k1, status in reversed(runs) if newest else runs:
             if status == "gap":
                 continue
             if status == "done" and not force:
-                yield from (
-                    (k, False) for k in marked[bisect_left(marked, k0) : bisect_left(marked, k1)]
-                )
+                ks = marked[bisect_left(marked, k0) : bisect_left(marked, k1)]
+                yield from ((k, False) for k in (reversed(ks) if newest else ks))
             else:
-                yield from ((k, status == "missing" or force) for k in range(k0, k1))
+                ks = range(k1 - 1, k0 - 1, -1) if newest else range(k0, k1)
+                yield from ((k, status == "missing" or force) for k in ks)
 
     @staticmethod
     def _left(g: dict, st: ChunkStates, lo: float, hi: float, k: int, force: bool) -> int:
-        """Chunks from index k on that a later cycle (or request) must still look at."""
+        """Chunks from index k on (newest first: up to k) that a later cycle (or request)
+        must still look at."""
+        newest = g.get("catch_up") == "newest"
         n = 0
         for k0, k1, status in index_runs(g, st, lo, hi):
             if status == "missing" or (force and status != "gap"):
-                n += max(0, k1 - max(k0, k))
+                n += max(0, min(k1, k + 1) - k0) if newest else max(0, k1 - max(k0, k))
         return n
 
     def plan(

@@ -19,7 +19,7 @@ import shutil
 import stat
 import subprocess
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,9 +43,11 @@ from compiler.core.statusfile import (
     utc_stamp,
 )
 from compiler.core.statusindex import INDEX_FILE, Brief, Index, fold
+from compiler.load.profile import Executor
 from compiler.model.datasets import fast_fill
 from compiler.model.templates import parse_template
 from compiler.model.types import Workflow
+from compiler.render import sizing
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,10 @@ class Plan:
     files_read: int = 0
     # The jobs of the pending datasets (one dataset each unless `datasets_per_job`).
     jobs: list[Bundle] = field(default_factory=list)
+    # Pending datasets past the cycle's bound (max_datasets_per_cycle): later cycles'.
+    deferred: int = 0
+    # Datasets per job the compile chose (0: the workflow's datasets_per_job).
+    per_job: int = 0
     # Dead engagements (a job killed without writing its outcome) and the line that
     # records each as an attempt; the compile appends them before it writes the build.
     closings: list[tuple[str, Stat]] = field(default_factory=list)
@@ -222,6 +228,19 @@ def select(pending: list[Pending], sel: Selection) -> tuple[list[Pending], int]:
     return chosen, len(pending) - len(chosen)
 
 
+def take_longest_waiting(
+    pending: list[Pending], waited: dict[str, int], bound: int
+) -> tuple[list[Pending], int]:
+    """At most `bound` pending datasets, those advanced longest ago first (never
+    advanced: first of all), ties in the spec's order: a stable, fair order, since a
+    dataset this cycle runs is last in the next one's. Kept in the spec's order."""
+    if len(pending) <= bound:
+        return pending, 0
+    ranked = sorted(range(len(pending)), key=lambda i: (waited.get(pending[i].id, 0), i))
+    keep = set(ranked[:bound])
+    return [p for i, p in enumerate(pending) if i in keep], len(pending) - bound
+
+
 def _terminal(b: Brief, root: str) -> str | None:
     """`decide`'s verdict when it needs no visit counts: blocked, quarantined or done
     (a final root Pass/Fail), for a file with no open engagement. Else None."""
@@ -297,10 +316,13 @@ def make_plan(
     use_index: bool = True,
     held: Collection[str] = (),
     now: float | None = None,
+    executor: Executor | None = None,
 ) -> Plan:
     """`held`: datasets live runs hold (runtime/leases.py); left to them, not planned.
     `now` (epoch seconds, default the clock): a step whose retry delay lasts past it
-    is not planned (core/attempts.retry_wait)."""
+    is not planned (core/attempts.retry_wait). `executor`: where the jobs will run,
+    from the profile: sizes jobs when the workflow sets no datasets_per_job
+    (render/sizing.py)."""
     clock = datetime.fromtimestamp(time.time() if now is None else now, UTC)
     plan = Plan()
     graph = manifest["graph"]
@@ -327,6 +349,9 @@ def make_plan(
     slurm_jobs: frozenset[str] | None = None
     slurm_checked = False
     counts = plan.counts
+    # When each dataset was last advanced (its status file's mtime; 0: never): the
+    # order in which the cycle's bound takes pending datasets, longest waiting first.
+    waited: dict[str, int] = {}
     for ds in model.datasets:
         if ds.id in held:  # held by live runs: theirs to run, whatever its state
             counts["held by a live run"] = counts.get("held by a live run", 0) + 1
@@ -348,6 +373,7 @@ def make_plan(
             # directory is warned about, and its job fails loudly: see read_history.)
             raise fail(Loc(path), f"status file {not_regular_reason(st.st_mode)}")
         if st is not None:
+            waited[ds.id] = st.st_mtime_ns
             seen.add(name)
             sig = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
             if index is not None:
@@ -429,6 +455,13 @@ def make_plan(
         )  # fmt: skip
     if index is not None:
         index.save(seen)
+    plan.pending, plan.deferred = take_longest_waiting(
+        plan.pending, waited, model.max_datasets_per_cycle
+    )
+    if plan.deferred:
+        kept = {p.id for p in plan.pending}
+        plan.requeue = [r for r in plan.requeue if r.id in kept]  # theirs come again later
+        counts["pending"] = len(plan.pending)
     if selection is not None:
         plan.pending, left = select(plan.pending, selection)
         chosen = {p.id for p in plan.pending}
@@ -437,7 +470,12 @@ def make_plan(
         if left:
             plan.counts["left for later cycles"] = left
     classes = {name: cls for name, cls, _ in model.jobs}
-    plan.jobs = bundles(plan.pending, model.datasets_per_job, classes)
+    if model.datasets_per_job:  # the user's choice wins
+        plan.jobs = bundles(plan.pending, model.datasets_per_job, classes)
+    else:
+        ex = executor or Executor()
+        plan.per_job = sizing.datasets_per_job(len(plan.pending), ex)
+        plan.jobs = bundles(plan.pending, plan.per_job, classes, sizing.time_cap(model, ex))
     return plan
 
 
@@ -511,9 +549,15 @@ class Bundle:
     members: tuple[str, ...]
 
 
-def bundles(pending: list[Pending], per_job: int, classes: dict[str, int]) -> list[Bundle]:
-    """Pending datasets in jobs of up to `per_job`. Only datasets whose first job has
-    the same class (same resources) and the same slot budget share a job."""
+def bundles(
+    pending: list[Pending],
+    per_job: int,
+    classes: dict[str, int],
+    cap: Callable[[str], int] | None = None,
+) -> list[Bundle]:
+    """Pending datasets in jobs of up to `per_job` (and up to `cap(first step)`). Only
+    datasets whose first job has the same class (same resources) and the same slot
+    budget share a job."""
     if per_job <= 1:
         return [Bundle(p.id, p.slots, (p.id,)) for p in pending]
     groups: dict[tuple[int, int], list[Pending]] = {}
@@ -521,8 +565,9 @@ def bundles(pending: list[Pending], per_job: int, classes: dict[str, int]) -> li
         groups.setdefault((classes.get(p.first, -1), p.slots), []).append(p)
     out: list[Bundle] = []
     for (_, slots), members in groups.items():
-        for i in range(0, len(members), per_job):
-            chunk = tuple(p.id for p in members[i : i + per_job])
+        k = min(per_job, cap(members[0].first)) if cap else per_job
+        for i in range(0, len(members), k):
+            chunk = tuple(p.id for p in members[i : i + k])
             name = chunk[0] if len(chunk) == 1 else f"@{len(out) + 1}"
             out.append(Bundle(name, slots, chunk))
     return out

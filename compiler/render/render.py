@@ -78,7 +78,8 @@ def render_build(
         "n_datasets": len(model.datasets),
         "n_pending": len(plan.pending),
         "n_jobs": len(plan.jobs),
-        "per_job": model.datasets_per_job,
+        "per_job": model.datasets_per_job or plan.per_job,
+        "per_job_set": bool(model.datasets_per_job),
         # A job may run several steps, each with its own retries (see model/jobs.py).
         "max_retries": min(10, sum(s.retries for s in model.steps)),
         "shell": shell,
