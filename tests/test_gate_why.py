@@ -1,0 +1,175 @@
+"""Gates from the user's side (issue 18): `padocc why WF GATE LOW HIGH`, and
+`compile --check` on a gate-only workflow. Real compiles, real Snakemake runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import padocc
+from test_gate_requests import GATES, MAKE, gate_popen, log_lines, until
+
+A0, A1, A2, A4, A6 = (f"2010-05-01T0{h}:00:00Z" for h in (0, 1, 2, 4, 6))
+BEFORE = "2010-04-30T22:00:00Z"
+LOG_A0 = "wf/.padocc/logs/gates/a/20100501T000000Z__20100501T010000Z.log"
+
+# `a` as in test_gate_requests (4 chunks of 1 hour wanted), failing for good at the first
+# failure; `b` needs `a` and has 2-hour chunks; `c` has no want.
+TWO = GATES.replace("    parallelOK: 1\n", "    max_failures: 1\n") + """\
+  b:
+    axis: time
+    maxrange: 2h
+    want: {low: "2010-05-01T00:00:00Z", high: "2010-05-01T04:00:00Z"}
+    command: "{python} {workflow_dir}/make.py {gate} {low} {high}"
+    preconditions: [{gate: a}]
+  c:
+    axis: serial
+    maxrange: 10
+    command: "{python} {workflow_dir}/make.py {gate} {low} {high}"
+"""
+
+
+def workflow(tmp_path: Path, gates: str = TWO) -> Path:
+    wf = tmp_path / "wf"
+    wf.mkdir()
+    (wf / "workflow.yaml").write_text("name: W\ngates: gates.yaml\n")
+    (wf / "gates.yaml").write_text(gates)
+    (wf / "make.py").write_text(MAKE)
+    return wf
+
+
+def why(tmp_path: Path, *args: str) -> list[str]:
+    r = padocc("why", "wf", *args, cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+    return r.stdout.splitlines()
+
+
+def test_check_on_a_gate_only_workflow_counts_gates_and_wanted_chunks(tmp_path: Path):
+    wf = workflow(tmp_path)
+    r = padocc("compile", "--check", "wf", cwd=tmp_path)
+    # a: 4 chunks, b: 2, c: no want.
+    assert (r.returncode, r.stdout) == (0, "wf/workflow.yaml: ok: 0 datasets, 3 gates, 6 chunks wanted\n")
+    # Permanent gaps are not wanted; one gate, one chunk, said in the singular.
+    (wf / "gates.yaml").write_text(GATES.replace(
+        "    parallelOK: 1\n",
+        '    gaps: [{low: "2010-05-01T01:00:00Z", high: "2010-05-01T04:00:00Z"}]\n'))  # fmt: skip
+    r = padocc("compile", "--check", "wf", cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (0, "wf/workflow.yaml: ok: 0 datasets, 1 gate, 1 chunk wanted\n")
+
+
+def test_why_a_gate_range_says_per_run_of_chunks_what_it_waits_on(tmp_path: Path):
+    wf = workflow(tmp_path)
+    assert padocc("compile", "wf", cwd=tmp_path).returncode == 0
+    assert why(tmp_path, "a", BEFORE, A2) == [
+        f"a {BEFORE} {A2}: 4 chunks",
+        f"  {BEFORE} {A0} (2 chunks): not wanted (outside the gate's want): no cycle makes it",
+        f"    to move it on: padocc gate make a {BEFORE} {A0} -C wf",
+        f"  {A0} {A2} (2 chunks): missing: the next cycle makes it",
+        "    to move it on: padocc run wf",
+    ]
+    (wf / "fail").touch()
+    r = padocc("gate", "make", "a", A0, A1, "-C", "wf", cwd=tmp_path, timeout=300)
+    assert r.returncode == 5, r.stdout + r.stderr
+    (wf / "fail").unlink()
+    assert (tmp_path / LOG_A0).is_file()
+    assert why(tmp_path, "a", A0, A2) == [
+        f"a {A0} {A2}: 2 chunks",
+        f"  {A0} {A1} (1 chunk): failed 1 time, max_failures (1) reached: no cycle makes it "
+        f"again; last log {LOG_A0}",
+        f"    to move it on: padocc gate remake a {A0} {A1} -C wf",
+        f"  {A1} {A2} (1 chunk): missing: the next cycle makes it",
+        "    to move it on: padocc run wf",
+    ]
+    # b's first chunk needs a's failed chunk: it says which, in what state, and the remake.
+    assert why(tmp_path, "b", A0, A6) == [
+        f"b {A0} {A6}: 3 chunks",
+        f"  {A0} {A2} (1 chunk): waits on precondition a {A0} {A1}: failed 1 time, "
+        f"max_failures reached; last log {LOG_A0}",
+        f"    to move it on: padocc gate remake a {A0} {A1} -C wf",
+        f"  {A2} {A4} (1 chunk): missing: the next cycle makes it",
+        "    to move it on: padocc run wf",
+        f"  {A4} {A6} (1 chunk): not wanted (outside the gate's want): no cycle makes it",
+        f"    to move it on: padocc gate make b {A4} {A6} -C wf",
+    ]
+    # The remake it names moves it on; then all is made.
+    r = padocc("gate", "remake", "a", A0, A1, "-C", "wf", cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert why(tmp_path, "a", A0, A1) == [f"a {A0} {A1}: 1 chunk", f"  {A0} {A1} (1 chunk): made"]
+
+
+def test_a_chunk_that_failed_below_max_failures_is_made_again_by_the_next_cycle(tmp_path: Path):
+    wf = workflow(tmp_path, TWO.replace("    max_failures: 1\n", "    max_failures: 3\n"))
+    (wf / "fail").touch()
+    r = padocc("gate", "make", "a", A0, A1, "-C", "wf", cwd=tmp_path, timeout=300)
+    assert r.returncode == 5, r.stdout + r.stderr
+    assert why(tmp_path, "a", A0, A1) == [
+        f"a {A0} {A1}: 1 chunk",
+        f"  {A0} {A1} (1 chunk): missing (failed 1 time of max_failures 3; last log {LOG_A0}): "
+        "the next cycle makes it",
+        "    to move it on: padocc run wf",
+    ]
+
+
+def test_why_names_the_live_run_making_a_chunk(tmp_path: Path):
+    wf = workflow(tmp_path)
+    (wf / "hold").touch()
+    first = gate_popen(wf, "make", "a", A0, A1, out=tmp_path / "first.out")
+    try:
+        until(lambda: log_lines(wf), "the chunk never started")
+        [lease] = [p for p in (wf / ".padocc" / "runs").iterdir() if not p.name.startswith(".")]
+        header = (lease / "held").read_text().splitlines()[0]
+        assert why(tmp_path, "b", A0, A2) == [
+            f"b {A0} {A2}: 1 chunk",
+            f"  {A0} {A2} (1 chunk): waits on precondition a {A0} {A1}: being made by a live "
+            f"run: {header}",
+        ]
+        assert why(tmp_path, "a", A0, A1) == [
+            f"a {A0} {A1}: 1 chunk",
+            f"  {A0} {A1} (1 chunk): being made by a live run: {header}",
+        ]
+    finally:
+        (wf / "release").touch()
+        assert first.wait(timeout=300) == 0, (tmp_path / "first.out").read_text()
+
+
+def test_a_huge_range_is_answered_in_a_bounded_number_of_lines(tmp_path: Path):
+    gates = """\
+gates:
+  s:
+    axis: serial
+    maxrange: 1
+    want: {low: 0, high: 1000000}
+    command: "{python} {workflow_dir}/make.py {gate} {low} {high}"
+"""
+    workflow(tmp_path, gates)
+    assert padocc("compile", "--check", "wf", cwd=tmp_path).stdout == (
+        "wf/workflow.yaml: ok: 0 datasets, 1 gate, 1000000 chunks wanted\n"
+    )
+    assert padocc("compile", "wf", cwd=tmp_path).returncode == 0
+    assert why(tmp_path, "s", "0", "1000000000000000") == [
+        "s 0 1000000000000000: 1000000000000000 chunks",
+        "  0 1000 (1000 chunks): missing: the next cycle makes it",
+        "    to move it on: padocc run wf",
+        "  1000 1000000 (999000 chunks): missing; not looked at one by one (past 1000 chunks): "
+        "ask about a narrower range",
+        "    to move it on: padocc run wf",
+        "  1000000 1000000000000000 (999999999000000 chunks): not wanted (outside the gate's "
+        "want): no cycle makes it",
+        "    to move it on: padocc gate make s 1000000 1000000000000000 -C wf",
+    ]
+
+
+def test_bad_gate_or_range_is_one_line_and_exit_2(tmp_path: Path):
+    workflow(tmp_path)
+    assert padocc("compile", "wf", cwd=tmp_path).returncode == 0
+    cases = [
+        (("a",), "padocc why: error: 'a' is a gate: give LOW and HIGH"),
+        (("a", A0), "padocc why: error: gate 'a': give both LOW and HIGH"),
+        (("aa", A0, A1), "padocc why: error: unknown gate 'aa' (did you mean 'a'?)"),
+        (("a", "x", A1), "LOW: error: cannot read time 'x': use UTC like 2010-05-01T00:00:00Z"),
+        (("a", A1, A0), f"padocc why: error: low {A1} is after high {A0}"),
+        (("c", "0", "1e16"), "HIGH: error: serial value '1e16' is out of range: at most 1e15 either side of 0"),
+        (("a", A0, A1, "--key", "x"), "padocc why: error: gate 'a' is not keyed: --key does not apply"),
+    ]  # fmt: skip
+    for args, line in cases:
+        r = padocc("why", "wf", *args, cwd=tmp_path)
+        assert (r.returncode, r.stdout, r.stderr) == (2, "", line + "\n"), args
