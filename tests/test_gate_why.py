@@ -14,7 +14,9 @@ LOG_A0 = "wf/.padocc/logs/gates/a/20100501T000000Z__20100501T010000Z.log"
 
 # `a` as in test_gate_requests (4 chunks of 1 hour wanted), failing for good at the first
 # failure; `b` needs `a` and has 2-hour chunks; `c` has no want.
-TWO = GATES.replace("    parallelOK: 1\n", "    max_failures: 1\n") + """\
+TWO = (
+    GATES.replace("    parallelOK: 1\n", "    max_failures: 1\n")
+    + """\
   b:
     axis: time
     maxrange: 2h
@@ -26,6 +28,7 @@ TWO = GATES.replace("    parallelOK: 1\n", "    max_failures: 1\n") + """\
     maxrange: 10
     command: "{python} {workflow_dir}/make.py {gate} {low} {high}"
 """
+)
 
 
 def workflow(tmp_path: Path, gates: str = TWO) -> Path:
@@ -47,13 +50,19 @@ def test_check_on_a_gate_only_workflow_counts_gates_and_wanted_chunks(tmp_path: 
     wf = workflow(tmp_path)
     r = padocc("compile", "--check", "wf", cwd=tmp_path)
     # a: 4 chunks, b: 2, c: no want.
-    assert (r.returncode, r.stdout) == (0, "wf/workflow.yaml: ok: 0 datasets, 3 gates, 6 chunks wanted\n")
+    assert (r.returncode, r.stdout) == (
+        0,
+        "wf/workflow.yaml: ok: 0 datasets, 3 gates, 6 chunks wanted\n",
+    )
     # Permanent gaps are not wanted; one gate, one chunk, said in the singular.
     (wf / "gates.yaml").write_text(GATES.replace(
         "    parallelOK: 1\n",
         '    gaps: [{low: "2010-05-01T01:00:00Z", high: "2010-05-01T04:00:00Z"}]\n'))  # fmt: skip
     r = padocc("compile", "--check", "wf", cwd=tmp_path)
-    assert (r.returncode, r.stdout) == (0, "wf/workflow.yaml: ok: 0 datasets, 1 gate, 1 chunk wanted\n")
+    assert (r.returncode, r.stdout) == (
+        0,
+        "wf/workflow.yaml: ok: 0 datasets, 1 gate, 1 chunk wanted\n",
+    )
 
 
 def test_why_a_gate_range_says_per_run_of_chunks_what_it_waits_on(tmp_path: Path):
