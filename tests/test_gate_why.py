@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 from conftest import padocc
@@ -182,3 +184,89 @@ def test_bad_gate_or_range_is_one_line_and_exit_2(tmp_path: Path):
     for args, line in cases:
         r = padocc("why", "wf", *args, cwd=tmp_path)
         assert (r.returncode, r.stdout, r.stderr) == (2, "", line + "\n"), args
+
+
+def failed_and_made(tmp_path: Path) -> Path:
+    """a's first chunk failed for good, c (no want) made over [0, 20)."""
+    wf = workflow(tmp_path)
+    (wf / "fail").touch()
+    r = padocc("gate", "make", "a", A0, A1, "-C", "wf", cwd=tmp_path, timeout=300)
+    assert r.returncode == 5, r.stdout + r.stderr
+    (wf / "fail").unlink()
+    r = padocc("gate", "make", "c", "0", "20", "-C", "wf", cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return wf
+
+
+def test_report_shows_failed_gate_chunks_gate_time_and_gates_without_want(tmp_path: Path):
+    wf = failed_and_made(tmp_path)
+    log = str(wf.resolve() / ".padocc/logs/gates/a/20100501T000000Z__20100501T010000Z.log")
+    doc = json.loads(padocc("report", "wf", "--format", "json", cwd=tmp_path).stdout)
+    (f,) = doc["gate_failures"]
+    assert (f["gate"], f["chunk"], f["fails"], f["max_failures"], f["reached"], f["log"]) == (
+        "a", "20100501T000000Z__20100501T010000Z", 1, 1, True, log)  # fmt: skip
+    assert f["params"]["exit"] == "1" and Path(log).is_file()
+    steps = {s["step"]: (s["engaged"], s["passed"], s["failed"]) for s in doc["steps"]}
+    assert steps == {"gate a": (1, 0, 1), "gate c": (2, 2, 0)}
+    assert all(s["total_s"] > 0 for s in doc["steps"])
+    cov = {c["gate"]: (c["wanted"], c["low"], c["high"], c["covered"]) for c in doc["coverage"]}
+    assert cov == {"a": (True, 1272672000.0, 1272686400.0, 0.0),
+                   "b": (True, 1272672000.0, 1272686400.0, 0.0),
+                   "c": (False, 0.0, 20.0, 1.0)}  # fmt: skip
+    text = padocc("report", "wf", cwd=tmp_path).stdout
+    failed = text.split("gate chunks failed", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert failed[0] == " (1):"
+    assert failed[1].split() == [
+        "GATE",
+        "FROM",
+        "TO",
+        "FAILS",
+        "NEXT",
+        "WHEN",
+        "SLURM_JOB",
+        "LOG",
+        "PARAMS",
+    ]
+    assert failed[2].startswith(f"a     {A0}  {A1}  1 of 1  remake (max_failures reached)  20")
+    assert f"  -          {log}  exit=1, wall=" in failed[2]
+    assert text.split("gate coverage", 1)[1].splitlines()[-1] == (
+        "c     serial  0                     20                    100.0% (no want)  -"
+    )
+    # The remake clears it from the list.
+    r = padocc("gate", "remake", "a", A0, A1, "-C", "wf", cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    text = padocc("report", "wf", cwd=tmp_path).stdout
+    assert "\ngate chunks failed (0):\n\ngate coverage (3):\n" in text
+
+
+def test_dashboard_shows_failed_gate_chunks_and_gate_time_in_chromium(tmp_path: Path):
+    from test_dashboard import FLAGS, Dom, chromium
+
+    exe = chromium()
+    failed_and_made(tmp_path)
+    out = tmp_path / "page.html"
+    r = padocc("dashboard", "wf", "-o", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([exe, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", out.as_uri()],
+                       capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    dom = Dom(r.stdout)
+    assert dom.all("body")[0]["attrs"].get("data-js") == "ready", r.stderr[-2000:]
+    assert dom.by_id("gate-failures")["attrs"]["data-count"] == "1"
+    (row,) = dom.all("tr", cls="gate-failure")
+    assert (
+        row["attrs"]["data-gate"],
+        row["attrs"]["data-fails"],
+        row["attrs"]["data-reached"],
+    ) == ("a", "1", "yes")
+    assert "remake (max_failures reached)" in row["text"]
+    # The log link is relative to the page.
+    logs = [e["attrs"]["href"] for e in dom.all("a") if e["attrs"].get("href", "").endswith(".log")]
+    assert logs == ["wf/.padocc/logs/gates/a/20100501T000000Z__20100501T010000Z.log"]
+    bars = {
+        e["attrs"]["data-step"]: float(e["attrs"]["data-seconds"]) for e in dom.all("g", cls="bar")
+    }
+    assert set(bars) == {"gate a", "gate c"} and all(v > 0 for v in bars.values())
+    gates = {g["attrs"]["data-gate"]: g for g in dom.all("div", cls="gate")}
+    assert set(gates) == {"a", "b", "c"} and gates["c"]["attrs"]["data-wanted"] == "no"
+    assert "serial axis, 0 .. 20, 100.0% (no want)" in gates["c"]["text"]
