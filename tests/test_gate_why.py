@@ -114,8 +114,8 @@ def test_a_chunk_that_failed_below_max_failures_is_made_again_by_the_next_cycle(
     assert r.returncode == 5, r.stdout + r.stderr
     assert why(tmp_path, "a", A0, A1) == [
         f"a {A0} {A1}: 1 chunk",
-        f"  {A0} {A1} (1 chunk): missing (failed 1 time of max_failures 3; last log {LOG_A0}): "
-        "the next cycle makes it",
+        f"  {A0} {A1} (1 chunk): missing (failed 1 time of max_failures 3): the next "
+        f"cycle makes it; last log {LOG_A0}",
         "    to move it on: padocc run wf",
     ]
 
@@ -270,3 +270,35 @@ def test_dashboard_shows_failed_gate_chunks_and_gate_time_in_chromium(tmp_path: 
     gates = {g["attrs"]["data-gate"]: g for g in dom.all("div", cls="gate")}
     assert set(gates) == {"a", "b", "c"} and gates["c"]["attrs"]["data-wanted"] == "no"
     assert "serial axis, 0 .. 20, 100.0% (no want)" in gates["c"]["text"]
+
+
+def test_at_most_40_runs_are_shown_the_rest_counted(tmp_path: Path):
+    gaps = ", ".join(f"{{low: {2 * i + 1}, high: {2 * i + 2}}}" for i in range(30))
+    workflow(tmp_path, f"""\
+gates:
+  s:
+    axis: serial
+    maxrange: 1
+    want: {{low: 0, high: 60}}
+    gaps: [{gaps}]
+    command: "{{python}} {{workflow_dir}}/make.py {{gate}} {{low}} {{high}}"
+""")  # fmt: skip
+    assert padocc("compile", "wf", cwd=tmp_path).returncode == 0
+    out = why(tmp_path, "s", "0", "60")
+    assert out[0] == "s 0 60: 60 chunks"
+    assert out[1:4] == [
+        "  0 1 (1 chunk): missing: the next cycle makes it",
+        "    to move it on: padocc run wf",
+        "  1 2 (1 chunk): a permanent gap: never made",
+    ]
+    assert len(out) == 1 + 20 * 3 + 1
+    assert out[-2:] == [
+        "  39 40 (1 chunk): a permanent gap: never made",
+        "  ... 20 more runs of chunks: ask about a narrower range",
+    ]
+    doc = json.loads(padocc("why", "wf", "s", "0", "60", "--format", "json", cwd=tmp_path).stdout)
+    assert (doc["gate"], doc["chunks"], len(doc["runs"]), doc["more_runs"]) == ("s", 60, 40, 20)
+    assert doc["runs"][0] == {
+        "low": "0", "high": "1", "chunks": 1, "verdict": "next", "log": None,
+        "detail": "missing: the next cycle makes it", "move_on": "padocc run wf",
+    }  # fmt: skip

@@ -286,7 +286,7 @@ def gate_why(opts: WhyOptions, manifest: dict) -> int:
 
     def one(r) -> dict:
         return {"low": show(g, edge(g, r.k0)), "high": show(g, edge(g, r.k1)),
-                "chunks": r.k1 - r.k0, "verdict": r.verdict, "detail": r.detail,
+                "chunks": r.k1 - r.k0, "verdict": r.verdict, "detail": r.detail, "log": r.log,
                 "move_on": r.move_on}  # fmt: skip
 
     if opts.format == "json":
@@ -298,7 +298,7 @@ def gate_why(opts: WhyOptions, manifest: dict) -> int:
     for r in shown_runs:
         c = r.k1 - r.k0
         print(f"  {show(g, edge(g, r.k0))} {show(g, edge(g, r.k1))} "
-              f"({c} {'chunk' if c == 1 else 'chunks'}): {r.detail}")  # fmt: skip
+              f"({c} {'chunk' if c == 1 else 'chunks'}): {r.text}")  # fmt: skip
         if r.move_on:
             print(f"    to move it on: {r.move_on}")
     if more:

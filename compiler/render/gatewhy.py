@@ -27,9 +27,14 @@ class ChunkRun:
 
     k0: int
     k1: int
-    verdict: str  # made, gap, running, failed, next, waiting, unwanted, hold, source
+    verdict: str  # made, gap, running, failed, next, waiting, unwanted, hold, source, missing
     detail: str
     move_on: str | None
+    log: str | None = None  # the last chunk's log, when its runs failed
+
+    @property
+    def text(self) -> str:
+        return self.detail + (f"; last log {self.log}" if self.log else "")
 
 
 @dataclass
@@ -82,17 +87,29 @@ def explain_gate(
     runs: list[ChunkRun] = []
     budget = [WHY_CHUNKS]
 
-    def add(k0: int, k1: int, verdict: str, detail: str, move_on: str | None) -> None:
+    def add(
+        k0: int,
+        k1: int,
+        verdict: str,
+        detail: str,
+        move_on: str | None = None,
+        log: str | None = None,
+        own: str = "",
+    ) -> None:
+        """Add chunks [k0, k1), joined to the run before if alike. `own`: the gate action
+        (make, remake) that moves them on, over the whole run once joined."""
         r = runs[-1] if runs else None
-        if r is not None and (r.verdict, r.detail, r.move_on, r.k1) == (
-            verdict,
-            detail,
-            move_on,
-            k0,
+        if (
+            r is not None
+            and r.k1 == k0
+            and (r.verdict, r.detail) == (verdict, detail)
+            and (own or r.move_on == move_on)
         ):
-            runs[-1] = replace(runs[-1], k1=k1)
-        else:
-            runs.append(ChunkRun(k0, k1, verdict, detail, move_on))
+            k0 = r.k0
+            runs.pop()
+        if own:
+            move_on = ask.cmd(own, name, key, edge(g, k0), edge(g, k1))
+        runs.append(ChunkRun(k0, k1, verdict, detail, move_on, log))
 
     for k0, k1, status in index_runs(g, st, lo, hi):
         if status == "done":
@@ -111,11 +128,10 @@ def explain_gate(
                 n = st.failures[chunk_name(g, edge(g, k), edge(g, k + 1))]
                 add(k, k + 1, "failed",
                     f"failed {_times(n)}, max_failures ({g['max_failures']}) reached: no cycle "
-                    f"makes it again; last log {ask.log(name, key, k)}",
-                    ask.cmd("remake", name, key, edge(g, k), edge(g, k + 1)))  # fmt: skip
+                    "makes it again", log=ask.log(name, key, k), own="remake")  # fmt: skip
         else:
             _missing(ask, st, k0, k1, (wk0, wk1), budget, add)
-    return _merge_failed(ask, runs)
+    return runs
 
 
 def _missing(
@@ -123,7 +139,7 @@ def _missing(
 ) -> None:
     """Missing chunks [k0, k1): outside the want, not asked for; inside, each one's
     plan (up to the budget)."""
-    g, name, key = ask.g, ask.name, ask.key
+    g, name = ask.g, ask.name
     if not g["command"]:
         what = (
             "the clock" if g["clock_lag"] is not None else f"{name}'s data (its coverage command)"
@@ -144,8 +160,7 @@ def _missing(
                 if want[0] < want[1]
                 else "not wanted (the gate has no want)"
             )
-            add(a, b, "unwanted", f"{why}: no cycle makes it",
-                ask.cmd("make", name, key, edge(g, a), edge(g, b)))  # fmt: skip
+            add(a, b, "unwanted", f"{why}: no cycle makes it", own="make")
             continue
         for k in range(a, b):
             if budget[0] <= 0:
@@ -162,14 +177,12 @@ def _one(ask: _Ask, st, k: int, add) -> None:
     g, name, key, p = ask.g, ask.name, ask.key, ask.planner
     lo, hi = edge(g, k), edge(g, k + 1)
     n = st.failures.get(chunk_name(g, lo, hi), 0)
-    tried = (
-        f" (failed {_times(n)} of max_failures {g['max_failures']}; last log "
-        f"{ask.log(name, key, k)})" if n else ""
-    )  # fmt: skip
+    tried = f" (failed {_times(n)} of max_failures {g['max_failures']})" if n else ""
+    log = ask.log(name, key, k) if n else None
     b = p.blocker(name, key, lo, hi)
     if b is None:
         add(k, k + 1, "next", f"missing{tried}: the next cycle makes it",
-            f"padocc run {shlex.quote(ask.wf)}")  # fmt: skip
+            f"padocc run {shlex.quote(ask.wf)}", log)  # fmt: skip
         return
     up, ukey, ulo, uhi, kind = b
     ug = p.gates[up]
@@ -178,9 +191,8 @@ def _one(ask: _Ask, st, k: int, add) -> None:
     if kind == "failed":
         m = p.state(up, ukey).failures.get(chunk_name(ug, ulo, uhi), 0)
         uk = round((ulo - ug["origin"]) / ug["maxrange"])
-        add(k, k + 1, "waiting",
-            f"waits on precondition {ck}: failed {_times(m)}, max_failures reached; last log "
-            f"{ask.log(up, ukey, uk)}", ask.cmd("remake", up, ukey, ulo, uhi))  # fmt: skip
+        add(k, k + 1, "waiting", f"waits on precondition {ck}: failed {_times(m)}, max_failures "
+            "reached", ask.cmd("remake", up, ukey, ulo, uhi), ask.log(up, ukey, uk))  # fmt: skip
     elif kind in ("running", "held"):
         header = ask.held.get(marker_path(up, chunk_name(ug, ulo, uhi), ukey))
         add(k, k + 1, "waiting",
@@ -195,24 +207,3 @@ def _one(ask: _Ask, st, k: int, add) -> None:
             f"{show(ug, uhi)}", None)  # fmt: skip
     else:
         add(k, k + 1, "waiting", f"waits on {ck}: a precondition cycle", None)
-
-
-def _merge_failed(ask: _Ask, runs: list[ChunkRun]) -> list[ChunkRun]:
-    """Runs one chunk long that differ only in the chunk they name (their log, the range
-    of their command) are one run: the log shown is the last chunk's, the command covers
-    the run."""
-    out: list[ChunkRun] = []
-    for r in runs:
-        last = out[-1] if out else None
-        if (
-            last is not None
-            and last.k1 == r.k0
-            and last.verdict == r.verdict == "failed"
-            and last.detail.split(";")[0] == r.detail.split(";")[0]
-        ):
-            g = ask.g
-            move = ask.cmd("remake", ask.name, ask.key, edge(g, last.k0), edge(g, r.k1))
-            out[-1] = replace(last, k1=r.k1, detail=r.detail, move_on=move)
-        else:
-            out.append(r)
-    return out
