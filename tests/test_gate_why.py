@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 
 from conftest import padocc
-from test_gate_requests import GATES, MAKE, gate_popen, log_lines, until
+from test_gate_requests import GATES, gate_popen, log_lines, until
+from test_gate_requests import workflow as request_workflow
 
 A0, A1, A2, A4, A6 = (f"2010-05-01T0{h}:00:00Z" for h in (0, 1, 2, 4, 6))
 BEFORE = "2010-04-30T22:00:00Z"
@@ -34,12 +35,7 @@ TWO = (
 
 
 def workflow(tmp_path: Path, gates: str = TWO) -> Path:
-    wf = tmp_path / "wf"
-    wf.mkdir()
-    (wf / "workflow.yaml").write_text("name: W\ngates: gates.yaml\n")
-    (wf / "gates.yaml").write_text(gates)
-    (wf / "make.py").write_text(MAKE)
-    return wf
+    return request_workflow(tmp_path, gates)
 
 
 def why(tmp_path: Path, *args: str) -> list[str]:
