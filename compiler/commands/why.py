@@ -254,8 +254,6 @@ def run(opts: WhyOptions) -> int:
 
 def gate_why(opts: WhyOptions, manifest: dict) -> int:
     """`padocc why WF GATE LOW HIGH`: the range's runs of like chunks, at most WHY_RUNS."""
-    import time
-
     from compiler.commands.gate import GateOptions, Request
     from compiler.core.diagnostics import CompileError, Loc, fail
     from compiler.core.limits import WHY_RUNS
@@ -273,8 +271,7 @@ def gate_why(opts: WhyOptions, manifest: dict) -> int:
             raise fail(Loc("padocc why"), f"gate '{opts.dataset}': give both LOW and HIGH")
         req = Request(gopts, manifest)
         held = live_holdings(opts.workflow_dir).chunks
-        now = req.now if opts.now else time.time()
-        planner = GatePlanner(manifest, now, slurm_jobs=running_slurm_jobs(), held=held)
+        planner = GatePlanner(manifest, req.now, slurm_jobs=running_slurm_jobs(), held=held)
         runs = explain_gate(planner, req.name, req.key, req.low, req.high, opts.workflow_dir, held)
     except CompileError as e:
         print(e.diagnostics[0], file=sys.stderr)

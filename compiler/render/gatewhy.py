@@ -203,7 +203,7 @@ def _one(ask: _Ask, st, k: int, add) -> None:
             f"take 'state: HOLD' off gate {up}")  # fmt: skip
     elif kind in ("clock", "data"):
         what = "the clock" if kind == "clock" else f"{up}'s data"
-        add(k, k + 1, "waiting", f"waits on precondition {up}: {what} covers only up to before "
-            f"{show(ug, uhi)}", None)  # fmt: skip
+        add(k, k + 1, "waiting", f"waits on precondition {up}: {what} does not reach "
+            f"{show(ug, uhi)} yet", None)  # fmt: skip
     else:
         add(k, k + 1, "waiting", f"waits on {ck}: a precondition cycle", None)
