@@ -190,7 +190,8 @@ def as_text(r: Report) -> str:
             ((x.dataset, x.step, iso(x.ts), human_seconds(x.age_s), x.host or None, x.pid or None,
               x.slurm_jobid or None, x.log) for x in r.stuck),
         ))
-    parts.append(f"\ngate chunks failed ({len(r.gate_failures)}):\n")
+    if r.coverage or r.gate_failures:  # a workflow without gates: no such section
+        parts.append(f"\ngate chunks failed ({len(r.gate_failures)}):\n")
     if r.gate_failures:
         axes = {c.gate: c.axis for c in r.coverage}
         parts.append(text_table(
