@@ -298,3 +298,27 @@ gates:
         "low": "0", "high": "1", "chunks": 1, "verdict": "next", "log": None,
         "detail": "missing: the next cycle makes it", "move_on": "padocc run wf",
     }  # fmt: skip
+
+
+def test_why_a_keyed_gate_names_the_dataset(tmp_path: Path):
+    from test_gates import KEYED
+
+    wf = tmp_path / "wf"
+    wf.mkdir()
+    for name, text in KEYED.items():
+        (wf / name).write_text(text)
+    assert padocc("compile", "wf", cwd=tmp_path).returncode == 0
+    b0, b4, b6 = "2010-05-02T00:00:00Z", "2010-05-02T04:00:00Z", "2010-05-02T06:00:00Z"
+    assert why(tmp_path, "sharp", b0, b6, "--key", "AR.11100") == [
+        f"sharp@AR.11100 {b0} {b6}: 3 chunks",
+        f"  {b0} {b4} (2 chunks): missing: the next cycle makes it",
+        "    to move it on: padocc run wf",
+        f"  {b4} {b6} (1 chunk): not wanted (outside the gate's want): no cycle makes it",
+        f"    to move it on: padocc gate make sharp {b4} {b6} -C wf --key AR.11100",
+    ]
+    for args, line in [
+        ((), "padocc why: error: gate 'sharp' is keyed: name a dataset with --key"),
+        (("--key", "AR.1100"), "padocc why: error: gate 'sharp' has no dataset 'AR.1100' (did you mean 'AR.11100'?)"),
+    ]:  # fmt: skip
+        r = padocc("why", "wf", "sharp", b0, b6, *args, cwd=tmp_path)
+        assert (r.returncode, r.stdout, r.stderr) == (2, "", line + "\n"), args
