@@ -69,11 +69,14 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--dir", default="demo-run", help="where to copy it (default: demo-run)")
     m.add_argument("--profile", default="local", help="Snakemake profile: local, slurm or a path")
 
-    w = sub.add_parser("why", help="why is this dataset not done, and what moves it on")
+    w = sub.add_parser("why", help="why is this dataset (or gate range) not done, and what moves it on")
     w.add_argument("workflow_dir")
-    w.add_argument("dataset")
+    w.add_argument("dataset", help="a dataset id, or a gate with LOW and HIGH")
+    w.add_argument("low", nargs="?", help="a gate's range: LOW HIGH (LOW = HIGH: the chunk holding it)")
+    w.add_argument("high", nargs="?")
+    w.add_argument("--key", default="", help="the dataset of a keyed gate")
+    w.add_argument("--now", help="take this UTC time as now (retry delays, a want up to now)")
     w.add_argument("--format", choices=["text", "json"], default="text")
-    w.add_argument("--now", help="take this UTC time as now (retry delays)")
 
     gr = sub.add_parser("graph", help="the transition graph as Graphviz DOT, or SVG through dot")
     gr.add_argument("workflow_dir", nargs="?", default=".")
@@ -209,7 +212,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "why":
         from compiler.commands import why
 
-        return why.run(why.WhyOptions(args.workflow_dir, args.dataset, args.format, args.now))
+        return why.run(why.WhyOptions(args.workflow_dir, args.dataset, args.format, args.low, args.high,
+                                      args.key, args.now))
     if args.command == "graph":
         from compiler.commands import graph
 

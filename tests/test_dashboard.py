@@ -197,10 +197,11 @@ def test_gate_coverage_in_report_and_page(tmp_path: Path):
     r = padocc("report", str(wf))
     assert r.returncode == 0, r.stderr
     assert r.stdout.split("gate coverage", 1)[1] == """\
- (5):
+ (6):
 GATE             AXIS        FROM                  TO                    COVERED  GAPS
 hmi.LOS          time        2010-05-01T00:00:00Z  2010-05-03T00:00:00Z  12.5%    \
 2010-05-01T00:00:00Z..2010-05-01T12:00:00Z 2010-05-01T18:00:00Z..2010-05-03T00:00:00Z
+hmi.M_daily      time        -                     -                     no want  -
 hmi.cosmic_rays  time        2010-05-01T00:00:00Z  2010-05-03T00:00:00Z  0.0%     \
 2010-05-01T00:00:00Z..2010-05-03T00:00:00Z
 hmi.lev1         time        2010-05-01T00:00:00Z  2010-05-03T00:00:00Z  50.0%    \

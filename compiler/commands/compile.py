@@ -15,7 +15,7 @@ from compiler.core.diagnostics import CompileError, Loc, fail, one_line
 from compiler.core.statusfile import StatusWriteError
 from compiler.load.profile import Executor
 from compiler.model.axes import parse_time
-from compiler.model.gates import check_want_size
+from compiler.model.gates import check_want_size, wanted_chunk_count
 from compiler.model.resolve import Overrides, build_model
 from compiler.model.types import Workflow
 from compiler.render.gateplan import GatePlanner, GateWork
@@ -75,6 +75,24 @@ def new_build_id(now: datetime, seed: str) -> str:
     return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + digest
 
 
+def _n(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+
+def check_summary(model: Workflow, now: float) -> str:
+    """What `--check` found: datasets and steps, and the gates with the chunks their
+    wants ask for at `now` (keyed gates: per dataset). A gate-only workflow has no steps
+    to speak of."""
+    parts = [_n(len(model.datasets), "dataset")]
+    if model.steps or not model.gates:
+        parts.append(_n(len(model.steps), "step"))
+    if model.gates:
+        per_key = len(model.datasets)
+        n = sum(wanted_chunk_count(g, now) * (per_key if g.keyed else 1) for g in model.gates)
+        parts += [_n(len(model.gates), "gate"), f"{_n(n, 'chunk')} wanted"]
+    return ", ".join(parts)
+
+
 def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[int, Compiled | None]:
     wf_dir = Path(opts.workflow_dir)
     try:
@@ -99,7 +117,7 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
             print(d, file=err)
     if opts.check_only:
         if not opts.quiet:
-            print(f"{model.source_file}: ok: {len(model.datasets)} datasets, {len(model.steps)} steps", file=out)
+            print(f"{model.source_file}: ok: {check_summary(model, now)}", file=out)
         return 0, None
     # The pid too: two compiles in the same microsecond get different builds.
     build = new_build_id(wall_now, f"{model.dir}:{os.getpid()}")

@@ -21,7 +21,16 @@ from pathlib import Path
 
 from markupsafe import Markup
 
-from compiler.commands.report import Report, axis_text, build_report, human_params, times
+from compiler.commands.report import (
+    Report,
+    axis_text,
+    build_report,
+    covered_text,
+    gate_next,
+    human_params,
+    span_text,
+    times,
+)
 from compiler.commands.status import counts
 from compiler.core.diagnostics import CompileError, one_line
 from compiler.core.statusfile import iso
@@ -204,6 +213,7 @@ def context(s: Survey, r: Report, max_list: int, page_dir: Path | None = None) -
         "peak": "-" if x.peak_mb is None else f"{x.peak_mb:.0f}",
     } for x in r.steps]
     gates = []
+    axes = {c.gate: c.axis for c in r.coverage}
     for c in r.coverage:
         span = (c.high - c.low) or 1.0
 
@@ -214,8 +224,8 @@ def context(s: Survey, r: Report, max_list: int, page_dir: Path | None = None) -
                   "anchor": ("start", "middle", "middle", "middle", "end")[i]} for i in range(5)]
         gates.append({
             "gate": c.gate, "id": ids("gate", c.gate), "axis": c.axis, "ticks": ticks,
-            "low": axis_text(c.axis, c.low), "high": axis_text(c.axis, c.high),
-            "covered": f"{c.covered * 100:.1f}%",
+            "low": span_text(c)[0] or "-", "high": span_text(c)[1] or "-", "wanted": c.wanted,
+            "covered": covered_text(c),
             "intervals": [{"x": px(a), "w": max(0.5, px(b) - px(a)), "kind": k} for a, b, k in c.intervals],
             "gaps": [{"x": px(a), "w": max(0.5, px(b) - px(a)), "text": f"{axis_text(c.axis, a)} .. "
                       f"{axis_text(c.axis, b)}"} for a, b in c.gaps],
@@ -239,6 +249,15 @@ def context(s: Survey, r: Report, max_list: int, page_dir: Path | None = None) -
                       "log_url": link(f.log, page_dir), "slurm_jobid": f.slurm_jobid}
                      for f in r.failures[:MAX_ROWS]],
         "n_failures": len(r.failures),
+        "gate_failures": [{"gate": f.gate, "low": axis_text(axes.get(f.gate, ""), f.low),
+                           "high": axis_text(axes.get(f.gate, ""), f.high), "chunk": f.chunk,
+                           "fails": f.fails, "max_failures": f.max_failures, "reached": f.reached,
+                           "next": gate_next(f), "when": iso(f.ts), "slurm_jobid": f.slurm_jobid,
+                           "log": f.log or "", "log_url": link(f.log, page_dir),
+                           "params": human_params({k: v for k, v in f.params.items()
+                                                   if k not in ("low", "high", "chunk")})}
+                          for f in r.gate_failures[:MAX_ROWS]],
+        "n_gate_failures": len(r.gate_failures),
         "stuck": [{"dataset": x.dataset, "step": x.step, "since": iso(x.ts), "age": human_seconds(x.age_s),
                    "host": x.host, "pid": x.pid, "slurm_jobid": x.slurm_jobid, "log": x.log or "",
                    "log_url": link(x.log, page_dir)}

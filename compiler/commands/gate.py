@@ -71,27 +71,32 @@ def _dataset_ids(workflow_dir: str) -> list[str]:
         return []
 
 
-class _Request:
+class Request:
     def __init__(self, opts: GateOptions, m: dict):
         self.m = m
+        self.command = "padocc why" if opts.action == "why" else "padocc gate"
         if opts.gate not in m["gates"]:
             raise CompileError(
-                [_diag(f"unknown gate '{opts.gate}'{suggest(opts.gate, m['gates'])}")]
+                [self.diag(f"unknown gate '{opts.gate}'{suggest(opts.gate, m['gates'])}")]
             )
         self.name = opts.gate
         self.wf = Path(opts.workflow_dir)
         self.g = m["gates"][opts.gate]
         if self.g["keyed"] and not opts.key:
-            raise CompileError([_diag(f"gate '{opts.gate}' is keyed: name a dataset with --key")])
+            raise CompileError(
+                [self.diag(f"gate '{opts.gate}' is keyed: name a dataset with --key")]
+            )
         if opts.key and not self.g["keyed"]:
-            raise CompileError([_diag(f"gate '{opts.gate}' is not keyed: --key does not apply")])
+            raise CompileError(
+                [self.diag(f"gate '{opts.gate}' is not keyed: --key does not apply")]
+            )
         if opts.key:
             # Only a dataset of the build: any other key would reach Snakemake targets,
             # paths and the command's facets (and fail there, unexplained).
             ids = _dataset_ids(opts.workflow_dir)
             if opts.key not in ids:
                 why = f"gate '{opts.gate}' has no dataset {opts.key!r}{suggest(opts.key, ids)}"
-                raise CompileError([_diag(why)])
+                raise CompileError([self.diag(why)])
         self.key = opts.key if self.g["keyed"] else ""
         self.now = parse_time(opts.now, Loc("--now")) if opts.now else time.time()
         self.low = self.high = None
@@ -99,9 +104,12 @@ class _Request:
             self.low = parse_value(self.g["axis"], opts.low, Loc("LOW"))
             self.high = parse_value(self.g["axis"], opts.high, Loc("HIGH"))
             if self.low > self.high:
-                raise CompileError([_diag(f"low {opts.low} is after high {opts.high}")])
+                raise CompileError([self.diag(f"low {opts.low} is after high {opts.high}")])
             if self.low == self.high:
                 self.low, self.high = chunk_at(self.g, self.low)
+
+    def diag(self, msg: str):
+        return _diag(msg, self.command)
 
     def planner(self) -> GatePlanner:
         return GatePlanner(self.m, self.now, slurm_jobs=running_slurm_jobs())
@@ -132,10 +140,10 @@ class _Request:
         return {"open": OPEN, "closed": CLOSED, "running": PROCESSING}[got]
 
 
-def _diag(msg: str):
+def _diag(msg: str, command: str = "padocc gate"):
     from compiler.core.diagnostics import Diagnostic
 
-    return Diagnostic(Loc("padocc gate"), msg)
+    return Diagnostic(Loc(command), msg)
 
 
 def run(opts: GateOptions) -> int:
@@ -152,14 +160,14 @@ def run(opts: GateOptions) -> int:
     try:
         if opts.action not in ("range", "coverage") and opts.low is None:
             raise CompileError([_diag(f"'{opts.action}' needs LOW and HIGH")])
-        req = _Request(opts, m)
+        req = Request(opts, m)
         return _ACTIONS[opts.action](req, opts)
     except CompileError as e:  # also a precondition's map hook failing on a chunk
         print(e.diagnostics[0], file=sys.stderr)
         return BAD
 
 
-def _range(req: _Request, opts: GateOptions) -> int:
+def _range(req: Request, opts: GateOptions) -> int:
     span = covered_span(req.g, req.state())
     if span is None:
         print(f"{req.name}: nothing covered")
@@ -168,13 +176,13 @@ def _range(req: _Request, opts: GateOptions) -> int:
     return OPEN
 
 
-def _check(req: _Request, opts: GateOptions) -> int:
+def _check(req: Request, opts: GateOptions) -> int:
     rc = req.status()
     print({OPEN: "open", CLOSED: "closed", PROCESSING: "being processed"}[rc])
     return rc
 
 
-def _wait(req: _Request, opts: GateOptions) -> int:
+def _wait(req: Request, opts: GateOptions) -> int:
     deadline = time.monotonic() + opts.timeout
     while True:
         if req.status() == OPEN:
@@ -194,7 +202,7 @@ def _marker(path: Path) -> tuple[int, int] | None:
     return st.st_ino, st.st_mtime_ns
 
 
-def _make(req: _Request, opts: GateOptions, force: bool = False) -> int:
+def _make(req: Request, opts: GateOptions, force: bool = False) -> int:
     wf = Path(opts.workflow_dir)
     with Lease(wf, f"gate {opts.action} {req.name}") as lease:
         work = _claim_when_free(req, opts, lease, force)
@@ -223,9 +231,7 @@ def _make(req: _Request, opts: GateOptions, force: bool = False) -> int:
     return _check(req, opts)
 
 
-def _claim_when_free(
-    req: _Request, opts: GateOptions, lease: Lease, force: bool
-) -> GateWork | None:
+def _claim_when_free(req: Request, opts: GateOptions, lease: Lease, force: bool) -> GateWork | None:
     """Plan the request around live runs and claim its chunks. A chunk a live run is
     making (cron's cycle, another request) is waited for, never made again: once no
     live run holds any chunk the request needs that is not yet made, the request goes
@@ -256,18 +262,18 @@ def _claim_when_free(
         time.sleep(min(opts.poll, max(0.0, deadline - time.monotonic())))
 
 
-def _remake(req: _Request, opts: GateOptions) -> int:
+def _remake(req: Request, opts: GateOptions) -> int:
     return _make(req, opts, force=True)
 
 
-def _gaps(req: _Request, opts: GateOptions) -> int:
+def _gaps(req: Request, opts: GateOptions) -> int:
     for a, b, status in coverage_runs(req.g, req.state(), req.low, req.high):
         if status not in ("done", "gap"):
             print(f"{show(req.g, a)} {show(req.g, b)} {status}")
     return OPEN
 
 
-def _coverage(req: _Request, opts: GateOptions) -> int:
+def _coverage(req: Request, opts: GateOptions) -> int:
     g, st = req.g, req.state()
     rng = (req.low, req.high) if req.low is not None else want_range(g, req.now)
     if rng is None:

@@ -23,12 +23,13 @@ from compiler.core.statusfile import iso
 from compiler.runtime.survey import (
     Coverage,
     Failure,
+    GateFailure,
     StepRow,
     Stuck,
     Survey,
     SurveyError,
     Tally,
-    coverage,
+    gates_survey,
     human_seconds,
     load_current,
     parse_duration,
@@ -68,6 +69,7 @@ class Report:
     failures: list[Failure]
     stuck: list[Stuck]
     coverage: list[Coverage]
+    gate_failures: list[GateFailure]
 
 
 def build_report(workflow_dir: str, now: datetime, since: datetime | None,
@@ -76,9 +78,11 @@ def build_report(workflow_dir: str, now: datetime, since: datetime | None,
     manifest, _ = load_current(workflow_dir)
     tally = Tally(manifest, Path(os.path.abspath(workflow_dir)), stamp_of(since) if since else None)
     s = survey(workflow_dir, tally=tally)
+    cov, gate_failures = gates_survey(s.manifest, None, os.path.abspath(workflow_dir),
+                                      stamp_of(since) if since else None)  # fmt: skip
     return s, Report(s.name, str(s.manifest.get("build", "")), len(s.records), now, since, stuck_after,
                      tally.step_rows(), tally.recent_failures(), stuck(s, now, stuck_after),
-                     coverage(s.manifest))
+                     cov, gate_failures)
 
 
 def times(opts_since: str | None, opts_stuck: str, now: datetime | None) -> tuple[datetime, datetime | None, timedelta]:
@@ -128,7 +132,9 @@ def as_json(r: Report) -> dict:
         "steps": [rounded(asdict(x)) for x in r.steps],
         "failures": [{**asdict(f), "params": dict(f.params), "ts": iso(f.ts)} for f in r.failures],
         "stuck": [rounded({**asdict(x), "ts": iso(x.ts)}) for x in r.stuck],
-        "coverage": [{"gate": c.gate, "axis": c.axis, "low": c.low, "high": c.high,
+        "gate_failures": [{**asdict(f), "params": dict(f.params), "ts": iso(f.ts), "reached": f.reached}
+                          for f in r.gate_failures],
+        "coverage": [{"gate": c.gate, "axis": c.axis, "low": c.low, "high": c.high, "wanted": c.wanted,
                       "covered": round(c.covered, 4),
                       "intervals": [list(i) for i in c.intervals], "gaps": [list(g) for g in c.gaps]}
                      for c in r.coverage],
@@ -139,6 +145,24 @@ def axis_text(axis: str, v: float) -> str:
     if axis == "time":
         return datetime.fromtimestamp(v, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return f"{v:g}"
+
+
+def gate_next(f: GateFailure) -> str:
+    """What makes a failed chunk again: a cycle, or (max_failures reached) a remake."""
+    return "remake (max_failures reached)" if f.reached else "the next cycle"
+
+
+def span_text(c: Coverage) -> tuple[str | None, str | None]:
+    """FROM and TO of a coverage row; none for a gate without a want that has nothing."""
+    if not c.wanted and c.low == c.high:
+        return None, None
+    return axis_text(c.axis, c.low), axis_text(c.axis, c.high)
+
+
+def covered_text(c: Coverage) -> str:
+    if c.wanted:
+        return f"{c.covered * 100:.1f}%"
+    return "no want" if c.low == c.high else f"{c.covered * 100:.1f}% (no want)"
 
 
 def as_text(r: Report) -> str:
@@ -166,11 +190,22 @@ def as_text(r: Report) -> str:
             ((x.dataset, x.step, iso(x.ts), human_seconds(x.age_s), x.host or None, x.pid or None,
               x.slurm_jobid or None, x.log) for x in r.stuck),
         ))
+    if r.coverage or r.gate_failures:  # a workflow without gates: no such section
+        parts.append(f"\ngate chunks failed ({len(r.gate_failures)}):\n")
+    if r.gate_failures:
+        axes = {c.gate: c.axis for c in r.coverage}
+        parts.append(text_table(
+            ("GATE", "FROM", "TO", "FAILS", "NEXT", "WHEN", "SLURM_JOB", "LOG", "PARAMS"),
+            ((f.gate, axis_text(axes.get(f.gate, ""), f.low), axis_text(axes.get(f.gate, ""), f.high),
+              f"{f.fails} of {f.max_failures}", gate_next(f), iso(f.ts), f.slurm_jobid or None, f.log,
+              human_params({k: v for k, v in f.params.items() if k not in ("low", "high", "chunk")}))
+             for f in r.gate_failures),
+        ))
     parts.append(f"\ngate coverage ({len(r.coverage)}):\n")
     if r.coverage:
         parts.append(text_table(
             ("GATE", "AXIS", "FROM", "TO", "COVERED", "GAPS"),
-            ((c.gate, c.axis, axis_text(c.axis, c.low), axis_text(c.axis, c.high), f"{c.covered * 100:.1f}%",
+            ((c.gate, c.axis, *span_text(c), covered_text(c),
               " ".join(f"{axis_text(c.axis, a)}..{axis_text(c.axis, b)}" for a, b in c.gaps) or None)
              for c in r.coverage),
         ))

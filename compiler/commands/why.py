@@ -1,4 +1,6 @@
 """`padocc why WORKFLOW_DIR DATASET`: why is this dataset not done, and what moves it on.
+`padocc why WORKFLOW_DIR GATE LOW HIGH [--key DATASET]`: the same for a gate's range,
+per run of like chunks (render/gatewhy.py).
 
 Answers from the dataset's own status file, the current build's graph and the live
 runs, reading nothing else: one dataset among millions costs one scan of the build's
@@ -35,8 +37,11 @@ from compiler.model.axes import parse_time
 @dataclass(frozen=True)
 class WhyOptions:
     workflow_dir: str
-    dataset: str
+    dataset: str  # or a gate, with low and high
     format: str = "text"  # or json
+    low: str | None = None
+    high: str | None = None
+    key: str = ""
     now: str | None = None  # UTC time taken as now (default: the clock)
 
 
@@ -228,8 +233,14 @@ def run(opts: WhyOptions) -> int:
     except WhyError as e:
         print(e, file=sys.stderr)
         return 2
+    if opts.low is not None or opts.high is not None:
+        return gate_why(opts, manifest)
     row = find_row(tsv, opts.dataset)
     if row is None:
+        if opts.dataset in manifest.get("gates", {}):
+            print(f"padocc why: error: '{opts.dataset}' is a gate: give LOW and HIGH",
+                  file=sys.stderr)  # fmt: skip
+            return 2
         hint = ""
         if len(opts.dataset) <= 200:  # a suggestion reads the whole list: only for a typo
             ids = [ln.split("\t", 1)[0] for ln in tsv.read_text("utf-8", "replace").splitlines()]
@@ -257,4 +268,55 @@ def run(opts: WhyOptions) -> int:
         print(f"  last failure: {ans.last_failure}")
     if ans.move_on:
         print(f"  to move it on: {ans.move_on}")
+    return 0
+
+
+def gate_why(opts: WhyOptions, manifest: dict) -> int:
+    """`padocc why WF GATE LOW HIGH`: the range's runs of like chunks, at most WHY_RUNS."""
+    from compiler.commands.gate import GateOptions, Request
+    from compiler.core.diagnostics import CompileError, Loc, fail
+    from compiler.core.limits import WHY_RUNS
+    from compiler.model.chunks import edge
+    from compiler.render.coverage import show
+    from compiler.render.gateplan import GatePlanner
+    from compiler.render.gatewhy import explain_gate
+    from compiler.render.plan import running_slurm_jobs
+    from compiler.runtime.leases import live_holdings
+
+    gopts = GateOptions("why", opts.dataset, opts.low, opts.high, opts.workflow_dir, opts.key,
+                        now=opts.now)  # fmt: skip
+    try:
+        if opts.low is None or opts.high is None:
+            raise fail(Loc("padocc why"), f"gate '{opts.dataset}': give both LOW and HIGH")
+        req = Request(gopts, manifest)
+        held = live_holdings(opts.workflow_dir).chunks
+        planner = GatePlanner(manifest, req.now, slurm_jobs=running_slurm_jobs(), held=held)
+        runs = explain_gate(planner, req.name, req.key, req.low, req.high, opts.workflow_dir, held)
+    except CompileError as e:
+        print(e.diagnostics[0], file=sys.stderr)
+        return 2
+    g = req.g
+    shown_runs, more = runs[:WHY_RUNS], runs[WHY_RUNS:]
+    n = sum(r.k1 - r.k0 for r in runs)
+    label = f"{req.name}@{req.key}" if req.key else req.name
+
+    def one(r) -> dict:
+        return {"low": show(g, edge(g, r.k0)), "high": show(g, edge(g, r.k1)),
+                "chunks": r.k1 - r.k0, "verdict": r.verdict, "detail": r.detail, "log": r.log,
+                "move_on": r.move_on}  # fmt: skip
+
+    if opts.format == "json":
+        print(json.dumps({"gate": label, "chunks": n, "runs": [one(r) for r in shown_runs],
+                          "more_runs": len(more)}))  # fmt: skip
+        return 0
+    lo, hi = (show(g, edge(g, runs[0].k0)), show(g, edge(g, runs[-1].k1))) if runs else ("", "")
+    print(f"{label} {lo} {hi}: {n} {'chunk' if n == 1 else 'chunks'}")
+    for r in shown_runs:
+        c = r.k1 - r.k0
+        print(f"  {show(g, edge(g, r.k0))} {show(g, edge(g, r.k1))} "
+              f"({c} {'chunk' if c == 1 else 'chunks'}): {r.text}")  # fmt: skip
+        if r.move_on:
+            print(f"    to move it on: {r.move_on}")
+    if more:
+        print(f"  ... {len(more)} more runs of chunks: ask about a narrower range")
     return 0

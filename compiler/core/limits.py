@@ -25,3 +25,9 @@ def check_file_name(name: str, loc: Loc, what: str) -> None:
     """A file name made from user values must fit one path component."""
     if len(name.encode("utf-8", "surrogateescape")) > FILE_NAME_MAX:
         raise fail(loc, f"{what} makes the file name '{name}' longer than {FILE_NAME_MAX} bytes")
+
+
+# `padocc why GATE LOW HIGH`: missing chunks looked at one by one (each asks its
+# preconditions), and the runs of like chunks shown; the rest is summed up in a line.
+WHY_CHUNKS = 1000
+WHY_RUNS = 40

@@ -14,3 +14,9 @@ def slot_file(build: str, job: str, slot: int) -> str:
 def job_log(build: str, job: str, slot: int | str) -> str:
     """A job slot's log, relative to the workflow directory (the wrapper writes it)."""
     return f".padocc/logs/{build}/{job}/{slot}.log"
+
+
+def chunk_log(gate: str, chunk: str, key: str = "") -> str:
+    """A gate chunk's log, relative to the workflow directory (each run of the chunk
+    writes it anew: it holds the last attempt)."""
+    return f".padocc/logs/gates/{gate}/{key + '/' if key else ''}{chunk}.log"

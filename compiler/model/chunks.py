@@ -103,6 +103,22 @@ def in_gap(gate: dict, lo: float, hi: float) -> bool:
     return any(g_lo <= lo and hi <= g_hi for g_lo, g_hi in gate["gaps"])
 
 
+def wanted_count(gate: dict, low: float, high: float) -> int:
+    """How many chunks of [low, high) are asked for (permanent gaps left out), from
+    intervals: the cost follows the gaps, not the length of the range."""
+    first, last = index_span(gate, low, high)
+    spans = sorted(
+        (max(k0, first), min(k1, last))
+        for k0, k1 in (inside_span(gate, a, b) for a, b in gate["gaps"])
+    )
+    skipped, at = 0, first
+    for a, b in spans:
+        if max(a, at) < b:
+            skipped += b - max(a, at)
+            at = b
+    return last - first - skipped
+
+
 def wanted_chunks(gate: dict, low: float, high: float) -> list[tuple[float, float]]:
     return [c for c in chunk_range(gate, low, high) if not in_gap(gate, *c)]
 

@@ -20,6 +20,7 @@ from compiler.model.chunks import (
     MAX_WANT_CHUNKS,
     chunk_count,
     want_range,
+    wanted_count,
 )
 from compiler.model.steps import STEP_NAME, RunDefaults, run_settings
 from compiler.model.templates import parse_template
@@ -102,6 +103,14 @@ def check_want_size(g: Gate, now: float | None) -> None:
             f"want: [{fmt_value(g.axis, rng[0])}, {hi}) is {n} chunks of gate '{g.name}', "
             f"more than the limit of {MAX_WANT_CHUNKS}: narrow it, give a window, or raise maxrange",
         )
+
+
+def wanted_chunk_count(g: Gate, now: float) -> int:
+    """Chunks of the gate's wanted range at `now` (permanent gaps left out), per key;
+    0 for a gate that is not made (clock, source) or has no want."""
+    grid = {**g.grid(), "gaps": g.gaps}
+    rng = want_range(grid, now) if g.command else None
+    return wanted_count(grid, *rng) if rng else 0
 
 
 def _check_map_size(down: Gate, up: Gate, p: Precondition) -> None:

@@ -51,6 +51,7 @@ class ChunkStates:
     done: dict[str, float] = field(default_factory=dict)  # chunk name -> marker mtime
     running: set[str] = field(default_factory=set)
     failures: dict[str, int] = field(default_factory=dict)  # failed runs since last success
+    last_fail: dict[str, tuple[str, str]] = field(default_factory=dict)  # (stamp, params text)
     covered_by_status: list[tuple[float, float]] = field(default_factory=list)
     clock_high: float | None = None
     warnings: list[str] = field(default_factory=list)
@@ -142,6 +143,7 @@ def chunk_states(
             open_eng.pop(c, None)
             if state == "Fail":
                 st.failures[c] = st.failures.get(c, 0) + 1
+                st.last_fail[c] = (p[0], params)
             elif state == "Pass" or _param(_RESET, params) == "1":
                 st.failures.pop(c, None)
         elif _param(_RESET, params) == "1":  # Ready

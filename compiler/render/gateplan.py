@@ -86,6 +86,9 @@ class GatePlanner:
         self.slurm_jobs = slurm_jobs
         self._states: dict[tuple[str, str], ChunkStates] = {}
         self._avail: dict[tuple, tuple[str, str]] = {}
+        # What a waiting chunk waits on: (gate, key, low, high, kind) of the chunk at the
+        # root of the wait, kind one of hold, running, held, failed, clock, data, cycle.
+        self._blocker: dict[tuple, tuple] = {}
         # This cycle's bound per gate: chunks scheduled (own and pulled in as inputs),
         # and missing chunks looked at.
         self._scheduled: dict[str, set[tuple]] = {}
@@ -133,6 +136,8 @@ class GatePlanner:
         st = self.state(name, key)
         cname = chunk_name(g, lo, hi)
         result: tuple[str, str]
+        root = (name, key, lo, hi)
+        self._blocker[memo] = (*root, "cycle")
         if in_gap(g, lo, hi):
             result = ("covered", "permanent gap")
         elif not g["command"]:
@@ -141,6 +146,7 @@ class GatePlanner:
             else:
                 what = "the clock" if g["clock_lag"] is not None else f"{name} data"
                 result = ("wait", f"waiting for {what} up to {show(g, hi)}")
+                self._blocker[memo] = (*root, "clock" if g["clock_lag"] is not None else "data")
         elif (
             covered(g, st, lo, hi, cname)
             and not force
@@ -149,23 +155,36 @@ class GatePlanner:
             result = ("covered", "")
         elif g["hold"]:
             result = ("wait", f"gate {name} is on HOLD")
+            self._blocker[memo] = (*root, "hold")
         elif cname in st.running:
             self.waited_on.add(marker_path(name, cname, key))
             result = ("wait", f"{name} {cname} is running")
+            self._blocker[memo] = (*root, "running")
         elif marker_path(name, cname, key) in self.held:
             self.waited_on.add(marker_path(name, cname, key))
             result = ("wait", f"{name} {cname} {BEING_MADE}")
+            self._blocker[memo] = (*root, "held")
         elif st.failures.get(cname, 0) >= g["max_failures"] and not force:
             result = ("wait", f"{name} {cname} failed {st.failures[cname]} times")
+            self._blocker[memo] = (*root, "failed")
         else:
             result = ("make", "")
             for up, ukey, ulo, uhi in self._inputs(name, key, lo, hi):
                 status, why = self.available(up, ukey, ulo, uhi)
                 if status == "wait":
                     result = ("wait", why)
+                    self._blocker[memo] = self._blocker[(up, ukey, ulo, uhi, False)]
                     break
         self._avail[memo] = result
         return result
+
+    def blocker(self, name: str, key: str, lo: float, hi: float) -> tuple | None:
+        """What a chunk `available` found waiting waits on, at the root of the wait:
+        (gate, key, low, high, kind), kind one of hold, running, held, failed, clock,
+        data, cycle. None if it does not wait."""
+        if self.available(name, key, lo, hi)[0] != "wait":
+            return None
+        return self._blocker.get((name, key, lo, hi, False))
 
     @staticmethod
     def _gaps_cover(g: dict, st: ChunkStates, lo: float, hi: float) -> bool:

@@ -9,7 +9,7 @@ import jinja2
 from compiler import MANIFEST_VERSION, __version__
 from compiler.core.diagnostics import CompileError, Diagnostic, Loc
 from compiler.core.manifestio import portable
-from compiler.core.names import rule_name
+from compiler.core.names import chunk_log, rule_name
 from compiler.model.types import Workflow
 from compiler.render import escape
 from compiler.render.assets import asset_dir
@@ -134,7 +134,7 @@ def _gate_context(name: str, g: dict, python: str, build: str) -> dict:
         "rule": rule_name(name),
         "g": g,
         "output": f"gates/{name}/{keyed}{{low}}__{{high}}.done",
-        "log": f".padocc/logs/gates/{name}/{keyed}{{low}}__{{high}}.log",
+        "log": chunk_log(name, "{low}__{high}", "{key}" if g["keyed"] else ""),
         "shell": shell,
         "pres": ", ".join(p["gate"] + _map_text(p["map"]) for p in g["preconditions"]) or "none",
     }

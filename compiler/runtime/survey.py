@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import NamedTuple, TextIO
 
 from compiler.core.diagnostics import suggest
-from compiler.core.names import job_log
+from compiler.core.names import chunk_log, job_log
 from compiler.core.statusfile import (
     ENGAGED,
     NON_BINDING,
@@ -222,6 +222,7 @@ def survey(workflow_dir: str | Path, *, tally: Tally | None = None, use_index: b
         try:
             records, warnings, seen = _walk(rows, sdir, entry, index, cache, tally)
             if tally is not None:
+                warnings += tally_gates(tally, manifest, status_dir)
                 tally.finish()
         except DamagedCache:
             if cache is None or tally is None:
@@ -230,6 +231,7 @@ def survey(workflow_dir: str | Path, *, tally: Tally | None = None, use_index: b
             cache.files.clear()
             tally.clear()
             records, warnings, seen = _walk(rows, sdir, entry, index, cache, tally)
+            warnings += tally_gates(tally, manifest, status_dir)
             tally.finish()
         if index is not None:
             index.save(seen)
@@ -494,6 +496,7 @@ class Failure:
 
 
 _SPECIAL = frozenset({"Pass", "Fail", "retry", "cancelled", "lost", "open"})
+_GATE_ENDS = {"Pass": "Pass", "Fail": "Fail", "Retry": "retry", "Cancelled": "cancelled"}
 
 
 class _StepTally:
@@ -631,6 +634,44 @@ class Tally:
         step = cur[3] if cur[4] == QUARANTINED else why[3]
         return [why[2], step, cur[4], cur[0], why[5], None if eng is None else eng[5], jobid]
 
+    def read_gate(self, label: str, lines: list[Parts]) -> FileTally:
+        """A gate's status file, as the row `label`: each chunk's Engaged paired with its
+        outcome by the chunk= parameter (chunks running side by side write one file). A
+        Retry line is the outcome of a failed attempt with attempts left."""
+        key = self._key
+        engs: list = []
+        stamps: list[str] = []
+        retries: list[str] = []
+        retry_stamps: list[str] = []
+        running: dict[str, Parts] = {}
+        for p in lines:
+            state, c = p[4], param(p[5], "chunk")
+            if not c:
+                continue
+            if state == ENGAGED:
+                if c in running:
+                    engs += (key(label, "lost"), None, None)
+                    stamps.append(running[c][0])
+                running[c] = p
+                continue
+            if state not in _GATE_ENDS:
+                continue
+            if state == "Retry":
+                retries.append(label)
+                retry_stamps.append(p[0])
+            cur = running.pop(c, None)
+            if cur is None:
+                continue
+            wall, mb = _ends(p[5])
+            if wall is None:
+                wall = (parse_stamp(p[0]) - parse_stamp(cur[0])).total_seconds()
+            engs += (key(label, _GATE_ENDS[state]), wall, mb)
+            stamps.append(cur[0])
+        for cur in running.values():
+            engs += (key(label, "open"), None, None)
+            stamps.append(cur[0])
+        return FileTally(engs, retries, None, stamps + retry_stamps)
+
     def cached(self, ft: FileTally, lo: str | None, hi: str | None) -> FileTally | None:
         """A cached FileTally as `add` takes it, or None: read the file again. The cache
         keeps only the range lo..hi of the file's stamps (None: some have an unusual
@@ -644,7 +685,8 @@ class Tally:
             return ft
         return _NO_TALLY if since > hi else None
 
-    def add(self, rec: Record, ft: FileTally) -> None:
+    def add(self, rec: Record | None, ft: FileTally) -> None:
+        """A file's tally (`rec`: its dataset; None for a gate's, which has no failure)."""
         if self.since is not None and ft.stamps is not None:
             ft = self._after(ft, self.since)
         e = ft.engs
@@ -661,7 +703,7 @@ class Tally:
             self._secs += e[1::3]
             self._mbs += e[2::3]
         f = ft.failure
-        if f is not None:
+        if f is not None and rec is not None:
             self.failures.append(Failure(rec.id, f[0], f[1], f[2], f[3], parse_params(f[4]) if f[4] else {},
                                          _log(self.workflow_dir, rec.id, f[5]), f[6]))
 
@@ -832,7 +874,9 @@ def stuck(s: Survey, now: datetime, after: timedelta) -> list[Stuck]:
 @dataclass(frozen=True)
 class Coverage:
     """One gate's coverage on its axis: intervals by kind (done, missing, running,
-    failed, permanent) and the gaps, what neither done nor permanently missing covers."""
+    failed, permanent) and the gaps, what neither done nor permanently missing covers.
+    A gate without a want (`wanted` False) is shown over what it made, failed or is
+    making (low = high when that is nothing)."""
 
     gate: str
     axis: str
@@ -840,11 +884,34 @@ class Coverage:
     high: float
     intervals: tuple[tuple[float, float, str], ...]
     gaps: tuple[tuple[float, float], ...]
+    wanted: bool = True
 
     @property
     def covered(self) -> float:
         span = self.high - self.low
         return 1.0 - sum(b - a for a, b in self.gaps) / span if span > 0 else 1.0
+
+
+@dataclass(frozen=True)
+class GateFailure:
+    """A gate chunk whose last runs failed (since its last success): how many times,
+    whether that reached the gate's max_failures (then no cycle makes it again), and the
+    last failure's STAT parameters, SLURM job and log."""
+
+    gate: str  # gate, or gate@key
+    low: float
+    high: float
+    chunk: str
+    fails: int
+    max_failures: int
+    ts: str
+    params: Mapping[str, str]
+    log: str | None
+    slurm_jobid: str
+
+    @property
+    def reached(self) -> bool:
+        return self.fails >= self.max_failures
 
 
 def _axis_value(v: object) -> float:
@@ -868,22 +935,30 @@ def gaps_of(low: float, high: float, filled: Iterable[tuple[float, float]]) -> l
 
 
 def coverage(manifest: Mapping, now: float | None = None) -> list[Coverage]:
-    """Coverage rows of the build's gates over their wanted range, from the gates' own
-    coverage view (chunk outputs, status files, status commands): intervals by kind
-    (done, missing, running, failed, permanent) and the gaps. Keyed gates get one row
-    per key that has a status file; clock gates have nothing to show."""
-    from compiler.model.chunks import want_range
-    from compiler.render.coverage import ChunkStates, chunk_states, coverage_runs
+    """Coverage rows of the build's gates (see `gates_survey`)."""
+    return gates_survey(manifest, now)[0]
+
+
+def gates_survey(
+    manifest: Mapping, now: float | None = None, workflow_dir: str | Path = ".", since: str | None = None
+) -> tuple[list[Coverage], list[GateFailure]]:
+    """Coverage rows of the build's gates, from the gates' own coverage view (chunk
+    outputs, status files, status commands): intervals by kind (done, missing, running,
+    failed, permanent) and the gaps, over the wanted range (a gate without a want: over
+    what it made, failed or is making). Keyed gates get one row per key that has a status
+    file; clock gates have nothing to show. And the failed chunks, newest first (`since`:
+    a STAT stamp; only chunks whose last failure is from then on)."""
+    from compiler.model.chunks import edge, want_range
+    from compiler.render.coverage import ChunkStates, chunk_states, coverage_runs, grid_index
 
     if now is None:  # the compile's "now": what that build planned against
         now = float(manifest.get("now") or time.time())
-    rows = []
+    rows, failed = [], []
     status_dir = manifest["workflow"]["status_dir"]
     for name, g in sorted((manifest.get("gates") or {}).items()):
-        rng = want_range(g, now) if g.get("clock_lag") is None else None
-        if rng is None:
+        if g.get("clock_lag") is not None:
             continue
-        lo, hi = float(rng[0]), float(rng[1])
+        rng = want_range(g, now)
         keys = [""]
         if g["keyed"]:
             d = Path(status_dir) / "gates"
@@ -891,11 +966,69 @@ def coverage(manifest: Mapping, now: float | None = None) -> list[Coverage]:
             keys = sorted(p.name[len(name) + 1 : -len(".status")] for p in found)
         for key in keys:
             st: ChunkStates = chunk_states(dict(manifest), name, now, key)
+            label = f"{name}@{key}" if key else name
+            for c, n in st.failures.items():
+                k = grid_index(g, c)
+                ts, params = st.last_fail.get(c, ("", ""))
+                if k is None or (since is not None and not (ts and at_or_after(ts, since))):
+                    continue
+                pp = parse_params(params) if params else {}
+                log = Path(workflow_dir) / chunk_log(name, c, key)
+                failed.append(GateFailure(label, float(edge(g, k)), float(edge(g, k + 1)), c, n,
+                                          int(g["max_failures"]), ts, pp, str(log),
+                                          pp.get("slurm_jobid", "")))  # fmt: skip
+            if rng is not None:
+                lo, hi = float(rng[0]), float(rng[1])
+            else:
+                lo, hi = _made_span(g, st)
             ivs = tuple((float(a), float(b), "permanent" if k == "gap" else k) for a, b, k in coverage_runs(g, st, lo, hi))
             filled = [(a, b) for a, b, k in ivs if k in ("done", "permanent")]
-            label = f"{name}@{key}" if key else name
-            rows.append(Coverage(label, str(g["axis"]), lo, hi, ivs, tuple(gaps_of(lo, hi, filled))))
-    return rows
+            rows.append(Coverage(label, str(g["axis"]), lo, hi, ivs, tuple(gaps_of(lo, hi, filled)), rng is not None))
+    failed.sort(key=lambda f: (f.ts, f.gate, f.low), reverse=True)
+    return rows, failed
+
+
+def tally_gates(tally: Tally, manifest: Mapping, status_dir: Path) -> list[str]:
+    """Add each gate's chunk runs to the tally, one row per gate ('gate NAME', all keys
+    of a keyed gate together), read whole each time (a gate's file holds a line or two
+    per chunk run). Returns the warnings of damaged status files."""
+    from compiler.core.safeio import read_regular
+    from compiler.render.coverage import GATE_STATUS_DIR
+
+    d = status_dir / GATE_STATUS_DIR
+    warnings: list[str] = []
+    for name, g in sorted((manifest.get("gates") or {}).items()):
+        if not g.get("command"):
+            continue
+        files = sorted(d.glob(f"{glob_escape(name)}@*.status")) if g["keyed"] else [d / f"{name}.status"]
+        for path in files:
+            try:
+                data = read_regular(path)
+            except OSError:
+                continue  # none yet (or not a regular file: `padocc gate` says so)
+            _, lines, w = scan(data, str(path))
+            warnings += w
+            tally.add(None, tally.read_gate(f"gate {name}", lines))
+    return warnings
+
+
+def glob_escape(name: str) -> str:
+    """A name as a glob pattern that matches only itself."""
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def _made_span(g: Mapping, st) -> tuple[float, float]:
+    """What a gate without a want made, failed or is making: from the first such chunk
+    to the end of the last (origin to origin when nothing)."""
+    from compiler.model.chunks import edge
+    from compiler.render.coverage import grid_index
+
+    ks = [k for k in map(lambda c: grid_index(g, c), [*st.done, *st.running, *st.failures]) if k is not None]
+    lows = [float(edge(g, k)) for k in ks] + [float(a) for a, _ in st.covered_by_status]
+    highs = [float(edge(g, k + 1)) for k in ks] + [float(b) for _, b in st.covered_by_status]
+    if not lows:
+        return float(g["origin"]), float(g["origin"])
+    return min(lows), max(highs)
 
 
 # --- time arguments -----------------------------------------------------------------
