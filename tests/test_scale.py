@@ -116,7 +116,7 @@ def test_changed_input_inside_a_finished_dataset_is_rebuilt(done: Path):
     (done / "data" / "SC.a3.in").write_text("new data")
     r = compile_wf(done)
     assert pending_count(done) == 1, r.stdout + r.stderr
-    assert "re-queued SC.a3: input" in r.stderr
+    assert "re-queued 1 finished dataset whose input changed after the final STAT line: SC.a3 (" in r.stderr
     requeue = [ln for ln in status_lines(done, "SC.a3") if "requeue=1" in ln]
     assert (
         len(requeue) == 1
