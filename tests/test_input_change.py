@@ -10,29 +10,13 @@ import json
 import os
 import shutil
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import compile_wf, cycle_until_done, padocc, pending_count, snakemake
-from test_scale import GRAPH, IDS, RACY, WORKFLOW, runs, status_lines
+from conftest import compile_wf, padocc, pending_count, snakemake
+from test_scale import GRAPH, IDS, RACY, WORKFLOW, make_done, runs, status_lines
 
 STORE = Path(".padocc") / "survey" / "input-sums.json"
-
-
-def make_done(wf: Path, workflow: str = WORKFLOW) -> Path:
-    """The scale test's workflow, run to the end once: every dataset Make then Check."""
-    (wf / "data").mkdir(parents=True)
-    (wf / "workflow.yaml").write_text(workflow)
-    (wf / "transitions.yaml").write_text(GRAPH)
-    (wf / "ids.txt").write_text("".join(i + "\n" for i in IDS))
-    past = time.time() - 3600
-    for i in IDS:
-        (wf / "data" / f"{i}.in").write_text(f"data of {i}\n")
-        os.utime(wf / "data" / f"{i}.in", (past, past))
-    assert cycle_until_done(wf) == 1
-    assert runs(wf) == Counter({(i, s): 1 for i in IDS for s in ("Make", "Check")})
-    return wf
 
 
 @pytest.fixture
@@ -63,7 +47,7 @@ def test_content_change_at_same_size_and_mtime_reruns(done: Path):
     when = f.stat().st_mtime_ns
     compile_wf(done)
     assert pending_count(done) == 0  # touched only
-    new = old.replace("data", "DATA")
+    new = old.swapcase()
     assert len(new) == len(old) and new != old
     f.write_text(new)
     os.utime(f, ns=(when, when))  # the touched file's size and mtime, other content
