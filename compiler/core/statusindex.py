@@ -350,6 +350,8 @@ class Index:
             del self.files[name]
         if not (self.changed or gone):
             return
-        text = json.dumps({**self.header, **self.more(), "files": self.files}, separators=(",", ":"))
+        text = json.dumps(
+            {**self.header, **self.more(), "files": self.files}, separators=(",", ":")
+        )
         with contextlib.suppress(OSError):  # read-only or full: right, only slower next time
             replace_text(self.path, text)
