@@ -6,7 +6,8 @@ nothing else: where a file puts its dataset is kept in the survey's index
 ctime_ns, never stale: see runtime/survey.py), shared with `padocc status`. Only a
 file that changed, or whose dataset still has work, is read whole. A finished
 dataset whose declared inputs (`datasets: inputs:`) changed after its final STAT
-line is re-queued at the graph's entry.
+line (their content, as Snakemake 9 decides it: see render/inputs.py) is re-queued
+at the graph's entry.
 """
 
 from __future__ import annotations
