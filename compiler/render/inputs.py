@@ -163,7 +163,10 @@ class InputSums:
                 s = checksum(p)
                 if s is not None:
                     new[self._key(p)] = f"{st.st_size}:{s}"
-        if self.sums.get(ds_id) != new:
+        if not new:  # no file (yet), or none small enough to hash: nothing to keep
+            if self.sums.pop(ds_id, None) is not None:
+                self.changed = True
+        elif self.sums.get(ds_id) != new:
             self.sums[ds_id] = new
             self.changed = True
 
