@@ -59,10 +59,13 @@ RACY = 2.1  # the status index leaves files changed in the last 2 s unindexed
 
 @pytest.fixture
 def done(tmp_path: Path) -> Path:
+    return make_done(tmp_path / "sc")
+
+
+def make_done(wf: Path, workflow: str = WORKFLOW) -> Path:
     """The workflow, run to the end once: every dataset Make then Check, final Pass."""
-    wf = tmp_path / "sc"
     (wf / "data").mkdir(parents=True)
-    (wf / "workflow.yaml").write_text(WORKFLOW)
+    (wf / "workflow.yaml").write_text(workflow)
     (wf / "transitions.yaml").write_text(GRAPH)
     (wf / "ids.txt").write_text("".join(i + "\n" for i in IDS))
     past = time.time() - 3600
@@ -116,7 +119,10 @@ def test_changed_input_inside_a_finished_dataset_is_rebuilt(done: Path):
     (done / "data" / "SC.a3.in").write_text("new data")
     r = compile_wf(done)
     assert pending_count(done) == 1, r.stdout + r.stderr
-    assert "re-queued SC.a3: input" in r.stderr
+    assert (
+        "re-queued 1 finished dataset whose input changed after the final STAT line: SC.a3 ("
+        in r.stderr
+    )
     requeue = [ln for ln in status_lines(done, "SC.a3") if "requeue=1" in ln]
     assert (
         len(requeue) == 1

@@ -143,11 +143,15 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
                 f" chunks: left to them ({'; '.join(held.runs)})",
                 file=out,
             )
-    if not opts.quiet:
-        for r in plan.requeue:
-            print(
-                f"re-queued {r.id}: input {r.newest_input} changed after {r.final_stamp}", file=err
-            )
+    if not opts.quiet and plan.requeue:
+        # One line however many (cron mails it): each Ready line names its input.
+        r, more = plan.requeue[0], len(plan.requeue) - 1
+        print(
+            f"re-queued {len(plan.requeue)} finished dataset{'s' if more else ''} whose input"
+            f" changed after the final STAT line: {r.id} ({r.newest_input})"
+            + (f" and {more} more (each status file's Ready line names its input)" if more else ""),
+            file=err,
+        )
     if not opts.quiet:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(plan.counts.items()))
         line = f"compiled {model.name}: {len(model.datasets)} datasets ({counts or 'none'})"

@@ -37,6 +37,7 @@ from compiler.render.coverage import (
     open_status,
     show,
 )
+from compiler.render.covmap import mapped_states
 from compiler.render.gateplan import GatePlanner, GateWork
 from compiler.render.manifest import current_manifest
 from compiler.render.plan import running_slurm_jobs
@@ -111,9 +112,6 @@ class Request:
     def diag(self, msg: str):
         return _diag(msg, self.command)
 
-    def planner(self) -> GatePlanner:
-        return GatePlanner(self.m, self.now, slurm_jobs=running_slurm_jobs())
-
     def marker(self, lo: float, hi: float) -> str:
         return marker_path(self.name, chunk_name(self.g, lo, hi), self.key)
 
@@ -122,7 +120,9 @@ class Request:
         return live_holdings(self.wf).chunks
 
     def state(self):
-        return self.planner().state(self.name, self.key)
+        # From the gate's persistent coverage map (render/covmap.py), rebuilt only when
+        # a marker or the gate's status file changed since it was made, or it is damaged.
+        return mapped_states(self.m, self.name, self.now, self.key, None, running_slurm_jobs())
 
     def status(self) -> int:
         st = self.state()

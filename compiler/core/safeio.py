@@ -8,9 +8,12 @@ refused. Sizes are bounded, so a huge file is refused rather than exhausting mem
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
+import tempfile
+from pathlib import Path
 
 # Far above any real input (a 1M-dataset id list is ~100 MB); reading past it is refused.
 MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -101,3 +104,25 @@ def read_regular(path: str | os.PathLike, limit: int = MAX_FILE_BYTES, offset: i
 def read_regular_text(path: str | os.PathLike, limit: int = MAX_FILE_BYTES) -> str:
     """UTF-8 text of a regular file (the files padocc itself writes: manifests, state)."""
     return read_regular(path, limit).decode("utf-8")
+
+
+def replace_text(path: Path, text: str, durable: bool = False) -> None:
+    """Write `path` whole or not at all: a temporary file beside it (fsynced when
+    `durable`), renamed over it, so a crash leaves the old or the new file. Raises
+    OSError (a read-only or full disk), leaving no temporary file."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)  # one write: json.dump writes piece by piece, many times slower
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # like the rest of .padocc: other operators may read it
+        os.replace(tmp, path)
+    except OSError:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise

@@ -14,7 +14,6 @@ import gc
 import json
 import os
 import re
-import tempfile
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from compiler.core.buildlock import workflow_dir_of
-from compiler.core.safeio import read_regular
+from compiler.core.safeio import read_regular, replace_text
 from compiler.core.statusfile import (
     ENGAGED,
     HEADER,
@@ -351,21 +350,8 @@ class Index:
             del self.files[name]
         if not (self.changed or gone):
             return
-        tmp = None
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                # dumps, then one write: json.dump writes piece by piece, many times slower
-                f.write(
-                    json.dumps(
-                        {**self.header, **self.more(), "files": self.files}, separators=(",", ":")
-                    )
-                )
-            os.chmod(tmp, 0o644)  # like the rest of .padocc: other operators may read it
-            os.replace(tmp, self.path)
-        except OSError:
-            # A read-only or full disk: the survey is right, only slower next time.
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+        text = json.dumps(
+            {**self.header, **self.more(), "files": self.files}, separators=(",", ":")
+        )
+        with contextlib.suppress(OSError):  # read-only or full: right, only slower next time
+            replace_text(self.path, text)

@@ -203,6 +203,8 @@ DATASETS = Record(
         K("facet_maps", MAP, doc="facet -> value -> extra facets"),
         K("flock", STR, doc="a flock directory of groups (a cycle config's flock_dir wins)"),
         K("inputs", STR, doc="glob of a dataset's input files, e.g. data/{dataset}/*.nc"),
+        K("input_change", STR, doc="what re-queues a finished dataset whose input is newer: "
+          "content (default: size, then SHA-256 for files up to 1 MB) or mtime"),
     ),
 )
 

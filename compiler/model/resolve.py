@@ -143,6 +143,7 @@ def resolve(raw: RawWorkflow, ov: Overrides = Overrides()) -> Workflow:
         ),
         skipped=tuple(raw.flock_problems) + tuple(raw.load_warnings),
         inputs=_inputs(raw, facets),
+        input_change=_input_change(raw),
         steps_per_job=per_job,
         datasets_per_job=per_bundle,
         max_datasets_per_cycle=max_datasets,
@@ -201,6 +202,13 @@ def _inputs(raw: RawWorkflow, facets: set[str]) -> str:
     text = ds["inputs"]
     parse_template(text, ds.val_loc("inputs"), facets, "inputs")
     return text
+
+
+def _input_change(raw: RawWorkflow) -> str:
+    ds = raw.doc.get("datasets")
+    if not isinstance(ds, dict):
+        return "content"
+    return _choice(ds, "input_change", ("content", "mtime"), "content")
 
 
 def build_model(wf_dir: Path, shown_dir: str, ov: Overrides = Overrides()) -> Workflow:

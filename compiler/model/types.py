@@ -140,6 +140,7 @@ class Workflow:
     quarantined: tuple = ()  # (name, dataset ids) of groups a .shpignore keeps out of it
     skipped: tuple = ()  # flock groups skipped, and load warnings (repeated keys): printed once each
     inputs: str = ""  # `datasets: inputs:` id-template glob of each dataset's input files
+    input_change: str = "content"  # content | mtime: what re-queues a finished dataset
     site: Site = Site()
     undeclared: str = "keep"  # keep | tar | remove: files a job left but did not declare
     retain_s: int = 0  # retention of logs and old run directories, seconds (0 = forever)

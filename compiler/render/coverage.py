@@ -53,11 +53,14 @@ class ChunkStates:
     failures: dict[str, int] = field(default_factory=dict)  # failed runs since last success
     last_fail: dict[str, tuple[str, str]] = field(default_factory=dict)  # (stamp, params text)
     covered_by_status: list[tuple[float, float]] = field(default_factory=list)
+    # Grid chunks done, as index runs [k0, k1): how the coverage map (covmap.py) gives
+    # them, instead of one `done` entry per marker.
+    done_runs: list[tuple[int, int]] = field(default_factory=list)
     clock_high: float | None = None
     warnings: list[str] = field(default_factory=list)
 
 
-def _run_status_command(
+def run_status_command(
     wf: dict, name: str, gate: dict, key: str, facets: dict
 ) -> tuple[list, list[str]]:
     values = {
@@ -120,15 +123,36 @@ def chunk_states(
         st.clock_high = now - gate["clock_lag"]
         return st
     if gate["coverage"]:
-        st.covered_by_status, st.warnings = _run_status_command(wf, name, gate, key, facets or {})
+        st.covered_by_status, st.warnings = run_status_command(wf, name, gate, key, facets or {})
     mdir = Path(wf["dir"]) / (os.path.dirname(marker_path(name, "x", key)))
     if mdir.is_dir():
         with os.scandir(mdir) as it:
             for e in it:
                 if e.name.endswith(".done") and e.is_file():
                     st.done[e.name[:-5]] = e.stat().st_mtime
-    lines, warnings = _stat_lines(gate_status_path(wf["status_dir"], name, key))
+    open_eng, st.failures, st.last_fail, warnings = gate_status(
+        gate_status_path(wf["status_dir"], name, key)
+    )
     st.warnings += warnings
+    st.running = running_of(open_eng, slurm_jobs)
+    return st
+
+
+def running_of(open_eng: dict[str, str], slurm_jobs: frozenset[str] | None) -> set[str]:
+    """The chunks whose open engagement's job is still alive."""
+    return {
+        c for c, params in open_eng.items() if engagement_alive(parse_params(params), slurm_jobs)
+    }
+
+
+def gate_status(
+    path: Path,
+) -> tuple[dict[str, str], dict[str, int], dict[str, tuple[str, str]], list[str]]:
+    """From a gate's status file: each chunk's open engagement (its parameters), failed
+    runs since its last success, its last failure (stamp, parameters), and the warnings."""
+    lines, warnings = _stat_lines(path)
+    failures: dict[str, int] = {}
+    last_fail: dict[str, tuple[str, str]] = {}
     open_eng: dict[str, str] = {}
     for p in lines:
         state, params = p[4], p[5]
@@ -142,16 +166,13 @@ def chunk_states(
         elif state in ("Pass", "Fail", "Cancelled"):
             open_eng.pop(c, None)
             if state == "Fail":
-                st.failures[c] = st.failures.get(c, 0) + 1
-                st.last_fail[c] = (p[0], params)
+                failures[c] = failures.get(c, 0) + 1
+                last_fail[c] = (p[0], params)
             elif state == "Pass" or _param(_RESET, params) == "1":
-                st.failures.pop(c, None)
+                failures.pop(c, None)
         elif _param(_RESET, params) == "1":  # Ready
-            st.failures.pop(c, None)
-    for c, params in open_eng.items():
-        if engagement_alive(parse_params(params), slurm_jobs):
-            st.running.add(c)
-    return st
+            failures.pop(c, None)
+    return open_eng, failures, last_fail, warnings
 
 
 # A gate's status file holds a line or two per chunk run ever made: read with the
@@ -241,6 +262,8 @@ def index_runs(gate: dict, st: ChunkStates, lo: float, hi: float) -> list[tuple[
             k = grid_index(gate, name)
             if k is not None:
                 add(k, k + 1, 0)
+        for k0, k1 in st.done_runs:
+            add(k0, k1, 0)
         for a, b in st.covered_by_status:
             add(*inside_span(gate, a, b), 0)
     for a, b in gate["gaps"]:
@@ -288,6 +311,7 @@ def covered_span(gate: dict, st: ChunkStates) -> tuple[float, float] | None:
         for c in st.done
     ]
     spans += st.covered_by_status
+    spans += [(edge(gate, k0), edge(gate, k1)) for k0, k1 in st.done_runs]
     if st.clock_high is not None:
         return (gate["origin"], st.clock_high)
     if not spans:

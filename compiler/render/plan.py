@@ -6,15 +6,14 @@ nothing else: where a file puts its dataset is kept in the survey's index
 ctime_ns, never stale: see runtime/survey.py), shared with `padocc status`. Only a
 file that changed, or whose dataset still has work, is read whole. A finished
 dataset whose declared inputs (`datasets: inputs:`) changed after its final STAT
-line is re-queued at the graph's entry.
+line (their content, as Snakemake 9 decides it: see render/inputs.py) is re-queued
+at the graph's entry.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import random
-import re
 import shutil
 import stat
 import subprocess
@@ -44,10 +43,9 @@ from compiler.core.statusfile import (
 )
 from compiler.core.statusindex import INDEX_FILE, Brief, Index, fold
 from compiler.load.profile import Executor
-from compiler.model.datasets import fast_fill
-from compiler.model.templates import parse_template
 from compiler.model.types import Workflow
 from compiler.render import sizing
+from compiler.render.inputs import Inputs, InputSums
 
 
 @dataclass(frozen=True)
@@ -258,52 +256,6 @@ def _terminal(b: Brief, root: str) -> str | None:
     return None
 
 
-class Inputs:
-    """A dataset's declared input files: the workflow's `datasets: inputs:` template, or
-    for a flock group's dataset its CSV `pattern` (when not empty). Relative globs are
-    taken from the workflow directory."""
-
-    def __init__(self, model: Workflow):
-        self.dir = model.dir
-        self.fill = None
-        if model.inputs:
-            t = parse_template(model.inputs, Loc(model.source_file), _names(model.inputs), "inputs")
-            self.fill = fast_fill(t)
-
-    def pattern(self, facets: dict[str, str]) -> str:
-        if facets.get("pattern"):
-            return facets["pattern"]
-        if self.fill is None:
-            return ""
-        try:
-            return self.fill(facets)
-        except KeyError:
-            return ""
-
-    def newest(self, pattern: str) -> tuple[int, str]:
-        """(mtime_ns, path) of the newest file matching, or (0, "") when none does."""
-        full = pattern if pattern[:1] == "/" else f"{self.dir}/{pattern}"
-        if not any(c in full for c in "*?["):  # one plain file: a stat, no glob machinery
-            try:
-                return os.stat(full).st_mtime_ns, full
-            except OSError:
-                return 0, ""
-        paths = glob.glob(full, recursive=True)
-        best = (0, "")
-        for p in paths:
-            try:
-                m = os.stat(p).st_mtime_ns
-            except OSError:
-                continue
-            if m > best[0]:
-                best = (m, p)
-        return best
-
-
-def _names(template: str) -> set[str]:
-    return {m.split("|")[0].strip() for m in re.findall(r"\{([^{}]*)\}", template)}
-
-
 def _stamp_ns(ts: str) -> int:
     d = parse_stamp(ts)
     return int(d.timestamp()) * 1_000_000_000 + d.microsecond * 1000
@@ -341,6 +293,12 @@ def make_plan(
     index = Index(Path(model.dir) / INDEX_FILE, str(status_dir)) if use_index else None
     inputs = Inputs(model)
     check_inputs = bool(model.inputs) or bool(model.groups)
+    by_content = check_inputs and model.input_change == "content"
+    sums = InputSums(model.dir, inputs)
+    # Pending datasets starting from the graph's entry (new, or re-queued): their
+    # inputs' checksums are recorded below, for the selected ones.
+    fresh: set[str] = set()
+    patterns: dict[str, str] = {}
     seen: set[str] = set()
     try:
         existing = set(os.listdir(status_dir))  # one listing, not a failed stat per new dataset
@@ -398,8 +356,16 @@ def make_plan(
                 if pattern:
                     mtime, newest = inputs.newest(pattern)
                     final = brief.current[0]
-                    if mtime > _stamp_ns(final):
+                    if mtime > _stamp_ns(final) and by_content:
+                        newest = sums.changed_after(ds.id, pattern, _stamp_ns(final))
+                        if not newest:  # touched or copied, same content: not re-run
+                            counts["inputs touched, content unchanged"] = (
+                                counts.get("inputs touched, content unchanged", 0) + 1
+                            )
+                    if mtime > _stamp_ns(final) and newest:
                         plan.requeue.append(Requeue(ds.id, newest, final))
+                        fresh.add(ds.id)
+                        patterns[ds.id] = pattern
                         counts["pending"] = counts.get("pending", 0) + 1
                         counts["re-queued: input changed"] = (
                             counts.get("re-queued: input changed", 0) + 1
@@ -449,6 +415,10 @@ def make_plan(
                 counts["waiting for retry delay"] = counts.get("waiting for retry delay", 0) + 1
                 continue
         counts["pending"] = counts.get("pending", 0) + 1
+        if by_content:
+            patterns[ds.id] = inputs.pattern(dict(ds.facets))
+            if not stats or stats[-1].params.get("requeue") == "1":
+                fresh.add(ds.id)
         plan.pending.append(
             Pending(ds.id, ds.routing_key, budget.budget(act, ds.routing_key), step,
                     tries_of(stats, step).grow if step else (0, 0))
@@ -469,6 +439,8 @@ def make_plan(
         plan.counts["pending"] = len(plan.pending)
         if left:
             plan.counts["left for later cycles"] = left
+    if by_content:
+        record_input_sums(sums, plan.pending, patterns, fresh, existing)
     classes = {name: cls for name, cls, _ in model.jobs}
     if model.datasets_per_job:  # the user's choice wins
         plan.jobs = bundles(plan.pending, model.datasets_per_job, classes)
@@ -477,6 +449,24 @@ def make_plan(
         plan.per_job = sizing.datasets_per_job(len(plan.pending), ex)
         plan.jobs = bundles(plan.pending, plan.per_job, classes, sizing.time_cap(model, ex))
     return plan
+
+
+def record_input_sums(
+    sums: InputSums,
+    pending: list[Pending],
+    patterns: dict[str, str],
+    fresh: set[str],
+    existing: set[str],
+) -> None:
+    """Record the input checksums of the datasets this build starts from the graph's
+    entry (and of any pending one with none yet): what their runs read. Kept: datasets
+    with a status file or pending, so the store never outgrows the status dir."""
+    for p in pending:
+        pattern = patterns.get(p.id, "")
+        if pattern and (p.id in fresh or p.id not in sums.sums):
+            sums.record(p.id, pattern)
+    keep = {n[: -len(".status")] for n in existing if n.endswith(".status")}
+    sums.save(keep | {p.id for p in pending})
 
 
 def close_dead_engagement(
