@@ -159,22 +159,29 @@ def test_a_command_killed_for_memory_grows_memory_only(tmp_path: Path):
     assert res[:2] == [("100", "10"), ("200", "10")], (r.stdout + r.stderr)[-3000:]
 
 
+def lost_with_its_run(wf: Path, name: str, log: Path) -> None:
+    """NAME.one's attempt 1 started, then its whole run killed -9 (Snakemake, its jobs,
+    their shells): nothing saw the step end. Returns once its wrapper is gone."""
+    write_workflow(wf, name, SLEEPER)
+    ds = f"{name}.one"
+    assert padocc("compile", str(wf)).returncode == 0
+    proc = start_run(wf, log)
+    try:
+        wait_for((wf / "work" / ds / "started-1").exists, proc=proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    eng = lines(wf, ds)[-1]
+    wait_for(lambda: not Path(f"/proc/{eng.params['pid']}").exists())
+
+
 def test_attempts_carry_across_cycles(tmp_path: Path):
     """A wrapper killed with its whole run (nothing saw it end: cause LOST) is attempt 1;
     the next cycle records it so, and runs attempt 2 (not attempt 1 again), sized from
     the status file: LOST grows nothing, so the same resources."""
     wf = tmp_path / "lost"
-    write_workflow(wf, "LOST", SLEEPER)
     ds = "LOST.one"
-    assert padocc("compile", str(wf)).returncode == 0
-    proc = start_run(wf, tmp_path / "run1.log")
-    try:
-        wait_for((wf / "work" / ds / "started-1").exists, proc=proc)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # Snakemake, its jobs, their shells
-        proc.wait()
-    eng = lines(wf, ds)[-1]
-    wait_for(lambda: not Path(f"/proc/{eng.params['pid']}").exists())
+    lost_with_its_run(wf, "LOST", tmp_path / "run1.log")
     (wf / "go").touch()
     r = padocc("compile", str(wf))
     assert "1 killed: LOST" in r.stdout, r.stdout
@@ -194,17 +201,8 @@ def test_a_block_and_unblock_between_attempts_keeps_the_count(tmp_path: Path):
     the dataset: the hold is not an outcome, so the next try is attempt 2, not 1 again
     (the 48-hour soak's "attempts not carried" check found this)."""
     wf = tmp_path / "held"
-    write_workflow(wf, "HELD", SLEEPER)
     ds = "HELD.one"
-    assert padocc("compile", str(wf)).returncode == 0
-    proc = start_run(wf, tmp_path / "run1.log")
-    try:
-        wait_for((wf / "work" / ds / "started-1").exists, proc=proc)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    eng = lines(wf, ds)[-1]
-    wait_for(lambda: not Path(f"/proc/{eng.params['pid']}").exists())
+    lost_with_its_run(wf, "HELD", tmp_path / "run1.log")
     assert "1 killed: LOST" in padocc("compile", str(wf)).stdout
     for action in ("block", "unblock"):
         r = padocc(action, str(wf), ds)
