@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from compiler.core.buildlock import hold_build
+from compiler.core.buildlock import group_moves, hold_build
 from compiler.core.diagnostics import CompileError, Loc, fail, one_line
 from compiler.core.statusfile import StatusWriteError
 from compiler.load.profile import Executor
@@ -94,6 +94,14 @@ def check_summary(model: Workflow, now: float) -> str:
 
 
 def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[int, Compiled | None]:
+    # A cycle moving a completed flock group holds this lock exclusively: a compile
+    # that read the flock before the move and the status files after it would take
+    # the group's datasets for new ones and run them all again (the 48-hour soak).
+    with group_moves(opts.workflow_dir, exclusive=False, create=opts.write and not opts.check_only):
+        return _compile_workflow(opts, out, err)
+
+
+def _compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[int, Compiled | None]:
     wf_dir = Path(opts.workflow_dir)
     try:
         model = build_model(wf_dir, opts.workflow_dir.rstrip("/") or ".", opts.overrides)

@@ -87,18 +87,24 @@ MOVES_LOCK = "moves.lock"  # in .padocc/
 
 
 @contextmanager
-def group_moves(workflow_dir: str | os.PathLike, exclusive: bool) -> Iterator[None]:
+def group_moves(
+    workflow_dir: str | os.PathLike, exclusive: bool, create: bool = True
+) -> Iterator[None]:
     """Held exclusively by a cycle while it moves a completed flock group (and its
     status files) to complete_dir; shared by `padocc block/unblock/requeue` from their
-    check of what is done to their last line written. So a person's command either
-    lands before the move (and the move sees its line) or sees the group done."""
+    check of what is done to their last line written, and by a compile from its read
+    of the flock to its plan. So a person's command either lands before the move (and
+    the move sees its line) or sees the group done, and a compile sees the group
+    either whole or gone. `create`: False for a command that must write nothing."""
     path = os.path.join(workflow_dir, ".padocc", MOVES_LOCK)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0), 0o644)
     except OSError:
         if exclusive:
             raise
-        yield  # a read-only .padocc: no cycle can move anything out of it either
+        # A read-only .padocc (no cycle can move anything out of it either), or, not
+        # creating it, no cycle has ever moved a group here.
+        yield
         return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
