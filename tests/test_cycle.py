@@ -475,3 +475,34 @@ def test_every_bad_arguments_start_nothing(flock: Path, args: list[str], said: s
     r = padocc("cycle", "--conf", str(flock / "shepard.yaml"), *args)
     assert (r.returncode, r.stdout, r.stderr) == (2, "", said)
     assert not (flock / ".padocc").exists()
+
+
+def test_a_compile_that_read_the_flock_before_a_group_moved_does_not_rerun_it(flock: Path):
+    """A compile has read the flock (obs_b there, its datasets done) when a cycle comes
+    to move obs_b: the move waits for that compile, which plans from the status files
+    as they were, so obs_b's datasets are not taken for new ones and run again."""
+    r = padocc("run", str(flock), timeout=600)  # everything done; a run moves no group
+    assert r.returncode == 0, r.stdout + r.stderr
+    env = {**os.environ, "PADOCC_TEST_PAUSE_AT": "datasets-read"}
+    a = subprocess.Popen([sys.executable, "-m", "compiler", "compile", str(flock)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert a.stderr is not None
+        for line in a.stderr:
+            if line == "padocc-test: paused at datasets-read\n":
+                break
+        else:
+            raise AssertionError(f"the compile ended (exit {a.wait()}) before its plan")
+        c = subprocess.Popen([sys.executable, "-m", "compiler", "cycle", "--conf",
+                              str(flock / "shepard.yaml")], text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    finally:
+        os.kill(a.pid, signal.SIGUSR1)
+    out, err = a.communicate(timeout=600)
+    assert a.returncode == 0, err
+    c_out, c_err = c.communicate(timeout=600)
+    assert c.returncode == 0 and "group obs_b complete" in c_out, c_out + c_err
+    planned = out.split("(build ")[1].rstrip(")\n")
+    pending = (flock / ".padocc" / "builds" / planned / "pending.tsv").read_text()
+    assert "OBS_" not in pending, pending
+    assert list((flock / "status").glob("OBS_*")) == []

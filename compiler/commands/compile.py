@@ -13,6 +13,7 @@ from typing import TextIO
 from compiler.core.buildlock import group_moves, hold_build
 from compiler.core.diagnostics import CompileError, Loc, fail, one_line
 from compiler.core.statusfile import StatusWriteError
+from compiler.core.testpause import pause_at
 from compiler.load.profile import Executor
 from compiler.model.axes import parse_time
 from compiler.model.gates import check_want_size, wanted_chunk_count
@@ -105,6 +106,7 @@ def _compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[i
     wf_dir = Path(opts.workflow_dir)
     try:
         model = build_model(wf_dir, opts.workflow_dir.rstrip("/") or ".", opts.overrides)
+        pause_at("datasets-read")  # tests: a compile between its read of the flock and its plan
         wall_now = datetime.now(UTC)
         now = parse_time(opts.now, Loc("--now")) if opts.now else int(wall_now.timestamp())
         for g in model.gates:
