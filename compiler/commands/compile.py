@@ -98,7 +98,9 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
     # A cycle moving a completed flock group holds this lock exclusively: a compile
     # that read the flock before the move and the status files after it would take
     # the group's datasets for new ones and run them all again (the 48-hour soak).
-    with group_moves(opts.workflow_dir, exclusive=False, create=opts.write and not opts.check_only):
+    # Never created here: a compile that fails must leave the tree as it was. The
+    # cycle, the one that moves groups, makes the lock file before anything else.
+    with group_moves(opts.workflow_dir, exclusive=False, create=False):
         return _compile_workflow(opts, out, err)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TextIO
 
 from compiler.commands import compile as compile_cmd
-from compiler.core.buildlock import group_moves
+from compiler.core.buildlock import group_moves, make_moves_lock
 from compiler.core.diagnostics import CompileError, Loc, fail, one_line
 from compiler.core.routing import padocc_alive
 from compiler.core.safeio import open_regular, read_regular
@@ -281,6 +281,7 @@ def run(opts: CycleOptions) -> int:
         lease = None
         if not opts.dry_run:
             lease = stack.enter_context(Lease(cfg.workflow, f"cycle {cycle_id}"))
+            make_moves_lock(cfg.workflow)  # before this cycle's compile (see group_moves)
         try:
             rc = _cycle(cfg, opts, cycle_id, out, lease, moves=fd is not None)
             return rc

@@ -86,6 +86,14 @@ def flock_held(path: str | os.PathLike) -> bool:
 MOVES_LOCK = "moves.lock"  # in .padocc/
 
 
+def make_moves_lock(workflow_dir: str | os.PathLike) -> None:
+    """The lock file of group_moves, made by a cycle as it starts, so that every
+    compile it could race with finds it (compiles never create it)."""
+    os.close(
+        os.open(os.path.join(workflow_dir, ".padocc", MOVES_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    )
+
+
 @contextmanager
 def group_moves(
     workflow_dir: str | os.PathLike, exclusive: bool, create: bool = True
