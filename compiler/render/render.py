@@ -58,9 +58,8 @@ def render_build(
     # the directory can be moved or copied (runtime finds it from where the build lies).
     manifest = portable(manifest)
     build = manifest["build"]
-    python = manifest["python"]
     shell = (
-        f"{escape.shell_word(python)} -m compiler run-step .padocc/builds/{{wildcards.build}} "
+        "{params.python:q} -m compiler run-step .padocc/builds/{wildcards.build} "
         "{wildcards.job:q} {wildcards.slot} --attempt {resources.attempt} "
         "--runtime {resources.runtime} > {log:q} 2>&1"
         # A wrapper that dies (kill -9, the OOM killer, SLURM's TERM) writes no outcome:
@@ -84,9 +83,7 @@ def render_build(
         "shell": shell,
         "has_graph": bool(model.graph.entry),
         "gates": [
-            _gate_context(name, g, python, build)
-            for name, g in manifest["gates"].items()
-            if g["command"]
+            _gate_context(name, g, build) for name, g in manifest["gates"].items() if g["command"]
         ],
         "gate_waiting": len(gate_work.waiting),
         "gate_targets": len(gate_work.targets),
@@ -119,10 +116,11 @@ def render_build(
     return files
 
 
-def _gate_context(name: str, g: dict, python: str, build: str) -> dict:
+def _gate_context(name: str, g: dict, build: str) -> dict:
     keyed = "{key}/" if g["keyed"] else ""
     shell = (
-        f"{escape.shell_word(python)} -m compiler run-chunk .padocc/builds/{escape.shell_word(build)} "
+        "{params.python:q} -m compiler run-chunk "
+        f".padocc/builds/{escape.shell_word(build)} "
         f"{escape.shell_word(name)} "
         "{wildcards.low} {wildcards.high}"
         + (" --key {wildcards.key:q}" if g["keyed"] else "")

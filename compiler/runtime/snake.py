@@ -21,7 +21,15 @@ from compiler.runtime.build import BUILDS, gate_targets, manifest, status_covera
 from compiler.runtime.jobs import growths, job_targets, next_steps, resource
 from compiler.runtime.leases import LEASE_ENV
 
-__all__ = ["Build", "Gates", "workflow_dir_of"]
+__all__ = ["Build", "Gates", "use_safe_path", "workflow_dir_of"]
+
+
+def use_safe_path() -> None:
+    """Jobs (and the Snakemake a SLURM job starts) run `python -m` in the workflow dir:
+    without safe-path mode each start lists every file under it (see snakemake_run.py).
+    Set here, not in the Snakefile: `snakemake --lint` reads any `os.environ[...]` there
+    as a variable the user must provide."""
+    os.environ["PYTHONSAFEPATH"] = "1"
 
 
 class Build:
