@@ -5,6 +5,7 @@ Snakemake."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -49,3 +50,47 @@ def test_snakemake_lint_finds_only_the_explained_lint(name: str, tmp_path: Path)
     assert found == {(rule, SOFTWARE_LINT) for rule in rules}
     # ... and that one lint is explained in the Snakefile, above the rules.
     assert "`snakemake --lint` asks every rule below for a conda environment" in text
+
+
+def header_routes(text: str) -> dict[str, list[tuple[str, str, str, str]]]:
+    """graph file -> [(Step:State, routing key, next, line)] as the header shows them."""
+    out: dict[str, list[tuple[str, str, str, str]]] = {}
+    rows = None
+    at = ""
+    for line in text.split("# Routing:", 1)[1].split("\n# Steps.", 1)[0].splitlines():
+        sec = re.match(r"#   (\S+)  \((\S+)\)$", line)
+        row = re.match(r"#     (\S*)\s+(\S+)\s+-> (\S+(?: \S+)?)\s*(line \d+|\(implied\))?$", line)
+        if sec:
+            rows = out.setdefault(sec.group(2), [])
+        elif row and rows is not None:
+            at = row.group(1) or at
+            rows.append((at, row.group(2), row.group(3), row.group(4) or ""))
+    return out
+
+
+@pytest.mark.parametrize("name", ["demo", "fanout"])
+def test_the_header_shows_the_routing_table_with_its_lines(name: str, tmp_path: Path):
+    wf = fresh_copy(name, tmp_path / name)
+    compile_wf(wf)
+    text = (wf / "Snakefile").read_text()
+    m = json.loads((wf / ".padocc" / "current" / "manifest.json").read_text())
+    files = {s["name"]: s["file"] for s in m["graph"]["subs"]}
+    shown = header_routes(text)
+    assert set(shown) == set(files.values())
+    seen = set()
+    for file, rows in shown.items():
+        sub = next(s for s, f in files.items() if f == file)
+        source = (wf / file).read_text().splitlines()
+        for at, key, to, where in rows:
+            if where.startswith("line "):  # the line that holds this Step:State key
+                assert source[int(where[5:]) - 1].strip().startswith(f"{at}:"), (file, at)
+            act = m["graph"]["table"][f"{sub}/{at}"]["" if key == "default" else key]
+            if act["kind"] == "run":
+                here = act["sub"] == sub
+                want = f"run {act['step']}" if here else f"run {act['sub']}/{act['step']}"
+            else:
+                want = act["state"] if act["kind"] == "final" else "stuck (quarantined)"
+            assert to == want, (file, at, key)
+            seen.add((f"{sub}/{at}", "" if key == "default" else key))
+    # Every position and every routing key the jobs route by is shown.
+    assert seen == {(pos, k) for pos, acts in m["graph"]["table"].items() for k in acts}

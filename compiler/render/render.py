@@ -16,6 +16,7 @@ from compiler.render.assets import asset_dir
 from compiler.render.gateplan import GateWork
 from compiler.render.manifest import datasets_tsv
 from compiler.render.plan import Plan, bundles_tsv, pending_tsv
+from compiler.render.routes import routing_sections
 from compiler.render.write import WORKFLOW_PROFILE
 
 
@@ -82,6 +83,9 @@ def render_build(
         "max_retries": min(10, sum(s.retries for s in model.steps)),
         "shell": shell,
         "has_graph": bool(model.graph.entry),
+        "routing": routing_sections(
+            model.graph, {s["name"]: s["file"] for s in manifest["graph"]["subs"]}
+        ),
         "gates": [
             _gate_context(name, g, build) for name, g in manifest["gates"].items() if g["command"]
         ],
