@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,36 @@ def test_the_header_shows_the_routing_table_with_its_lines(name: str, tmp_path: 
             seen.add((f"{sub}/{at}", "" if key == "default" else key))
     # Every position and every routing key the jobs route by is shown.
     assert seen == {(pos, k) for pos, acts in m["graph"]["table"].items() for k in acts}
+
+
+def test_dry_run_names_each_first_step_with_its_real_resources(tmp_path: Path):
+    """Slot 1 of every job runs the step its status file says: that step's own rule,
+    so `snakemake -n` (and Snakemake's log, and the SLURM job comment, which name the
+    rule) show the step, and its resources are known before anything ran."""
+    wf = fresh_copy("demo", tmp_path / "demo")
+    compile_wf(wf)
+    bdir = wf / ".padocc" / "current"
+    m = json.loads((bdir / "manifest.json").read_text())
+    firsts = {
+        r.split("\t")[0]: r.split("\t")[3] for r in (bdir / "pending.tsv").read_text().splitlines()
+    }
+    slots = sum(int(r.split("\t")[1]) for r in (bdir / "jobs.tsv").read_text().splitlines())
+    r = subprocess.run(
+        ["timeout", "-k", "10", "300", sys.executable, "-m", "snakemake", "-n",
+         "-s", str(wf / "Snakefile"), "-d", str(wf)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats:")[1], re.M))
+    want = {s: str(n) for s, n in Counter(firsts.values()).items()}
+    assert {k: v for k, v in stats.items() if k in m["steps"]} == want
+    assert int(stats["advance"]) == slots - len(firsts)  # later slots: the generic rule
+    for step in want:
+        res = m["steps"][step]["resources"]
+        blocks = re.findall(rf"^rule {step}:\n(?:    .*\n)*?    resources: (.*)$", out, re.M)
+        assert len(blocks) == int(want[step])
+        for line in blocks:
+            assert "<TBD>" not in line
+            assert f"mem_mb={res['mem_mb']}," in line
+            assert f"runtime={res['runtime'] * m['steps'][step]['chain']}," in line
