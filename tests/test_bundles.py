@@ -59,7 +59,7 @@ def test_demo_in_jobs_of_five_datasets(tmp_path: Path) -> None:
                 by_job.setdefault(job, set()).add(ds)
     assert {j: sorted(d) for j, d in by_job.items()} == {n: sorted(m.split(",")) for n, _, m in jobs}
     (first,) = [n for n, _, m in jobs if "DEMO.ocean.hist.r1.tos" in m.split(",")]
-    slot1 = json.loads((demo / ".padocc" / "run" / build / first / "1.json").read_text())
+    slot1 = json.loads((demo / ".padocc" / "run" / build / first / "1.Generate.json").read_text())
     assert slot1["datasets"]["DEMO.ocean.hist.r1.tos"]["ran"] == [
         "Generate", "CheckTime", "CheckMeta", "Publish"
     ]  # fmt: skip

@@ -69,7 +69,7 @@ def test_demo_end_to_end(demo: Path):
     # loops to its visit limit fits in its budget of jobs.
     assert cycles == 1
     # Steps of one job class ran back to back in one job: fewer jobs than steps.
-    (first,) = (demo / ".padocc" / "run").glob("*/DEMO.ocean.hist.r1.tos/1.json")
+    (first,) = (demo / ".padocc" / "run").glob("*/DEMO.ocean.hist.r1.tos/1.Generate.json")
     ran = json.loads(first.read_text())["datasets"]["DEMO.ocean.hist.r1.tos"]["ran"]
     assert ran == ["Generate", "CheckTime", "CheckMeta", "Publish"]
 

@@ -197,7 +197,7 @@ def test_padocc_run_starts_snakemake_only_when_there_is_work(done: Path):
     assert runs(done)[(ds, "Make")] == 2 and runs(done)[(ds, "Check")] == 2
     assert sum(runs(done).values()) == 2 * len(IDS) + 2  # nothing else ran again
     build = os.readlink(done / ".padocc" / "current").split("/")[-1]
-    slot1 = done / ".padocc" / "run" / build / ds / "1.json"
+    slot1 = done / ".padocc" / "run" / build / ds / "1.Make.json"  # slot 1: step Make's rule
     assert json.loads(slot1.read_text())["datasets"][ds]["ran"] == ["Make", "Check"]
 
 

@@ -487,8 +487,10 @@ def test_cancel_reaches_jobs_still_in_the_queue(tmp_path: Path):
                 break
             time.sleep(0.5)
         assert len(jobs) == 3, f"{jobs}: {(tmp_path / 'snakemake.log').read_text()[-3000:]}"
+        # Slot 1 is the step's own rule: the job comment names the step (issue 15).
+        assert all(k.startswith("rule_Sleep_wildcards_") for _, k in jobs.values()), jobs
         waiting = {
-            next(ds for ds in names if k.endswith(f"_{ds}_1")): j
+            next(ds for ds in names if k.endswith(f"_{ds}")): j
             for j, (st, k) in jobs.items()
             if st == "PENDING"
         }

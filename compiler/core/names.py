@@ -6,8 +6,12 @@ def rule_name(gate: str) -> str:
     return "gate_" + gate.replace(".", "_")
 
 
-def slot_file(build: str, job: str, slot: int) -> str:
-    """A job's slot output, relative to the workflow directory (the Snakefile's rule)."""
+def slot_file(build: str, job: str, slot: int, first: str = "") -> str:
+    """A job's slot output, relative to the workflow directory (the Snakefile's rule).
+    Slot 1 of a job whose step is known at compile time (`first`) is made by that
+    step's own rule, and named after it: `1.<Step>.json`."""
+    if slot == 1 and first:
+        return f".padocc/run/{build}/{job}/1.{first}.json"
     return f".padocc/run/{build}/{job}/{slot}.json"
 
 

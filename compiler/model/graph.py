@@ -469,12 +469,19 @@ def resolve_graph(
             c.warn(loc, f"step '{name}' is defined but no dataset reaches '{name}:Engaged'")
 
     table = _table(c, route_keys, runs, (c.root, estep, estate))
+    lines = tuple(
+        (pos, ent.loc.line)
+        for pos, _ in table
+        for g, _, rest in [pos.partition("/")]
+        for ent in [c.files[g].entries.get(tuple(rest.split(":", 1)))]
+        if ent is not None
+    )
     findings = tuple(Diagnostic(loc, msg, sev) for (loc, msg), sev in c.findings.items())
     findings = tuple(
         sorted(findings, key=lambda d: (d.severity != "error", d.loc.file, d.loc.line, d.loc.col))
     )
     subs = tuple(SubGraph(f.name, f.shown, f.parent) for f in c.files.values())
-    return Graph(c.root, f"{c.root}/{estep}:{estate}", subs, table, findings)
+    return Graph(c.root, f"{c.root}/{estep}:{estate}", subs, table, findings, lines)
 
 
 def _table(

@@ -112,6 +112,9 @@ class Graph:
     # position key -> routing key ("" = default) -> action
     table: tuple[tuple[str, tuple[tuple[str, Action], ...]], ...]
     findings: tuple[Diagnostic, ...]
+    # position key -> the line of its `Step:State` key in its sub-workflow's file (a
+    # position only implied, like a step's Ready no file writes, has none)
+    lines: tuple[tuple[str, int], ...] = ()
 
     def routes(self) -> dict[str, dict[str, Action]]:
         return {pos: dict(acts) for pos, acts in self.table}

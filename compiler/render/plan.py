@@ -18,7 +18,7 @@ import shutil
 import stat
 import subprocess
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,7 +81,10 @@ class Plan:
 
     def slot_targets(self, build: str) -> list[str]:
         """The last slot file of every job: what Snakemake is asked to make."""
-        return [slot_file(build, b.name, b.slots) for b in self.jobs]
+        firsts = {p.id: p.first for p in self.pending}
+        return [
+            slot_file(build, b.name, b.slots, common_first(b.members, firsts)) for b in self.jobs
+        ]
 
 
 @dataclass(frozen=True)
@@ -561,6 +564,13 @@ def bundles(
             name = chunk[0] if len(chunk) == 1 else f"@{len(out) + 1}"
             out.append(Bundle(name, slots, chunk))
     return out
+
+
+def common_first(members: Iterable[str], firsts: Mapping[str, str]) -> str:
+    """The step a job's slot 1 runs when all its datasets start at the same one (the
+    step's own rule then runs it; runtime/jobs.py first_step reads it back), else ""."""
+    found = {firsts[ds] for ds in members}
+    return found.pop() if len(found) == 1 else ""
 
 
 def bundles_tsv(jobs: list[Bundle]) -> str:

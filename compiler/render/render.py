@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
+import keyword
+from collections import Counter
 
 import jinja2
 
 from compiler import MANIFEST_VERSION, __version__
 from compiler.core.diagnostics import CompileError, Diagnostic, Loc
 from compiler.core.manifestio import portable
-from compiler.core.names import chunk_log, rule_name
+from compiler.core.names import chunk_log, job_log, rule_name, slot_file
 from compiler.model.types import Workflow
 from compiler.render import escape
 from compiler.render.assets import asset_dir
 from compiler.render.gateplan import GateWork
 from compiler.render.manifest import datasets_tsv
-from compiler.render.plan import Plan, bundles_tsv, pending_tsv
+from compiler.render.plan import Plan, bundles_tsv, common_first, pending_tsv
+from compiler.render.routes import routing_sections
 from compiler.render.write import WORKFLOW_PROFILE
 
 
@@ -58,15 +61,6 @@ def render_build(
     # the directory can be moved or copied (runtime finds it from where the build lies).
     manifest = portable(manifest)
     build = manifest["build"]
-    python = manifest["python"]
-    shell = (
-        f"{escape.shell_word(python)} -m compiler run-step .padocc/builds/{{wildcards.build}} "
-        "{wildcards.job:q} {wildcards.slot} --attempt {resources.attempt} "
-        "--runtime {resources.runtime} > {log:q} 2>&1"
-        # A wrapper that dies (kill -9, the OOM killer, SLURM's TERM) writes no outcome:
-        # its exit status is kept for the next reader, which records the cause.
-        ' || {{ rc=$?; echo "$(date -u +%Y%m%d_%H%M%S_%6N) $rc" >> {log:q}.exit; exit $rc; }}'
-    )
     context = {
         "version": __version__,
         "manifest_version": MANIFEST_VERSION,
@@ -82,12 +76,13 @@ def render_build(
         "per_job_set": bool(model.datasets_per_job),
         # A job may run several steps, each with its own retries (see model/jobs.py).
         "max_retries": min(10, sum(s.retries for s in model.steps)),
-        "shell": shell,
+        "slot_rules": _slot_rules(plan),
         "has_graph": bool(model.graph.entry),
+        "routing": routing_sections(
+            model.graph, {s["name"]: s["file"] for s in manifest["graph"]["subs"]}
+        ),
         "gates": [
-            _gate_context(name, g, python, build)
-            for name, g in manifest["gates"].items()
-            if g["command"]
+            _gate_context(name, g, build) for name, g in manifest["gates"].items() if g["command"]
         ],
         "gate_waiting": len(gate_work.waiting),
         "gate_targets": len(gate_work.targets),
@@ -120,10 +115,58 @@ def render_build(
     return files
 
 
-def _gate_context(name: str, g: dict, python: str, build: str) -> dict:
+def _slot_shell(slot: str) -> str:
+    """The shell of a slot rule; `slot` is the slot's number or its wildcard."""
+    return (
+        "{params.python:q} -m compiler run-step .padocc/builds/{wildcards.build} "
+        f"{{wildcards.job:q}} {slot} --attempt {{resources.attempt}} "
+        "--runtime {resources.runtime} > {log:q} 2>&1"
+        # A wrapper that dies (kill -9, the OOM killer, SLURM's TERM) writes no outcome:
+        # its exit status is kept for the next reader, which records the cause.
+        ' || {{ rc=$?; echo "$(date -u +%Y%m%d_%H%M%S_%6N) $rc" >> {log:q}.exit; exit $rc; }}'
+    )
+
+
+# Rule names the Snakefile already uses, or that a step's name cannot take as is.
+_TAKEN = {"all", "advance"}
+
+
+def step_rule(step: str) -> str:
+    """The rule that runs slot 1 of jobs starting at `step`: named as the step, so
+    Snakemake's job list and log and the SLURM job comment name it."""
+    if step in _TAKEN or step.startswith("gate_") or keyword.iskeyword(step):
+        return f"step_{step}"
+    return step
+
+
+def _slot_rules(plan: Plan) -> list[dict]:
+    """One rule per step that starts some job this cycle (slot 1), then `advance`."""
+    firsts = {p.id: p.first for p in plan.pending}
+    counts = Counter(common_first(job.members, firsts) for job in plan.jobs)
+    rules = [
+        {
+            "rule": step_rule(step), "step": step, "jobs": n, "slot_wildcard": False,
+            "output": slot_file("{build}", "{job}", 1, step),
+            "log": job_log("{build}", "{job}", 1),
+            "shell": _slot_shell("1"),
+        }
+        for step, n in sorted(counts.items())
+        if step
+    ]  # fmt: skip
+    rules.append({
+        "rule": "advance", "slot_wildcard": True,
+        "output": slot_file("{build}", "{job}", "{slot}"),  # type: ignore[arg-type]
+        "log": job_log("{build}", "{job}", "{slot}"),
+        "shell": _slot_shell("{wildcards.slot}"),
+    })  # fmt: skip
+    return rules
+
+
+def _gate_context(name: str, g: dict, build: str) -> dict:
     keyed = "{key}/" if g["keyed"] else ""
     shell = (
-        f"{escape.shell_word(python)} -m compiler run-chunk .padocc/builds/{escape.shell_word(build)} "
+        "{params.python:q} -m compiler run-chunk "
+        f".padocc/builds/{escape.shell_word(build)} "
         f"{escape.shell_word(name)} "
         "{wildcards.low} {wildcards.high}"
         + (" --key {wildcards.key:q}" if g["keyed"] else "")

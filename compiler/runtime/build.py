@@ -83,5 +83,5 @@ def dataset_rows(build_dir: str, ids: tuple[str, ...]) -> dict[str, tuple[str, d
     return rows
 
 
-def slot_path(workflow_dir: str, build: str, job: str, slot: int) -> str:
-    return os.path.join(workflow_dir, slot_file(build, job, slot))
+def slot_path(workflow_dir: str, build: str, job: str, slot: int, first: str = "") -> str:
+    return os.path.join(workflow_dir, slot_file(build, job, slot, first))

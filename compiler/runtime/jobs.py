@@ -21,6 +21,7 @@ from compiler.core.attempts import cause_of, closing_line, open_after, tries_of
 from compiler.core.growth import grown_by
 from compiler.core.names import slot_file
 from compiler.core.statusfile import position_of, read_history
+from compiler.render.plan import common_first
 from compiler.runtime.build import manifest, pending
 
 NOOP = {"runtime": 5, "mem_mb": 256, "cpus_per_task": 1}
@@ -52,10 +53,21 @@ def members(build_dir: str, job: str) -> tuple[str, ...]:
     return (job,)
 
 
+def first_step(build_dir: str, job: str) -> str:
+    """The step slot 1 of a job runs, when the compile knew it: its datasets' common
+    first step ("" when they start at different steps or only record an end)."""
+    names = members(build_dir, job)
+    rows = pending(build_dir)
+    return common_first(names, {ds: rows[ds].first for ds in names})
+
+
 def job_targets(build_dir: str) -> list[str]:
     """The last slot file of every job of the build: `rule all`'s dataset targets."""
     build = os.path.basename(os.path.normpath(build_dir))
-    return [slot_file(build, name, slots) for name, (slots, _) in _jobs(build_dir).items()]
+    return [
+        slot_file(build, name, slots, first_step(build_dir, name) if slots == 1 else "")
+        for name, (slots, _) in _jobs(build_dir).items()
+    ]
 
 
 def read_slot(path: str) -> dict[str, dict]:

@@ -18,10 +18,18 @@ from compiler.model.axes import untag
 from compiler.model.chunks import upstream_chunks
 from compiler.render.coverage import chunk_name, marker_path
 from compiler.runtime.build import BUILDS, gate_targets, manifest, status_coverage
-from compiler.runtime.jobs import growths, job_targets, next_steps, resource
+from compiler.runtime.jobs import first_step, growths, job_targets, next_steps, resource
 from compiler.runtime.leases import LEASE_ENV
 
-__all__ = ["Build", "Gates", "workflow_dir_of"]
+__all__ = ["Build", "Gates", "use_safe_path", "workflow_dir_of"]
+
+
+def use_safe_path() -> None:
+    """Jobs (and the Snakemake a SLURM job starts) run `python -m` in the workflow dir:
+    without safe-path mode each start lists every file under it (see snakemake_run.py).
+    Set here, not in the Snakefile: `snakemake --lint` reads any `os.environ[...]` there
+    as a variable the user must provide."""
+    os.environ["PYTHONSAFEPATH"] = "1"
 
 
 class Build:
@@ -42,7 +50,8 @@ class Build:
         slot = int(wildcards.slot)
         if slot <= 1:
             return []
-        return [slot_file(wildcards.build, wildcards.job, slot - 1)]
+        first = first_step(self.build_dir(wildcards.build), wildcards.job) if slot == 2 else ""
+        return [slot_file(wildcards.build, wildcards.job, slot - 1, first)]
 
     def resource(self, name: str):
         def value(wildcards, input, attempt):
@@ -50,7 +59,7 @@ class Build:
                 return attempt
             bdir = self.build_dir(wildcards.build)
             previous = input[0] if len(input) else None
-            slot = int(wildcards.slot)
+            slot = int(getattr(wildcards, "slot", 1))  # a step's own rule makes slot 1
             steps = next_steps(bdir, wildcards.job, slot, previous)
             grow = growths(bdir, wildcards.job, slot, attempt, previous, steps)
             return resource(manifest(bdir), steps, grow, name)

@@ -49,7 +49,15 @@ from compiler.core.statusfile import (
 from compiler.model.templates import parse_template
 from compiler.runtime import provenance
 from compiler.runtime.build import dataset_rows, manifest, slot_path
-from compiler.runtime.jobs import cancel_requested, growths, members, next_steps, runnable, share
+from compiler.runtime.jobs import (
+    cancel_requested,
+    first_step,
+    growths,
+    members,
+    next_steps,
+    runnable,
+    share,
+)
 from compiler.runtime.proc import run_measured
 from compiler.runtime.staging import stage_in
 
@@ -194,7 +202,10 @@ def run_job(req: JobRequest) -> int:
     m = manifest(req.build_dir)
     wf = m["workflow"]
     names = members(req.build_dir, req.job)
-    previous = slot_path(wf["dir"], m["build"], req.job, req.slot - 1) if req.slot > 1 else None
+    first = first_step(req.build_dir, req.job) if req.slot <= 2 else ""
+    previous = (
+        slot_path(wf["dir"], m["build"], req.job, req.slot - 1, first) if req.slot > 1 else None
+    )
     steps = next_steps(req.build_dir, req.job, req.slot, previous)
     ok = runnable(m, steps)
     grow = growths(req.build_dir, req.job, req.slot, req.attempt, previous, steps)
@@ -221,7 +232,8 @@ def run_job(req: JobRequest) -> int:
                 out[ds] = record
     if retry:
         return 1
-    _write_json_atomic(slot_path(wf["dir"], m["build"], req.job, req.slot), {"datasets": out})
+    out_path = slot_path(wf["dir"], m["build"], req.job, req.slot, first)
+    _write_json_atomic(out_path, {"datasets": out})
     return 0
 
 
