@@ -277,8 +277,8 @@ def test_clean_removes_only_what_is_past_retention(tmp_path: Path):
     lines = text.splitlines()
     assert f"removed build {wf}/.padocc/builds/{old_build}" in lines
     assert f"removed run directory {runs / 'cl-old'}" in lines
-    assert any(ln.startswith("removed 1 job logs under") for ln in lines), text
-    assert any(ln.startswith("removed 1 Snakemake logs under") for ln in lines), text
+    assert any(ln.startswith("removed 1 job log under") for ln in lines), text
+    assert any(ln.startswith("removed 1 Snakemake log under") for ln in lines), text
     assert sorted(os.listdir(wf / ".padocc" / "builds")) == [current]  # old though it is
     assert not (wf / ".padocc" / "run" / old_build).exists()
     assert list((wf / ".snakemake" / "log").iterdir()) == []
@@ -293,7 +293,7 @@ def test_clean_removes_only_what_is_past_retention(tmp_path: Path):
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         rc, text = clean_run(str(wf))
-        assert f"{wf}: a run holds .padocc/run.lock: 1 old builds kept until it ends" in text
+        assert f"{wf}: a run holds .padocc/run.lock: 1 old build kept until it ends" in text
         assert current in os.listdir(wf / ".padocc" / "builds")
     finally:
         os.close(fd)

@@ -13,6 +13,7 @@ from typing import TextIO
 from compiler.core.buildlock import hold_build
 from compiler.core.diagnostics import CompileError, Loc, fail, one_line
 from compiler.core.statusfile import StatusWriteError
+from compiler.core.words import plural
 from compiler.model.axes import parse_time
 from compiler.model.gates import check_want_size
 from compiler.model.resolve import Overrides, build_model
@@ -96,7 +97,7 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
             print(d, file=err)
     if opts.check_only:
         if not opts.quiet:
-            print(f"{model.source_file}: ok: {len(model.datasets)} datasets, {len(model.steps)} steps", file=out)
+            print(f"{model.source_file}: ok: {plural(len(model.datasets), 'dataset')}, {plural(len(model.steps), 'step')}", file=out)
         return 0, None
     # The pid too: two compiles in the same microsecond get different builds.
     build = new_build_id(wall_now, f"{model.dir}:{os.getpid()}")
@@ -118,8 +119,8 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
             print(f"freed the lease of a run that is gone: {h}", file=out)
         if held.runs:
             print(
-                f"live runs hold {len(held.datasets)} datasets and {len(held.chunks)} gate"
-                f" chunks: left to them ({'; '.join(held.runs)})",
+                f"live runs hold {plural(len(held.datasets), 'dataset')} and"
+                f" {plural(len(held.chunks), 'gate chunk')}: left to them ({'; '.join(held.runs)})",
                 file=out,
             )
     if not opts.quiet:
@@ -129,9 +130,9 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
             )
     if not opts.quiet:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(plan.counts.items()))
-        line = f"compiled {model.name}: {len(model.datasets)} datasets ({counts or 'none'})"
+        line = f"compiled {model.name}: {plural(len(model.datasets), 'dataset')} ({counts or 'none'})"
         if model.gates:
-            line += f", {len(gate_work.targets)} gate chunks to make, {len(gate_work.waiting)} waiting"
+            line += f", {plural(len(gate_work.targets), 'gate chunk')} to make, {len(gate_work.waiting)} waiting"
         where = f"-> {wf_dir / 'Snakefile'} (build {build})" if opts.write else "(dry run: nothing written)"
         print(f"{line} {where}", file=out)
     return 0, Compiled(model, build, manifest, plan, gate_work)

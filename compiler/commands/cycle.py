@@ -28,6 +28,7 @@ from compiler.core.diagnostics import CompileError, Loc, fail, one_line
 from compiler.core.routing import padocc_alive
 from compiler.core.safeio import read_regular
 from compiler.core.statusfile import position_of, read_history
+from compiler.core.words import plural
 from compiler.load import schema as S
 from compiler.load.yamlpos import load_yaml
 from compiler.model.resolve import Overrides
@@ -289,7 +290,7 @@ def _cycle(
         return rc
     _report_flock(prev, c.manifest, cfg, out)
     for p in c.plan.pending:
-        print(f"next: {p.id} {p.first or '(records its end)'} ({p.slots} jobs at most)", file=out)
+        print(f"next: {p.id} {p.first or '(records its end)'} ({plural(p.slots, 'job')} at most)", file=out)
     if opts.dry_run:
         return 0
     rc = 0
@@ -374,11 +375,11 @@ def _report_flock(prev: dict, manifest: dict, cfg: CycleConfig, out: TextIO) -> 
     old = prev.get("groups", {})
     for g in manifest["groups"]:
         if g["name"] not in old:
-            print(f"new group {g['name']}: {len(g['datasets'])} datasets", file=out)
+            print(f"new group {g['name']}: {plural(len(g['datasets']), 'dataset')}", file=out)
         elif _digest(old[g["name"]]) != g["digest"]:
             added = sorted(set(g["datasets"]) - set(_ids(old[g["name"]])))
             print(
-                f"group {g['name']} changed (content hash {g['digest']}): {len(added)} new datasets"
+                f"group {g['name']} changed (content hash {g['digest']}): {plural(len(added), 'new dataset')}"
                 + (
                     f" ({', '.join(added[:5])}{', ...' if len(added) > 5 else ''})" if added else ""
                 ),

@@ -25,6 +25,7 @@ from compiler.commands.report import Report, axis_text, build_report, human_para
 from compiler.commands.status import counts
 from compiler.core.diagnostics import CompileError, one_line
 from compiler.core.statusfile import iso
+from compiler.core.words import plural
 from compiler.render.render import render_template
 from compiler.runtime.survey import Survey, SurveyError, human_seconds, state_key
 
@@ -73,7 +74,7 @@ def run(opts: DashboardOptions) -> int:
     except OSError as e:
         print(f"{opts.output}: error: cannot write the page: {e.strerror or e}", file=sys.stderr)
         return 1
-    print(f"wrote {opts.output}: {len(s.records)} datasets, {len(s.warnings)} warnings")
+    print(f"wrote {opts.output}: {plural(len(s.records), 'dataset')}, {plural(len(s.warnings), 'warning')}")
     return 0
 
 
