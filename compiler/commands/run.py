@@ -1,5 +1,8 @@
 """`padocc run [WORKFLOW_DIR] [--profile P]`: the hourly cron line in one command.
 
+It ends with one line of what the cycle did, counted from the status lines its build
+wrote (runtime/cyclesummary.py): `run: 3 steps ran (2 Pass, 1 Fail), 1 dataset waiting`.
+
 Compile, then start Snakemake only when the build carries work. A cycle with nothing
 pending then costs a compile (a `stat` per status file), not Snakemake's start-up and
 DAG: this is what keeps a no-op hour cheap at 100k jobs. Same as
@@ -15,6 +18,7 @@ from pathlib import Path
 from compiler.commands import compile as compile_cmd
 from compiler.core.diagnostics import CompileError
 from compiler.render.write import check_current
+from compiler.runtime.cyclesummary import summarise
 from compiler.runtime.leases import Lease
 from compiler.runtime.snakemake_run import cannot_run, failed_because, profile_dir, run_snakemake
 
@@ -59,6 +63,7 @@ def _run(opts: RunOptions, lease: Lease) -> int:
         return rc
     if not c.plan.pending and not c.gate_work.targets:
         print("nothing to run: Snakemake not started")
+        print(_summary(c))
         return 0
     # The build's own Snakefile: a compile running meanwhile cannot swap it under us.
     snakefile = Path(opts.workflow_dir) / ".padocc" / "builds" / c.build / "Snakefile"
@@ -66,6 +71,7 @@ def _run(opts: RunOptions, lease: Lease) -> int:
         opts.workflow_dir, opts.profile, str(snakefile), ["--quiet", "all"], timeout=opts.timeout,
         build=c.build, lease=lease,
     )  # fmt: skip
+    print(_summary(c))  # whatever Snakemake's end: what the status files say was done
     if rc == 124:
         print(f"snakemake stopped at the {opts.timeout:g} s deadline", file=sys.stderr)
         return 1
@@ -73,3 +79,10 @@ def _run(opts: RunOptions, lease: Lease) -> int:
         print(failed_because(opts.workflow_dir, rc), file=sys.stderr)
         return 1
     return 0
+
+
+def _summary(c: compile_cmd.Compiled) -> str:
+    """One line: the steps this run's build ran and how they ended, the chunks it
+    made, and what is left for later cycles or to other live runs."""
+    planned = [(p.id, p.key) for p in c.plan.pending]
+    return summarise(c.manifest, planned, sorted(c.gate_work.making), c.plan.counts).line()
