@@ -382,7 +382,7 @@ BAD = [
     (
         "bad-low",
         "name: b\nworkflows:\n  - dir: ../hmi\n    gates: [{gate: hmi.lev1, low: may, high: 2}]\n",
-        "campaigns/b.yaml:4:35: error: cannot read time 'may': use UTC like 2010-05-01T00:00:00Z",
+        "campaigns/b.yaml:4:35: error: cannot read time 'may': use UTC like 2010-05-01, 2010-05-01T06:00 or 2010-05-01T06:00:00Z",
     ),
     (
         "bad-profile",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import padocc
+from conftest import WORKFLOWS, fresh_copy, padocc
 
 from compiler.core.words import plural
 
@@ -116,3 +116,136 @@ def test_run_summary_counts_gate_chunks(tmp_path: Path, high: str, said: str):
         last_line(padocc("run", str(wf), timeout=600))
         == f"run: 0 steps ran, {said}, 0 datasets waiting"
     )
+
+
+# --- 2. one time format everywhere -----------------------------------------------------
+
+# One instant, written each way a person writes it: with or without Z and seconds,
+# date only (midnight).
+SAME_MIDNIGHT = [
+    "2026-01-01",
+    "2026-01-01T00:00",
+    "2026-01-01T00:00Z",
+    "2026-01-01T00:00:00",
+    "2026-01-01T00:00:00Z",
+]
+BAD_TIMES = [
+    (
+        "soon",
+        "cannot read time 'soon': use UTC like 2010-05-01, 2010-05-01T06:00 or 2010-05-01T06:00:00Z",
+    ),
+    ("2026-02-30", "cannot read time '2026-02-30': day is out of range for month"),
+    ("2026-01-01T24:00", "cannot read time '2026-01-01T24:00': hour must be in 0..23"),
+]
+
+
+def one_error(r, line: str) -> None:
+    assert (r.returncode, r.stderr) == (2, line + "\n"), (r.returncode, r.stdout, r.stderr)
+
+
+def built_now(wf: Path) -> int:
+    import json
+
+    return json.loads((wf / ".padocc" / "current" / "manifest.json").read_text())["now"]
+
+
+def test_compile_and_run_take_every_form_of_now(tmp_path: Path):
+    wf = tiny(tmp_path / "wf", ["tas"], ["Fetch"])
+    seen = set()
+    for t in SAME_MIDNIGHT:
+        r = padocc("compile", str(wf), "--now", t)
+        assert r.returncode == 0, (t, r.stderr)
+        seen.add(built_now(wf))
+    assert seen == {1767225600}  # 2026-01-01T00:00:00Z
+    for t, said in BAD_TIMES:
+        one_error(padocc("compile", str(wf), "--now", t), f"--now: error: {said}")
+    assert last_line(padocc("run", str(wf), "--now", "2026-01-01T06:30", timeout=600)).startswith(
+        "run: "
+    )
+    assert built_now(wf) == 1767225600 + 6 * 3600 + 30 * 60
+    before = built_now(wf)
+    for t, said in BAD_TIMES:
+        one_error(padocc("run", str(wf), "--now", t), f"--now: error: {said}")
+    assert built_now(wf) == before  # nothing compiled
+
+
+def gated(wf: Path, want: str) -> Path:
+    wf.mkdir()
+    (wf / "workflow.yaml").write_text("name: G\ngates: gates.yaml\n")
+    (wf / "gates.yaml").write_text(
+        f"gates:\n  a:\n    axis: time\n    maxrange: 1h\n    want: {want}\n"
+        '    command: "true {low} {high}"\n'
+    )
+    return wf
+
+
+def test_gate_files_take_unquoted_dates_and_times_without_seconds(tmp_path: Path):
+    wf = gated(tmp_path / "wf", "{low: 2010-05-01, high: 2010-05-01T02:00}")
+    r = padocc("compile", str(wf))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("compiled G: 0 datasets (none), 2 gate chunks to make, 0 waiting ")
+    bad = gated(tmp_path / "bad", "{low: 2010-05-01, high: 2010-05-01T02:61}")
+    one_error(
+        padocc("compile", str(bad)),
+        f"{bad}/gates.yaml:5:35: error: cannot read time '2010-05-01T02:61': minute must be in 0..59",
+    )
+
+
+def test_gate_ranges_and_now_take_every_form(tmp_path: Path):
+    wf = gated(tmp_path / "wf", '{low: "2010-05-01T00:00:00Z", high: "2010-05-01T02:00:00Z"}')
+    assert padocc("compile", str(wf)).returncode == 0
+    want = "2010-05-01T00:00:00Z 2010-05-01T01:00:00Z missing\n"
+    for lo, hi in [
+        ("2010-05-01", "2010-05-01T01:00"),
+        ("2010-05-01T00:00Z", "2010-05-01T01:00:00"),
+    ]:
+        r = padocc("gate", "gaps", "a", lo, hi, "-C", str(wf), "--now", "2010-06-01")
+        assert (r.returncode, r.stdout, r.stderr) == (0, want, ""), (lo, hi)
+    for t, said in BAD_TIMES:
+        one_error(
+            padocc("gate", "gaps", "a", t, "2010-05-01", "-C", str(wf)), f"LOW: error: {said}"
+        )
+        one_error(padocc("gate", "range", "a", "-C", str(wf), "--now", t), f"--now: error: {said}")
+
+
+def test_report_dashboard_since_take_every_form(tmp_path: Path):
+    wf = tiny(tmp_path / "wf", ["tas"], ["Fetch"])
+    assert padocc("compile", str(wf)).returncode == 0
+    for t in SAME_MIDNIGHT:
+        r = padocc("report", str(wf), "--since", t)
+        assert r.returncode == 0, (t, r.stderr)
+        assert ", since 2026-01-01T00:00:00Z\n" in r.stdout.splitlines(keepends=True)[0]
+        r = padocc("dashboard", str(wf), "--since", t, "-o", str(tmp_path / "d.html"))
+        assert r.returncode == 0, (t, r.stderr)
+    r = padocc("report", str(wf), "--since", "2026-02-30")
+    one_error(
+        r, "padocc report: error: cannot read time '2026-02-30': day is out of range for month"
+    )
+    r = padocc("report", str(wf), "--since", "soon")
+    one_error(
+        r,
+        "padocc report: error: not a time or duration: 'soon' (use e.g. 2026-11-20, 2026-11-20T06:00, 7d)",
+    )
+
+
+def test_cycle_clean_campaign_take_every_form_and_reject_a_bad_now_first(tmp_path: Path):
+    wf = fresh_copy("flock", tmp_path / "flock")
+    conf = wf / "shepard.yaml"
+    camp = tmp_path / "c.yaml"
+    camp.write_text("name: c\nworkflows:\n  - dir: flock\n")
+    for t, said in BAD_TIMES:
+        for cmd in (["cycle", "--conf", str(conf)], ["clean", str(wf), "--retain", "1d"],
+                    ["campaign", "submit", str(camp)]):  # fmt: skip
+            r = padocc(*cmd, "--now", t)
+            one_error(r, f"--now: error: {said}")
+            assert r.stdout == "", cmd
+    assert sorted(p.name for p in wf.iterdir()) == sorted(
+        p.name for p in (WORKFLOWS / "flock").iterdir()
+    )
+    assert {p.name for p in tmp_path.iterdir()} == {"flock", "c.yaml"}  # no run directory
+    assert padocc("compile", str(wf)).returncode == 0
+    for t in SAME_MIDNIGHT:
+        r = padocc("cycle", "--conf", str(conf), "--dry-run", "--now", t)
+        assert r.returncode == 0, (t, r.stderr)
+        r = padocc("clean", str(wf), "--retain", "1d", "--dry-run", "--now", t)
+        assert r.returncode == 0, (t, r.stderr)

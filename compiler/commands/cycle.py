@@ -31,6 +31,7 @@ from compiler.core.statusfile import position_of, read_history
 from compiler.core.words import plural
 from compiler.load import schema as S
 from compiler.load.yamlpos import load_yaml
+from compiler.model.axes import parse_time
 from compiler.model.resolve import Overrides
 from compiler.render.assets import asset_dir
 from compiler.render.plan import Selection
@@ -218,6 +219,8 @@ class _Tee:
 
 def run(opts: CycleOptions) -> int:
     try:
+        if opts.now:  # a bad --now is said before anything is locked, logged or run
+            parse_time(opts.now, Loc("--now"))
         cfg = load_config(opts.conf)
     except CompileError as e:
         print(e.diagnostics[0], file=sys.stderr)
