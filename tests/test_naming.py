@@ -249,3 +249,34 @@ def test_cycle_clean_campaign_take_every_form_and_reject_a_bad_now_first(tmp_pat
         assert r.returncode == 0, (t, r.stderr)
         r = padocc("clean", str(wf), "--retain", "1d", "--dry-run", "--now", t)
         assert r.returncode == 0, (t, r.stderr)
+
+
+# --- 4. `status -l` says which step failed ----------------------------------------------
+
+
+def test_status_list_shows_the_step_that_failed(tmp_path: Path):
+    wf = tiny(tmp_path / "wf", ["tas", "pr", "uas"], ["Fetch", "Check"])
+    assert padocc("compile", str(wf)).returncode == 0
+    (wf / "status").mkdir()
+    ts = "STAT:20260101_000000_000000:Q:Q"
+    lines = {
+        "tas": ["Fetch:Engaged:", "Fetch:Pass:", "Check:Engaged:", "Check:Fail:exit=1", "Q:Fail:"],
+        "pr": ["Fetch:Engaged:", "Fetch:Fail:exit=2", "Q:Fail:"],
+        "uas": ["Fetch:Engaged:", "Fetch:Pass:"],
+    }
+    for v, stats in lines.items():
+        (wf / "status" / f"Q.m.{v}.status").write_text(
+            f"DATASETID=Q.m.{v}\n" + "".join(f"{ts}:{s}\n" for s in stats)
+        )
+    r = padocc("status", str(wf), "-l")
+    assert r.returncode == 0, r.stderr
+    head, *rows = r.stdout.splitlines()
+    assert head.split() == ["DATASET", "WORKFLOW", "STEP", "STATE", "SINCE", "BLOCKED", "FAILED"]
+    assert [row.split() for row in rows] == [
+        ["Q.m.pr", "Q", "Q", "Fail", "2026-01-01T00:00:00Z", "Fetch"],
+        ["Q.m.tas", "Q", "Q", "Fail", "2026-01-01T00:00:00Z", "Check"],
+        ["Q.m.uas", "Q", "Fetch", "Pass", "2026-01-01T00:00:00Z"],
+    ]
+    # the column lines up under its header
+    at = head.index("FAILED")
+    assert rows[1][at:] == "Check"
