@@ -280,3 +280,56 @@ def test_status_list_shows_the_step_that_failed(tmp_path: Path):
     # the column lines up under its header
     at = head.index("FAILED")
     assert rows[1][at:] == "Check"
+
+
+# --- 5. the workflow directory, named the same way in every command --------------------
+
+# Every command that acts on one workflow directory: its arguments after the directory.
+ON_A_WORKFLOW = [
+    ["compile", "--check"],
+    ["datasets"],
+    ["graph"],
+    ["status"],
+    ["report"],
+    ["why", "Q.m.tas"],
+    ["block", "Q.m.tas"],
+    ["unblock", "Q.m.tas"],
+    ["requeue", "Q.m.tas", "--at", "Fetch"],
+    ["cancel"],
+    ["catalog", "rebuild"],
+    ["catalog", "stale"],
+    ["gate", "range", "nosuch"],
+]
+
+
+def test_every_command_takes_the_workflow_dir_as_C_or_as_cwd(tmp_path: Path):
+    wf = tiny(tmp_path / "wf", ["tas"], ["Fetch"])
+    assert padocc("compile", str(wf)).returncode == 0
+    for cmd in ON_A_WORKFLOW:
+        by_c = padocc(*cmd[:2 if cmd[0] in ("catalog", "gate") else 1], "-C", str(wf),
+                      *cmd[2 if cmd[0] in ("catalog", "gate") else 1:])  # fmt: skip
+        in_cwd = padocc(*cmd, cwd=wf)
+        # the same answer; paths are shown as given (DIR/x from -C DIR, x from the cwd)
+        shown = by_c.stdout.replace(f"{wf}/", "").replace(str(wf), ".").replace("./", "")
+        assert (by_c.returncode, shown) == (in_cwd.returncode, in_cwd.stdout.replace("./", "")), cmd
+        assert by_c.returncode == (2 if cmd[0] == "gate" else 0), (cmd, by_c.stderr)
+    r = padocc("gate", "range", "nosuch", "-C", str(wf))
+    assert r.stderr == "padocc gate: error: unknown gate 'nosuch'\n"
+
+
+def test_the_old_first_argument_still_names_it(tmp_path: Path):
+    wf = tiny(tmp_path / "wf", ["tas"], ["Fetch"])
+    assert padocc("compile", str(wf)).returncode == 0
+    for cmd in (["why", str(wf), "Q.m.tas"], ["block", str(wf), "Q.m.tas"], ["status", str(wf)]):
+        r = padocc(*cmd)
+        assert r.returncode == 0, (cmd, r.stderr)
+        assert r.stdout == padocc(cmd[0], "-C", str(wf), *cmd[2:]).stdout, cmd
+    r = padocc("status", str(wf), "-C", str(wf))
+    one_error(
+        r,
+        f"padocc status: error: the workflow directory is given twice ('{wf}' and -C '{wf}'): give it once",
+    )
+    r = padocc("why", str(wf), "Q.m.tas", "Q.m.pr")
+    one_error(
+        r, "padocc why: error: give the workflow directory and one dataset: padocc why [WF] DATASET"
+    )
