@@ -54,11 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     _compile_args(c)
 
     d = sub.add_parser("datasets", help="list the dataset ids a workflow's spec expands to")
-    d.add_argument("workflow_dir", nargs="?", default=".")
+    _wf_args(d)
     d.add_argument("--keys", action="store_true", help="also print each routing key")
 
     u = sub.add_parser("run", help="compile, then run Snakemake only if there is work (cron)")
-    u.add_argument("workflow_dir", nargs="?", default=".")
+    _wf_args(u)
     u.add_argument("--profile", default="local", help="Snakemake profile: local, slurm or a path")
     u.add_argument("--timeout", type=_seconds, help="seconds Snakemake may run")
     u.add_argument("--now", help="take this UTC time as now")
@@ -70,16 +70,16 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--profile", default="local", help="Snakemake profile: local, slurm or a path")
 
     w = sub.add_parser("why", help="why is this dataset (or gate range) not done, and what moves it on")
-    w.add_argument("workflow_dir")
-    w.add_argument("dataset", help="a dataset id, or a gate with LOW and HIGH")
-    w.add_argument("low", nargs="?", help="a gate's range: LOW HIGH (LOW = HIGH: the chunk holding it)")
-    w.add_argument("high", nargs="?")
+    w.add_argument("where", nargs="+", metavar="[WF] DATASET | [WF] GATE LOW HIGH",
+                   help="workflow directory (default: .) and a dataset id, or a gate and its "
+                   "range LOW HIGH (LOW = HIGH: the chunk holding it)")  # fmt: skip
+    _wf_args(w, positional=False)
     w.add_argument("--key", default="", help="the dataset of a keyed gate")
     w.add_argument("--now", help="take this UTC time as now (retry delays, a want up to now)")
     w.add_argument("--format", choices=["text", "json"], default="text")
 
     gr = sub.add_parser("graph", help="the transition graph as Graphviz DOT, or SVG through dot")
-    gr.add_argument("workflow_dir", nargs="?", default=".")
+    _wf_args(gr)
     gr.add_argument("--format", choices=["dot", "svg"], default="dot")
     gr.add_argument("-o", "--output", default="", help="write here (default: standard output)")
     gr.add_argument("--counts", action="store_true", help="datasets at each step, by state")
@@ -95,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--force", action="store_true", help="replace an existing profile")
 
     x = sub.add_parser("cancel", help="cancel in-flight jobs of a workflow or of some datasets")
-    x.add_argument("workflow_dir", nargs="?", default=".")
+    _wf_args(x)
     x.add_argument("--dataset", action="append", default=[], help="only this dataset (repeatable)")
 
     y = sub.add_parser("cycle", help="one cron cycle: lock, scan the flock, compile, run, complete groups")
@@ -113,8 +113,10 @@ def _parser() -> argparse.ArgumentParser:
     for name, what in (("requeue", "put datasets back at Step:Ready"), ("block", "hold datasets out of cycles"),
                        ("unblock", "let blocked datasets run again")):
         q = sub.add_parser(name, help=what)
-        q.add_argument("workflow_dir")
-        q.add_argument("ids", nargs="*", help="dataset ids; '-' reads them from standard input")
+        q.add_argument("ids", nargs="*", metavar="[WF] ID",
+                       help="workflow directory (default: .; an existing directory), then dataset ids; "
+                       "'-' reads them from standard input")
+        _wf_args(q, positional=False)
         q.add_argument("--group", action="append", default=[], help="every dataset of a flock group")
         q.add_argument("--reason", default="", help="recorded in the STAT line")
         if name == "requeue":
@@ -130,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("gate")
     g.add_argument("low", nargs="?")
     g.add_argument("high", nargs="?")
-    g.add_argument("-C", "--workflow-dir", default=".", help="the workflow directory (default: .)")
+    _wf_args(g, positional=False)
     g.add_argument("--key", default="", help="dataset id, for a keyed gate")
     g.add_argument("--timeout", type=_seconds, default=3600, help="seconds 'wait' waits, and 'make'/'remake' wait for a live run of the workflow (default 3600)")
     g.add_argument("--now", help="take this UTC time as now")
@@ -167,8 +169,39 @@ def _job_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _wf_args(p: argparse.ArgumentParser, positional: bool = True) -> None:
+    """The workflow directory, named the same way in every command: `-C DIR` (default
+    .), or as the first argument where a command has always taken it there."""
+    if positional:
+        p.add_argument("workflow_dir", nargs="?", default=None, metavar="WF",
+                       help="workflow directory (default: .)")
+    p.add_argument("-C", "--workflow-dir", dest="wf_option", default=None, metavar="WF",
+                   help="workflow directory (default: .)")
+
+
+def _settle_workflow_dir(args: argparse.Namespace) -> str:
+    """args.workflow_dir from -C or the first argument, else "."; a problem, or ""."""
+    if not hasattr(args, "wf_option"):
+        return ""
+    given, command = getattr(args, "workflow_dir", None), getattr(args, "command", "compile")
+    if command == "why":
+        # [WF] DATASET or [WF] GATE LOW HIGH: two or four words name the directory first.
+        if len(args.where) > 4:
+            return "padocc why [WF] DATASET, or padocc why [WF] GATE LOW HIGH"
+        given = args.where[0] if len(args.where) in (2, 4) else None
+    elif command in ("requeue", "block", "unblock") and args.wf_option is None:
+        # The first argument is the workflow directory when it is one (as it always
+        # was); dataset ids are not directories.
+        if args.ids and args.ids[0] != "-" and os.path.isdir(args.ids[0]):
+            given, args.ids = args.ids[0], args.ids[1:]
+    if given is not None and args.wf_option is not None:
+        return f"the workflow directory is given twice ({given!r} and -C {args.wf_option!r}): give it once"
+    args.workflow_dir = args.wf_option or given or "."
+    return ""
+
+
 def _compile_args(c: argparse.ArgumentParser) -> None:
-    c.add_argument("workflow_dir", nargs="?", default=".", help="workflow directory (default: .)")
+    _wf_args(c)
     c.add_argument("--now", help="take this UTC time as now (replaying or testing a clock gate)")
     c.add_argument("--check", action="store_true", help="check the inputs and graph; write nothing")
     c.add_argument("-q", "--quiet", action="store_true", help="print errors only")
@@ -184,6 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Jobs start thousands of times a cycle: they skip building every subcommand's parser.
     job = bool(argv) and argv[0] in ("run-step", "run-chunk")
     args = (_job_parser() if job else _parser()).parse_args(argv)
+    if not job:
+        problem = _settle_workflow_dir(args)
+        if problem:
+            print(one_line(f"padocc {args.command}: error: {problem}"), file=sys.stderr)
+            return 2
     try:
         return _dispatch(args)
     except BrokenPipeError:
@@ -212,8 +250,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "why":
         from compiler.commands import why
 
-        return why.run(why.WhyOptions(args.workflow_dir, args.dataset, args.format, args.low, args.high,
-                                      args.key, args.now))
+        rest = args.where[1:] if len(args.where) in (2, 4) else args.where
+        low, high = (rest[1], rest[2]) if len(rest) == 3 else (None, None)
+        return why.run(why.WhyOptions(args.workflow_dir, rest[0], args.format, low, high,
+                                      args.key, args.now))  # fmt: skip
     if args.command == "graph":
         from compiler.commands import graph
 
@@ -314,7 +354,12 @@ def compile_main(argv: Sequence[str] | None = None) -> int:
     """`padocc-compile`: the same as `padocc compile`."""
     c = _Parser(prog="padocc-compile", description="compile a workflow directory")
     _compile_args(c)
-    return _compile(c.parse_args(argv))
+    args = c.parse_args(argv)
+    problem = _settle_workflow_dir(args)
+    if problem:
+        print(one_line(f"padocc-compile: error: {problem}"), file=sys.stderr)
+        return 2
+    return _compile(args)
 
 
 
@@ -328,7 +373,7 @@ def _facet(text: str) -> tuple[str, str]:
 def _ops_args(sub) -> None:
     """status / report / dashboard: read the current build's manifest and the status files."""
     s = sub.add_parser("status", help="datasets per current Step:State, with filters")
-    s.add_argument("workflow_dir", nargs="?", default=".")
+    _wf_args(s)
     s.add_argument("--facet", action="append", type=_facet, default=[], metavar="FACET=GLOB",
                    help="only datasets whose facet matches (repeatable: the same facet any, different all)")
     for opt, what in (("--workflow", "(sub-)workflow"), ("--step", "step"), ("--state", "state")):
@@ -341,7 +386,7 @@ def _ops_args(sub) -> None:
     for name, hlp in (("report", "per step: engagements, outcomes, time, retries, memory; failures, stuck"),
                       ("dashboard", "write the state of the workflow as one self-contained HTML page")):
         r = sub.add_parser(name, help=hlp)
-        r.add_argument("workflow_dir", nargs="?", default=".")
+        _wf_args(r)
         r.add_argument("--since", help="only engagements and failures since: ISO time or a duration (7d)")
         r.add_argument("--stuck-after", default="6h", help="Engaged longer than this is stuck (default 6h)")
         if name == "report":
@@ -374,7 +419,7 @@ def _catalog_args(sub) -> None:
     c = sub.add_parser("catalog", help="provenance catalog: rebuild, what-made, produced, stale")
     acts = c.add_subparsers(dest="action", required=True)
     r = acts.add_parser("rebuild", help="make the catalog again from the status files and the disk")
-    r.add_argument("workflow_dir", nargs="?", default=".")
+    _wf_args(r)
     w = acts.add_parser("what-made", help="the job that made a file, and whether the file changed since")
     w.add_argument("path")
     p = acts.add_parser("produced", help="what a run (build) produced")
@@ -382,7 +427,7 @@ def _catalog_args(sub) -> None:
     p.add_argument("--latest", action="store_true", help="the latest build that ran jobs")
     s = acts.add_parser("stale", help="outputs made by a step whose definition has changed since")
     for a in (w, p, s):
-        a.add_argument("-C", "--workflow-dir", default=".", help="the workflow directory (default: .)")
+        _wf_args(a, positional=False)
     for a in (r, w, p, s):
         a.add_argument("--format", choices=("table", "json"), default="table")
 

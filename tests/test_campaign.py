@@ -279,9 +279,9 @@ def test_clean_removes_only_what_is_past_retention(tmp_path: Path):
     lines = text.splitlines()
     assert f"removed build {wf}/.padocc/builds/{old_build}" in lines
     assert f"removed run directory {runs / 'cl-old'}" in lines
-    assert any(ln.startswith("removed 1 job logs under") for ln in lines), text
-    assert any(ln.startswith("removed 1 Snakemake logs under") for ln in lines), text
-    assert f"removed 1 SLURM logs under {wf}/.padocc/slurm-logs/r1/" in lines, text
+    assert any(ln.startswith("removed 1 job log under") for ln in lines), text
+    assert any(ln.startswith("removed 1 Snakemake log under") for ln in lines), text
+    assert f"removed 1 SLURM log under {wf}/.padocc/slurm-logs/r1/" in lines, text
     assert [p for p in (wf / ".padocc" / "slurm-logs").rglob("*") if p.is_file()] == [fresh_slurm]
     assert not (wf / ".padocc" / "slurm-logs" / "r1").exists()
     assert sorted(os.listdir(wf / ".padocc" / "builds")) == [current]  # old though it is
@@ -298,7 +298,7 @@ def test_clean_removes_only_what_is_past_retention(tmp_path: Path):
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         rc, text = clean_run(str(wf))
-        assert f"{wf}: a run holds .padocc/run.lock: 1 old builds kept until it ends" in text
+        assert f"{wf}: a run holds .padocc/run.lock: 1 old build kept until it ends" in text
         assert current in os.listdir(wf / ".padocc" / "builds")
     finally:
         os.close(fd)
@@ -387,7 +387,7 @@ BAD = [
     (
         "bad-low",
         "name: b\nworkflows:\n  - dir: ../hmi\n    gates: [{gate: hmi.lev1, low: may, high: 2}]\n",
-        "campaigns/b.yaml:4:35: error: cannot read time 'may': use UTC like 2010-05-01T00:00:00Z",
+        "campaigns/b.yaml:4:35: error: cannot read time 'may': use UTC like 2010-05-01, 2010-05-01T06:00 or 2010-05-01T06:00:00Z",
     ),
     (
         "bad-profile",

@@ -71,7 +71,7 @@ def test_cycles_as_cron_would(flock: Path):
         if n == 2:
             assert "new group new_c: 2 datasets" in r.stdout
         if n == 3:
-            assert "group new_c changed" in r.stdout and "1 new datasets (NEW_z_c)" in r.stdout
+            assert "group new_c changed" in r.stdout and "1 new dataset (NEW_z_c)" in r.stdout
         if n == 4:
             assert "quarantined group skipped: cmip_a" in r.stdout
             after = {p.name: p.read_text() for p in (flock / "status").glob("CMIP6_*")}

@@ -102,7 +102,7 @@ def test_request_beside_a_live_run_waits_and_makes_nothing_twice(tmp_path: Path)
             out=tmp_path / "second.out",
         )  # fmt: skip
         until(
-            lambda: "chunks being made by a live run" in (tmp_path / "second.out").read_text(),
+            lambda: "being made by a live run" in (tmp_path / "second.out").read_text(),
             "the second request did not wait for the live run's chunk",
         )
         (wf / "release").touch()
@@ -114,7 +114,7 @@ def test_request_beside_a_live_run_waits_and_makes_nothing_twice(tmp_path: Path)
             if p is not None and p.poll() is None:
                 p.kill()
     out = (tmp_path / "second.out").read_text().splitlines()
-    assert out[-2:] == ["made 1 chunks of a", "open"], out
+    assert out[-2:] == ["made 1 chunk of a", "open"], out
     starts = Counter(lo for what, _, lo, _ in log_lines(wf) if what == "start")
     assert starts == {
         "2010-05-01T00:00:00Z": 1,
@@ -136,12 +136,12 @@ def test_a_chunk_failed_max_failures_times_waits_for_a_remake(tmp_path: Path):
     # Not made again by make (nor by a cycle): it waits for a remake.
     r = padocc("gate", "make", "a", lo, hi, "-C", str(wf))
     assert (r.returncode, r.stdout.splitlines()) == (1, [
-        "waiting: a 20100501T000000Z__20100501T010000Z: a 20100501T000000Z__20100501T010000Z failed 1 times",
+        "waiting: a 20100501T000000Z__20100501T010000Z: a 20100501T000000Z__20100501T010000Z failed 1 time",
         "made 0 chunks of a",
         "closed",
     ])  # fmt: skip
     r = padocc("gate", "remake", "a", lo, hi, "-C", str(wf))
-    assert (r.returncode, r.stdout.splitlines()) == (0, ["made 1 chunks of a", "open"])
+    assert (r.returncode, r.stdout.splitlines()) == (0, ["made 1 chunk of a", "open"])
     assert [w for w, *_ in log_lines(wf)] == ["start", "start", "end"]
 
 

@@ -235,7 +235,7 @@ BAD = [
         "bad-time",
         'origin: "2010-05-01T00:00:00Z"',
         'origin: "2010-13-01T00:00:00Z"',
-        "hmi/gates.yaml:7:13: error: cannot read time '2010-13-01T00:00:00Z': use UTC like 2010-05-01T00:00:00Z",
+        "hmi/gates.yaml:7:13: error: cannot read time '2010-13-01T00:00:00Z': month must be in 1..12",
     ),
     (
         "unknown-axis",

@@ -226,7 +226,7 @@ def test_run_timeout_holds_while_snakemake_is_silent(tmp_path: Path):
     r = padocc("run", str(wf), "--timeout", "45", timeout=200)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "snakemake stopped at the 45 s deadline" in r.stderr
-    assert "interrupted steps of 1 datasets recorded" in r.stderr
+    assert "interrupted steps of 1 dataset recorded" in r.stderr
     got = [(s.state, s.params.get("attempt"), s.params.get("reason")) for s in lines(wf, ds)]
     assert got == [("Engaged", "1", None), ("Cancelled", "1", "deadline")]
     # The wrapper is gone (its command dies with it: test_reliability.py's

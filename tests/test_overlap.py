@@ -92,7 +92,7 @@ def test_a_long_step_holds_its_dataset_while_new_work_runs_and_a_kill_frees_it(t
         assert r.returncode == 0, r.stdout + r.stderr
         # B ran to its end while A's step was still held: this run never waited for A.
         assert final_states(wf)["B"] == "SOAK:Pass", r.stdout + r.stderr
-        assert "live runs hold 1 datasets and 0 gate chunks: left to them (run " in r.stdout
+        assert "live runs hold 1 dataset and 0 gate chunks: left to them (run " in r.stdout
         assert "(1 held by a live run, 1 pending)" in r.stdout, r.stdout
         assert ledger(wf, "A") == [("start", "Fetch")]
         assert not (wf / "control" / "release-A-Fetch").exists() and first.poll() is None
@@ -147,7 +147,7 @@ def test_a_request_during_a_live_run_waits_for_the_chunk_it_needs(tmp_path: Path
         _, _, lo, hi = log_lines(wf)[0]
         req = gate_popen(wf, "make", "a", lo, hi, "--timeout", "600", out=tmp_path / "req.out")
         until(
-            lambda: "chunks being made by a live run" in (tmp_path / "req.out").read_text(),
+            lambda: "being made by a live run" in (tmp_path / "req.out").read_text(),
             "the request did not wait for the run's chunk: " + (tmp_path / "req.out").read_text(),
         )
         (wf / "release").touch()
@@ -159,7 +159,7 @@ def test_a_request_during_a_live_run_waits_for_the_chunk_it_needs(tmp_path: Path
             if p is not None and p.poll() is None:
                 p.kill()
     out = (tmp_path / "req.out").read_text().splitlines()
-    assert out[0].startswith("waiting for 1 chunks being made by a live run (run "), out
+    assert out[0].startswith("waiting for 1 chunk being made by a live run (run "), out
     assert out[-2:] == ["made 0 chunks of a", "open"], out
     starts = Counter(lo for what, _, lo, _ in log_lines(wf) if what == "start")
     assert sorted(starts.values()) == [1, 1, 1, 1], starts

@@ -42,6 +42,7 @@ from compiler.core.diagnostics import CompileError, Loc, fail, suggest
 from compiler.core.routing import decide
 from compiler.core.shell import shell_argv
 from compiler.core.statusfile import position_of, read_history
+from compiler.core.words import plural
 from compiler.model.axes import format_time, parse_time, parse_value, time_tag
 from compiler.model.campaign import FINAL_FIELDS, Campaign, CampaignWorkflow, load_campaign
 from compiler.model.resolve import Overrides
@@ -160,8 +161,8 @@ def submit(opts: CampaignOptions, out: TextIO, err: TextIO) -> int:
             results[r.cw.label] = {"workflow": r.rounds[0].compiled.model.name, "outcome": "failure",
                                    "error": f"{type(e).__name__}: {e}"}  # fmt: skip
         res = results[r.cw.label]
-        print(f"  {r.cw.label}: {len(res.get('datasets', {}))} datasets, {len(res.get('gate_chunks', {}))} "
-              f"gate chunks, {len(r.rounds)} rounds: {res['outcome']}", file=out)  # fmt: skip
+        print(f"  {r.cw.label}: {plural(len(res.get('datasets', {})), 'dataset')}, "
+              f"{plural(len(res.get('gate_chunks', {})), 'gate chunk')}, {plural(len(r.rounds), 'round')}: {res['outcome']}", file=out)  # fmt: skip
     return _finish(camp, run_dir, results, started, out)
 
 

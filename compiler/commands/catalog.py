@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from compiler.core.diagnostics import CompileError
+from compiler.core.words import plural
 from compiler.runtime import catalog
 from compiler.runtime import workfiles as wfiles
 from compiler.runtime.survey import human_seconds, text_table, write_or_quit
@@ -78,8 +79,8 @@ def _rebuild(opts: CatalogOptions) -> int:
     for w in r.warnings:
         print(f"warning: {w}", file=sys.stderr)
     _emit(opts, {"jobs": r.jobs, "files": r.files, "undeclared": r.undeclared},
-          f"{catalog.catalog_path(opts.workflow_dir)}: {r.jobs} jobs, {r.files} files, "
-          f"{r.undeclared} undeclared files, from the status files and the disk\n")  # fmt: skip
+          f"{catalog.catalog_path(opts.workflow_dir)}: {plural(r.jobs, 'job')}, {plural(r.files, 'file')}, "
+          f"{plural(r.undeclared, 'undeclared file')}, from the status files and the disk\n")  # fmt: skip
     return 0
 
 
@@ -177,8 +178,8 @@ def _produced(opts: CatalogOptions) -> int:
         print(f"padocc catalog: no jobs of build {build} in the catalog", file=sys.stderr)
         return 1
     counts = ", ".join(f"{n} {s}" for s, n in states)
-    head = (f"build {build}: {sum(n for _, n in states)} jobs ({counts}); "
-            f"{len(files)} files it made are current\n")  # fmt: skip
+    head = (f"build {build}: {plural(sum(n for _, n in states), 'job')} ({counts}); "
+            f"{plural(len(files), 'file')} it made {'is' if len(files) == 1 else 'are'} current\n")  # fmt: skip
     table = text_table(("path", "bytes", "sha256", "dataset", "step", "attempt", "state"),
                        [(f["path"], f["size"], f["sha256"][:16], f["dataset"], f["step"], f["attempt"],
                          f["state"]) for f in files], right=(1, 5)) if files else ""  # fmt: skip
@@ -208,7 +209,7 @@ def _stale(opts: CatalogOptions) -> int:
                        [(s["path"], s["dataset"], s["step"], s["build"], s["changed"]) for s in stale])
             if stale else "no stale outputs: every catalogued output came from its step's current version\n")  # fmt: skip
     if unknown:
-        text += f"({unknown} outputs from builds whose manifest is gone or has no step digests were not checked)\n"
+        text += f"({plural(unknown, 'output')} from builds whose manifest is gone or has no step digests {'was' if unknown == 1 else 'were'} not checked)\n"
     _emit(opts, {"build": m["build"], "stale": stale, "unchecked": unknown}, text)
     return 0
 

@@ -35,6 +35,7 @@ from typing import TextIO
 from compiler.core.buildlock import flock_held
 from compiler.core.diagnostics import CompileError, Loc, fail
 from compiler.core.safeio import read_regular
+from compiler.core.words import plural
 from compiler.model.axes import parse_duration_s, parse_time
 from compiler.render.manifest import current_manifest
 
@@ -127,11 +128,11 @@ class Cleaner:
         cutoff = self.now - retain_s
         self.protected = [Path(m["workflow"]["status_dir"]).resolve()]
         wf_abs = wf.resolve()
-        self._files(wf, wf_abs / ".padocc" / "logs", cutoff, "job logs", per_top=True)
+        self._files(wf, wf_abs / ".padocc" / "logs", cutoff, "job log", per_top=True)
         self._builds(wf, wf_abs, cutoff)
-        self._files(wf, wf_abs / ".snakemake" / "log", cutoff, "Snakemake logs", per_top=False)
+        self._files(wf, wf_abs / ".snakemake" / "log", cutoff, "Snakemake log", per_top=False)
         # Failed jobs' SLURM logs, one directory per run (runtime/snakemake_run.py).
-        self._files(wf, wf_abs / ".padocc" / "slurm-logs", cutoff, "SLURM logs", per_top=True)
+        self._files(wf, wf_abs / ".padocc" / "slurm-logs", cutoff, "SLURM log", per_top=True)
 
     def _files(self, wf: Path, top: Path, cutoff: float, what: str, per_top: bool) -> None:
         """Files older than cutoff under top; then directories left empty that are old
@@ -159,7 +160,7 @@ class Cleaner:
                     self._remove(Path(root))
         shown = os.path.join(str(wf), os.path.relpath(top, wf.resolve()))
         for group, n in sorted(counts.items()):
-            print(f"{self.verb} {n} {what} under {os.path.join(shown, group)}", file=self.out)
+            print(f"{self.verb} {plural(n, what)} under {os.path.join(shown, group)}", file=self.out)
 
     def _builds(self, wf: Path, wf_abs: Path, cutoff: float) -> None:
         builds = wf_abs / ".padocc" / "builds"
@@ -178,7 +179,7 @@ class Cleaner:
             if age < cutoff:
                 old.append(b)
         if old and run_lock_held(wf_abs):
-            print(f"{wf}: a run holds .padocc/run.lock: {len(old)} old builds kept until it ends",
+            print(f"{wf}: a run holds .padocc/run.lock: {plural(len(old), 'old build')} kept until it ends",
                   file=self.out)  # fmt: skip
             return
         for b in old:

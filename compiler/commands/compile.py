@@ -14,6 +14,7 @@ from compiler.core.buildlock import group_moves, hold_build
 from compiler.core.diagnostics import CompileError, Loc, fail, one_line
 from compiler.core.statusfile import StatusWriteError
 from compiler.core.testpause import pause_at
+from compiler.core.words import plural
 from compiler.load.profile import Executor
 from compiler.model.axes import parse_time
 from compiler.model.gates import check_want_size, wanted_chunk_count
@@ -76,21 +77,17 @@ def new_build_id(now: datetime, seed: str) -> str:
     return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + digest
 
 
-def _n(n: int, what: str) -> str:
-    return f"{n} {what}" if n == 1 else f"{n} {what}s"
-
-
 def check_summary(model: Workflow, now: float) -> str:
     """What `--check` found: datasets and steps, and the gates with the chunks their
     wants ask for at `now` (keyed gates: per dataset). A gate-only workflow has no steps
     to speak of."""
-    parts = [_n(len(model.datasets), "dataset")]
+    parts = [plural(len(model.datasets), "dataset")]
     if model.steps or not model.gates:
-        parts.append(_n(len(model.steps), "step"))
+        parts.append(plural(len(model.steps), "step"))
     if model.gates:
         per_key = len(model.datasets)
         n = sum(wanted_chunk_count(g, now) * (per_key if g.keyed else 1) for g in model.gates)
-        parts += [_n(len(model.gates), "gate"), f"{_n(n, 'chunk')} wanted"]
+        parts += [plural(len(model.gates), "gate"), f"{plural(n, 'chunk')} wanted"]
     return ", ".join(parts)
 
 
@@ -151,8 +148,8 @@ def _compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[i
             print(f"freed the lease of a run that is gone: {h}", file=out)
         if held.runs:
             print(
-                f"live runs hold {len(held.datasets)} datasets and {len(held.chunks)} gate"
-                f" chunks: left to them ({'; '.join(held.runs)})",
+                f"live runs hold {plural(len(held.datasets), 'dataset')} and"
+                f" {plural(len(held.chunks), 'gate chunk')}: left to them ({'; '.join(held.runs)})",
                 file=out,
             )
     if not opts.quiet and plan.requeue:
@@ -166,9 +163,9 @@ def _compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[i
         )
     if not opts.quiet:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(plan.counts.items()))
-        line = f"compiled {model.name}: {len(model.datasets)} datasets ({counts or 'none'})"
+        line = f"compiled {model.name}: {plural(len(model.datasets), 'dataset')} ({counts or 'none'})"
         if model.gates:
-            line += f", {len(gate_work.targets)} gate chunks to make, {len(gate_work.waiting)} waiting"
+            line += f", {plural(len(gate_work.targets), 'gate chunk')} to make, {len(gate_work.waiting)} waiting"
         where = f"-> {wf_dir / 'Snakefile'} (build {build})" if opts.write else "(dry run: nothing written)"
         print(f"{line} {where}", file=out)
     return 0, Compiled(model, build, manifest, plan, gate_work)

@@ -32,9 +32,11 @@ from compiler.core.routing import padocc_alive
 from compiler.core.safeio import open_regular, read_regular
 from compiler.core.statusfile import position_of, read_history
 from compiler.core.testpause import pause_at
+from compiler.core.words import plural
 from compiler.load import schema as S
 from compiler.load.profile import executor_of
 from compiler.load.yamlpos import load_yaml
+from compiler.model.axes import parse_time
 from compiler.model.chunks import MAX_WANT_CHUNKS
 from compiler.model.notify import resolve_notify
 from compiler.model.resolve import MAX_CYCLE_DATASETS, Overrides, bounded_key
@@ -244,6 +246,8 @@ class _Tee:
 
 def run(opts: CycleOptions) -> int:
     try:
+        if opts.now:  # a bad --now is said before anything is locked, logged or run
+            parse_time(opts.now, Loc("--now"))
         cfg = load_config(opts.conf)
     except CompileError as e:
         print(e.diagnostics[0], file=sys.stderr)
@@ -331,7 +335,7 @@ def _cycle(
         return rc
     _report_flock(prev, c.manifest, cfg, out)
     for p in c.plan.pending:
-        print(f"next: {p.id} {p.first or '(records its end)'} ({p.slots} jobs at most)", file=out)
+        print(f"next: {p.id} {p.first or '(records its end)'} ({plural(p.slots, 'job')} at most)", file=out)
     if opts.dry_run:
         return 0
     rc, failed = 0, ""
@@ -432,11 +436,11 @@ def _report_flock(prev: dict, manifest: dict, cfg: CycleConfig, out: TextIO) -> 
     old = prev.get("groups", {})
     for g in manifest["groups"]:
         if g["name"] not in old:
-            print(f"new group {g['name']}: {len(g['datasets'])} datasets", file=out)
+            print(f"new group {g['name']}: {plural(len(g['datasets']), 'dataset')}", file=out)
         elif _digest(old[g["name"]]) != g["digest"]:
             added = sorted(set(g["datasets"]) - set(_ids(old[g["name"]])))
             print(
-                f"group {g['name']} changed (content hash {g['digest']}): {len(added)} new datasets"
+                f"group {g['name']} changed (content hash {g['digest']}): {plural(len(added), 'new dataset')}"
                 + (
                     f" ({', '.join(added[:5])}{', ...' if len(added) > 5 else ''})" if added else ""
                 ),

@@ -34,6 +34,7 @@ from compiler.commands.report import (
 from compiler.commands.status import counts
 from compiler.core.diagnostics import CompileError, one_line
 from compiler.core.statusfile import iso
+from compiler.core.words import plural
 from compiler.render.render import render_template
 from compiler.runtime.survey import Survey, SurveyError, human_seconds, state_key
 
@@ -82,7 +83,7 @@ def run(opts: DashboardOptions) -> int:
     except OSError as e:
         print(f"{opts.output}: error: cannot write the page: {e.strerror or e}", file=sys.stderr)
         return 1
-    print(f"wrote {opts.output}: {len(s.records)} datasets, {len(s.warnings)} warnings")
+    print(f"wrote {opts.output}: {plural(len(s.records), 'dataset')}, {plural(len(s.warnings), 'warning')}")
     return 0
 
 

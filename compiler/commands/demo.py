@@ -10,6 +10,7 @@ from pathlib import Path
 
 from compiler.commands import compile as compile_cmd
 from compiler.core.statusfile import position_of, read_history
+from compiler.core.words import plural
 from compiler.render.assets import asset_dir
 from compiler.runtime.snakemake_run import run_snakemake
 
@@ -73,7 +74,7 @@ def run(opts: DemoOptions) -> int:
         pending = (dest / ".padocc" / "current" / "pending.tsv").read_text().count("\n")
         if pending == 0:
             break
-        print(f"cycle {cycle}: running {pending} datasets with Snakemake (profile {opts.profile})")
+        print(f"cycle {cycle}: running {plural(pending, 'dataset')} with Snakemake (profile {opts.profile})")
         rc = run_snakemake(str(dest), opts.profile, extra=["--quiet", "all"])
         if rc != 0:
             print(f"snakemake exited {rc}", file=sys.stderr)

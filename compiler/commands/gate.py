@@ -27,6 +27,7 @@ from pathlib import Path
 
 from compiler.commands import compile as compile_cmd
 from compiler.core.diagnostics import CompileError, Loc, suggest
+from compiler.core.words import plural
 from compiler.model.axes import parse_time, parse_value, time_to_carrington
 from compiler.model.chunks import chunk_at, want_range
 from compiler.render.coverage import (
@@ -224,7 +225,7 @@ def _make(req: Request, opts: GateOptions, force: bool = False) -> int:
             # Counted from the markers: a run that submitted nothing made nothing.
             made = sum(1 for t, was in before.items() if _marker(wf / t) not in (None, was))
     short = f" (of {len(work.targets)} asked for)" if made < len(work.targets) else ""
-    print(f"made {made} chunks of {req.name}{short}")
+    print(f"made {plural(made, 'chunk')} of {req.name}{short}")
     if rc != 0:
         print(f"snakemake exited {rc}", file=sys.stderr)
         return ERROR
@@ -251,7 +252,7 @@ def _claim_when_free(req: Request, opts: GateOptions, lease: Lease, force: bool)
         if not told:
             runs = sorted({held.chunks.get(c, "running") for c in needed})
             print(
-                f"waiting for {len(needed)} chunks being made by a live run ({'; '.join(runs)})",
+                f"waiting for {plural(len(needed), 'chunk')} being made by a live run ({'; '.join(runs)})",
                 flush=True,
             )
             told = True

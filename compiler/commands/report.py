@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from compiler.core.statusfile import iso
+from compiler.core.words import plural
 from compiler.runtime.survey import (
     Coverage,
     Failure,
@@ -167,7 +168,7 @@ def covered_text(c: Coverage) -> str:
 
 def as_text(r: Report) -> str:
     window = f"since {_iso_dt(r.since)}" if r.since else "all time"
-    parts = [f"{r.workflow}: {r.datasets} datasets, build {r.build}, {window}\n\n"]
+    parts = [f"{r.workflow}: {plural(r.datasets, 'dataset')}, build {r.build}, {window}\n\n"]
     parts.append(text_table(
         ("STEP", "DATASETS", "ENGAGED", "PASS", "FAIL", "OTHER", "RETRIES", "TOTAL", "MEAN", "MEDIAN",
          "P95", "SHARE", "PEAK_MB"),

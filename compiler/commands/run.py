@@ -1,5 +1,8 @@
 """`padocc run [WORKFLOW_DIR] [--profile P]`: the hourly cron line in one command.
 
+It ends with one line of what the cycle did, counted from the status lines its build
+wrote (runtime/cyclesummary.py): `run: 3 steps ran (2 Pass, 1 Fail), 1 dataset waiting`.
+
 Compile, then start Snakemake only when the build carries work. A cycle with nothing
 pending then costs a compile (a `stat` per status file), not Snakemake's start-up and
 DAG: this is what keeps a no-op hour cheap at 100k jobs. Same as
@@ -17,6 +20,7 @@ from compiler.commands import compile as compile_cmd
 from compiler.core.diagnostics import CompileError
 from compiler.load.profile import executor_of
 from compiler.render.write import check_current
+from compiler.runtime.cyclesummary import summarise
 from compiler.runtime.held import Held
 from compiler.runtime.leases import Lease
 from compiler.runtime.notify import notify_after
@@ -79,6 +83,7 @@ def _run(opts: RunOptions, lease: Lease, out: TextIO, err: TextIO, held: Held | 
     wf, now = opts.workflow_dir, float(c.manifest["now"])
     if not c.plan.pending and not c.gate_work.targets:
         print("nothing to run: Snakemake not started", file=out)
+        print(_summary(c), file=out)
         notify_after(c.model.notify, wf, c.model, now, sys.stderr)
         return 0
     # The build's own Snakefile: a compile running meanwhile cannot swap it under us.
@@ -87,6 +92,7 @@ def _run(opts: RunOptions, lease: Lease, out: TextIO, err: TextIO, held: Held | 
         opts.workflow_dir, opts.profile, str(snakefile), ["--quiet", "all"], timeout=opts.timeout,
         build=c.build, lease=lease, log=held,
     )  # fmt: skip
+    print(_summary(c), file=out)  # whatever Snakemake's end: what the status files say was done
     failed = ""
     if rc == 124:
         failed = f"snakemake stopped at the {opts.timeout:g} s deadline"
@@ -96,3 +102,10 @@ def _run(opts: RunOptions, lease: Lease, out: TextIO, err: TextIO, held: Held | 
         print(failed, file=err)
     notify_after(c.model.notify, wf, c.model, now, sys.stderr, failed)
     return 1 if failed else 0
+
+
+def _summary(c: compile_cmd.Compiled) -> str:
+    """One line: the steps this run's build ran and how they ended, the chunks it
+    made, and what is left for later cycles or to other live runs."""
+    planned = [(p.id, p.key) for p in c.plan.pending]
+    return summarise(c.manifest, planned, sorted(c.gate_work.making), c.plan.counts).line()

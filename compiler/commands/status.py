@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
-from compiler.core.statusfile import iso
+from compiler.core.statusfile import iso, read_history
 from compiler.runtime.survey import (
     Filters,
     Record,
@@ -63,16 +64,30 @@ def run(opts: StatusOptions, out: TextIO | None = None) -> int:
         text = json.dumps(as_json(s, chosen), indent=1) + "\n"
     elif opts.list_datasets:
         text = text_table(
-            ("DATASET", "WORKFLOW", "STEP", "STATE", "SINCE", "BLOCKED"),
-            ((r.id, r.workflow, r.step, r.state, iso(r.since), "yes" if r.blocked else "")
-             for r in sorted(chosen, key=lambda r: r.id)),
-        )
+            ("DATASET", "WORKFLOW", "STEP", "STATE", "SINCE", "BLOCKED", "FAILED"),
+            ((r.id, r.workflow, r.step, r.state, iso(r.since), "yes" if r.blocked else "",
+              failed_step(r)) for r in sorted(chosen, key=lambda r: r.id)),
+        )  # fmt: skip
     else:
         rows = [(wf, step, state, n, b) for (wf, step, state), (n, b) in counts(s, chosen).items()]
         rows.append(("total", "", "", len(chosen), sum(1 for r in chosen if r.blocked)))
         text = text_table(("WORKFLOW", "STEP", "STATE", "DATASETS", "BLOCKED"), rows, right=(3, 4))
     write_or_quit(out, text)
     return 0
+
+
+def failed_step(r: Record) -> str:
+    """For a dataset in Fail, the step whose outcome sent it there: its own Fail line,
+    or the last step outcome before a (sub-)workflow's end marker `W:W:Fail` (a step's
+    Fail, or a state of its own the graph routes to Fail). Only those files are read."""
+    if r.state != "Fail" or r.status_file is None:
+        return ""
+    if r.workflow != r.step:
+        return r.step
+    for st in reversed(read_history(Path(r.status_file)).stats):
+        if st.binding and st.state != "Engaged" and st.sub != st.step:
+            return st.step
+    return ""
 
 
 def counts(s: Survey, records: list[Record]) -> dict[tuple[str, str, str], tuple[int, int]]:

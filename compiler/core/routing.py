@@ -12,6 +12,7 @@ import socket
 from collections.abc import Mapping
 
 from compiler.core.statusfile import FINAL, QUARANTINED, Position
+from compiler.core.words import plural
 
 
 def route(table: Mapping[str, Mapping[str, dict]], position: str, key: str) -> dict:
@@ -83,7 +84,7 @@ def decide(pos: Position, key: str, graph: Mapping, max_visits: int) -> dict:
         if n >= max_visits:
             return {
                 "kind": "stuck",
-                "reason": f"visit limit: {act['step']} already ran {n} times",
+                "reason": f"visit limit: {act['step']} already ran {plural(n, 'time')}",
                 "sub": act["sub"],
                 "step": act["step"],
             }

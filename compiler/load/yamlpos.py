@@ -7,6 +7,7 @@ later error can then point at the user's line.
 
 from __future__ import annotations
 
+import datetime
 import math
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,8 @@ def _convert(
     # Scalars: let SafeLoader's resolver decide int/bool/null/str as usual.
     value = yaml.SafeLoader.construct_object(_SCALAR_LOADER, node, deep=True)
     if as_text and value is not None and not isinstance(value, str):
+        return node.value
+    if isinstance(value, datetime.date):  # an unquoted time: its text, read as every time is
         return node.value
     if isinstance(value, float) and not math.isfinite(value):
         raise fail(_loc(path, node), f"'{node.value}' is not a finite number")

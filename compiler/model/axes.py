@@ -13,18 +13,9 @@ from datetime import UTC, datetime
 
 from compiler.core.diagnostics import Loc, fail
 from compiler.core.limits import MAX_DURATION_S
+from compiler.core.utctime import parse_utc
 
 AXES = ("time", "serial", "carrington")
-_TIME_FORMATS = (
-    "%Y-%m-%dT%H:%M:%SZ",
-    "%Y-%m-%dT%H:%MZ",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%d",
-    "%Y%m%dT%H%M%SZ",
-    "%Y.%m.%d_%H:%M:%S_UTC",
-    "%Y.%m.%d_%H:%M_UTC",
-    "%Y.%m.%d",
-)
 _DUR = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)", re.IGNORECASE)
 _DURATION = re.compile(r"(\s*\d+(?:\.\d+)?\s*[dhms])+\s*", re.IGNORECASE)
 
@@ -41,14 +32,11 @@ _UNIX_JD = 2440587.5
 
 
 def parse_time(text: str, loc: Loc) -> int:
-    s = str(text).strip()
-    for fmt in _TIME_FORMATS:
-        try:
-            dt = datetime.strptime(s, fmt)
-        except ValueError:
-            continue
-        return int(dt.replace(tzinfo=UTC).timestamp())
-    raise fail(loc, f"cannot read time '{text}': use UTC like 2010-05-01T00:00:00Z")
+    """Seconds since 1970, from any form core/utctime reads (one reader for all)."""
+    try:
+        return int(parse_utc(str(text)).timestamp())
+    except ValueError as e:
+        raise fail(loc, str(e)) from None
 
 
 def format_time(sec: float) -> str:

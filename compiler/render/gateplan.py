@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from compiler.core.words import plural
 from compiler.model.chunks import (
     DEFAULT_MAX_CHUNKS,
     edge,
@@ -59,7 +60,7 @@ class GateWork:
             return ""
         each = ", ".join(f"{g} {n}" for g, n in sorted(self.deferred.items()))
         return (
-            f"{sum(self.deferred.values())} gate chunks deferred to later cycles (a cycle "
+            f"{plural(sum(self.deferred.values()), 'gate chunk')} deferred to later cycles (a cycle "
             f"makes at most max_chunks chunks of each gate, default {DEFAULT_MAX_CHUNKS}): {each}"
         )
 
@@ -165,7 +166,7 @@ class GatePlanner:
             result = ("wait", f"{name} {cname} {BEING_MADE}")
             self._blocker[memo] = (*root, "held")
         elif st.failures.get(cname, 0) >= g["max_failures"] and not force:
-            result = ("wait", f"{name} {cname} failed {st.failures[cname]} times")
+            result = ("wait", f"{name} {cname} failed {plural(st.failures[cname], 'time')}")
             self._blocker[memo] = (*root, "failed")
         else:
             result = ("make", "")

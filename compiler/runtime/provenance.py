@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from compiler.core.statusfile import ENGAGED, parse_stamp, read_history
+from compiler.core.words import plural
 from compiler.runtime import catalog
 from compiler.runtime import workfiles as wfiles
 from compiler.runtime.build import manifest
@@ -43,7 +44,7 @@ def _names(names: list[str]) -> str:
 
 
 def _files(n: int) -> str:
-    return f"{n} undeclared file{'s' if n != 1 else ''}"
+    return plural(n, "undeclared file")
 
 
 # Rows waiting while a job wrapper batches them (see `batched`); a stack, innermost last.
@@ -202,7 +203,7 @@ def route_ended(m: dict, dataset: str) -> None:
         return
     if removed:
         n = len(removed)
-        _say(f"{dataset} has ended: removed {n} temp file{'s' if n != 1 else ''}: {_names(removed)}")
+        _say(f"{dataset} has ended: removed {plural(n, 'temp file')}: {_names(removed)}")
         _write(root, forget=[catalog.rel_to(root, workdir / r) for r in removed])
 
 

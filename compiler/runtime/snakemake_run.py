@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
+from compiler.core.words import plural
 from compiler.render.assets import asset_dir
 from compiler.runtime.deadline import (
     cancel_slurm_run,
@@ -125,7 +126,7 @@ def run_snakemake(
         note = (
             f"padocc: deadline of {timeout:g} s reached: Snakemake stopped"
             + (f", SLURM jobs {' '.join(ids)} cancelled" if ids else "")
-            + (f", interrupted steps of {len(done)} datasets recorded" if done else "")
+            + (f", interrupted steps of {plural(len(done), 'dataset')} recorded" if done else "")
         )
     if pump is not None:
         pump.join(timeout=10)

@@ -67,6 +67,7 @@ from compiler.core.statusindex import (  # noqa: F401  (re-exported for the surv
     to_stat,
 )
 from compiler.core.statusindex import Index as _Index
+from compiler.core.utctime import parse_utc
 from compiler.render.manifest import load_manifest
 
 
@@ -914,15 +915,6 @@ class GateFailure:
         return self.fails >= self.max_failures
 
 
-def _axis_value(v: object) -> float:
-    if isinstance(v, bool):
-        raise ValueError(v)
-    if isinstance(v, int | float):
-        return float(v)
-    t = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
-    return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
-
-
 def gaps_of(low: float, high: float, filled: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
     out, at = [], low
     for a, b in sorted((max(a, low), min(b, high)) for a, b in filled):
@@ -1058,11 +1050,12 @@ def parse_since(text: str, now: datetime) -> datetime:
     except OverflowError:  # "1000000d": a time before the year 1
         raise ValueError(f"duration too long: {text!r}") from None
     try:
-        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+        return parse_utc(text)
+    except ValueError as e:
+        if "use UTC like" not in str(e):  # a time, but no such day or hour
+            raise
         raise ValueError(f"not a time or duration: {text!r} (use e.g. 2026-11-20, "
                          "2026-11-20T06:00, 7d)") from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def at_or_after(ts: str, since: str) -> bool:
