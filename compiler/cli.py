@@ -185,10 +185,14 @@ def _settle_workflow_dir(args: argparse.Namespace) -> str:
         return ""
     given, command = getattr(args, "workflow_dir", None), getattr(args, "command", "compile")
     if command == "why":
-        # [WF] DATASET or [WF] GATE LOW HIGH: two or four words name the directory first.
-        if len(args.where) > 4:
-            return "padocc why [WF] DATASET, or padocc why [WF] GATE LOW HIGH"
-        given = args.where[0] if len(args.where) in (2, 4) else None
+        # [WF] DATASET or [WF] GATE LOW HIGH: two or four words name the directory
+        # first, and three when the first is a directory (a gate's range cut short).
+        n = len(args.where)
+        if n > 4:
+            return "give [WF] DATASET, or [WF] GATE LOW HIGH"
+        first_is_wf = n in (2, 4) or (n == 3 and os.path.isdir(args.where[0]))
+        given = args.where[0] if first_is_wf else None
+        args.where = args.where[1:] if first_is_wf else args.where
     elif command in ("requeue", "block", "unblock") and args.wf_option is None:
         # The first argument is the workflow directory when it is one (as it always
         # was); dataset ids are not directories.
@@ -250,8 +254,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "why":
         from compiler.commands import why
 
-        rest = args.where[1:] if len(args.where) in (2, 4) else args.where
-        low, high = (rest[1], rest[2]) if len(rest) == 3 else (None, None)
+        rest = args.where  # the directory taken off by _settle_workflow_dir
+        low = rest[1] if len(rest) > 1 else None
+        high = rest[2] if len(rest) > 2 else None
         return why.run(why.WhyOptions(args.workflow_dir, rest[0], args.format, low, high,
                                       args.key, args.now))  # fmt: skip
     if args.command == "graph":

@@ -172,7 +172,7 @@ def test_bad_gate_or_range_is_one_line_and_exit_2(tmp_path: Path):
         (("a",), "padocc why: error: 'a' is a gate: give LOW and HIGH"),
         (("a", A0), "padocc why: error: gate 'a': give both LOW and HIGH"),
         (("aa", A0, A1), "padocc why: error: unknown gate 'aa' (did you mean 'a'?)"),
-        (("a", "x", A1), "LOW: error: cannot read time 'x': use UTC like 2010-05-01T00:00:00Z"),
+        (("a", "x", A1), "LOW: error: cannot read time 'x': use UTC like 2010-05-01, 2010-05-01T06:00 or 2010-05-01T06:00:00Z"),
         (("a", A1, A0), f"padocc why: error: low {A1} is after high {A0}"),
         (("c", "0", "1e16"), "HIGH: error: serial value '1e16' is out of range: at most 1e15 either side of 0"),
         (("a", A0, A1, "--key", "x"), "padocc why: error: gate 'a' is not keyed: --key does not apply"),

@@ -329,7 +329,7 @@ def test_the_old_first_argument_still_names_it(tmp_path: Path):
         r,
         f"padocc status: error: the workflow directory is given twice ('{wf}' and -C '{wf}'): give it once",
     )
-    r = padocc("why", str(wf), "Q.m.tas", "Q.m.pr")
+    r = padocc("why", str(wf), "Q.m.tas", "Q.m.pr", "Q.m.ua", "Q.m.va")
     one_error(
-        r, "padocc why: error: give the workflow directory and one dataset: padocc why [WF] DATASET"
+        r, "padocc why: error: give [WF] DATASET, or [WF] GATE LOW HIGH"
     )
