@@ -204,7 +204,8 @@ def test_report_shows_failed_gate_chunks_gate_time_and_gates_without_want(tmp_pa
     assert f["params"]["exit"] == "1" and Path(log).is_file()
     steps = {s["step"]: (s["engaged"], s["passed"], s["failed"]) for s in doc["steps"]}
     assert steps == {"gate a": (1, 0, 1), "gate c": (2, 2, 0)}
-    assert all(s["total_s"] > 0 for s in doc["steps"])
+    # A chunk may take less than the 0.1 s a run's wall time is kept to: 0 is a time.
+    assert all(s["total_s"] >= 0 for s in doc["steps"])
     cov = {c["gate"]: (c["wanted"], c["low"], c["high"], c["covered"]) for c in doc["coverage"]}
     assert cov == {"a": (True, 1272672000.0, 1272686400.0, 0.0),
                    "b": (True, 1272672000.0, 1272686400.0, 0.0),
@@ -262,7 +263,7 @@ def test_dashboard_shows_failed_gate_chunks_and_gate_time_in_chromium(tmp_path: 
     bars = {
         e["attrs"]["data-step"]: float(e["attrs"]["data-seconds"]) for e in dom.all("g", cls="bar")
     }
-    assert set(bars) == {"gate a", "gate c"} and all(v > 0 for v in bars.values())
+    assert set(bars) == {"gate a", "gate c"} and all(v >= 0 for v in bars.values())
     gates = {g["attrs"]["data-gate"]: g for g in dom.all("div", cls="gate")}
     assert set(gates) == {"a", "b", "c"} and gates["c"]["attrs"]["data-wanted"] == "no"
     assert "serial axis, 0 .. 20, 100.0% (no want)" in gates["c"]["text"]
