@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from compiler.commands import compile as compile_cmd
 from compiler.core.diagnostics import CompileError, Loc, suggest
 from compiler.core.words import plural
 from compiler.model.axes import parse_time, parse_value, time_to_carrington
@@ -150,6 +149,10 @@ def _diag(msg: str, command: str = "padocc gate"):
 def run(opts: GateOptions) -> int:
     wf = Path(opts.workflow_dir)
     if opts.action in ("make", "remake"):
+        # Imported here: the compile (templates, the whole model) is only for make and
+        # remake; check, gaps and `padocc why GATE` answer without loading it.
+        from compiler.commands import compile as compile_cmd
+
         rc = compile_cmd.run(compile_cmd.CompileOptions(str(wf), quiet=True, now=opts.now))
         if rc != 0:
             return rc
