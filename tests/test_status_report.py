@@ -152,7 +152,7 @@ def test_status_list_and_filters(wf: Path, capsys):
     f = Filters(facets=(("realm", "oc*"), ("variable", "so")), states=("Pass", "Quarantined", "Blocked"))
     assert status.run(status.StatusOptions(str(wf), f, list_datasets=True)) == 0
     assert capsys.readouterr().out == """\
-DATASET                WORKFLOW    STEP       STATE        SINCE                 BLOCKED
+DATASET                WORKFLOW    STEP       STATE        SINCE                 BLOCKED  FAILED
 DEMO.ocean.hist.r1.so  VALIDATION  CheckTime  Quarantined  2023-05-03T19:02:09Z
 DEMO.ocean.hist.r2.so  DEMO        Generate   Pass         2023-05-03T17:00:03Z  yes
 DEMO.ocean.hist.r3.so  DEMO        Generate   Pass         2023-05-03T18:00:09Z

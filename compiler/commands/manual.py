@@ -117,7 +117,8 @@ def run(opts: ManualOptions) -> int:
     except CompileError as e:
         print(e.diagnostics[0], file=sys.stderr)
         return 2
-    with group_moves(opts.workflow_dir, exclusive=False):
+    # Not created here (a refused command leaves the tree as it was): a cycle makes it.
+    with group_moves(opts.workflow_dir, exclusive=False, create=False):
         return _apply(opts, m)
 
 
