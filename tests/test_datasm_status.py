@@ -351,6 +351,9 @@ def test_positions_between_steps_route_as_datasm_routes_them(tmp_path: Path):
     lines = top.read_text().splitlines(keepends=True)
     lines[28] = lines[28].replace("Validation:Ready", "VALIDATION:Ready")  # its one defect
     top.write_text("".join(lines))
+    # Every pending dataset in the one cycle compiled here (not the default bound,
+    # which leaves the most recently touched status files for later cycles).
+    (wf / "workflow.yaml").write_text((wf / "workflow.yaml").read_text() + "max_datasets_per_cycle: 100000\n")
     compile_wf(wf)
     ds = "CMIP6.C4MIP.E3SM-Project.E3SM-1-1.hist-bgc.r1i1p1f1.3hr.pr.gr"
     status = wf / "status" / f"{ds}.status"
