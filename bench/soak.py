@@ -128,14 +128,18 @@ class Soak:
             if rng.random() < 0.1:
                 (self.control / f"fail-{ds}-{rng.choice(['Fetch', 'Build'])}").touch()
                 self.played["steps failed once"] += 1
-            for n, (kind, what) in enumerate(
-                (("oom", "memory (SIGKILL)"), ("cpu", "CPU time (SIGXCPU)"))
-            ):
-                # Each kind at random, and once for sure (hours 0 and 1): even a short
-                # soak plays both.
-                if rng.random() < 0.08 or (h == n and ds == ids[0]):
-                    (self.control / f"{kind}-{ds}-{rng.choice(['Fetch', 'Build'])}").touch()
-                    self.played[f"steps killed for {what}"] += 1
+            for kind, what, sure in (("oom", "memory (SIGKILL)", "Fetch"),
+                                     ("cpu", "CPU time (SIGXCPU)", "Build")):  # fmt: skip
+                # Each kind at random, and once for sure in hour 0 (the first dataset's
+                # Fetch for memory, its Build for time): even a one-hour soak plays both.
+                if rng.random() < 0.08:
+                    step = rng.choice(["Fetch", "Build"])
+                elif h == 0 and ds == ids[0]:
+                    step = sure
+                else:
+                    continue
+                (self.control / f"{kind}-{ds}-{step}").touch()
+                self.played[f"steps killed for {what}"] += 1
         (wf / "groups" / f"h{h:03d}.txt").write_text("".join(f"{d}\n" for d in ids))
         self.played["groups"] += 1
         for ds, r in self.release_at.items():
