@@ -126,7 +126,8 @@ def test_ten_thousand_requeues_are_one_line(tmp_path: Path):
     ids = [f"SC.m{i:05d}" for i in range(10_000)]
     (wf / "data").mkdir(parents=True)
     (wf / "status").mkdir()
-    (wf / "workflow.yaml").write_text(WORKFLOW)
+    # All 10k in one cycle: the default bound (max_datasets_per_cycle) would defer half.
+    (wf / "workflow.yaml").write_text(WORKFLOW + "max_datasets_per_cycle: 10000\n")
     (wf / "transitions.yaml").write_text(GRAPH)
     (wf / "ids.txt").write_text("".join(i + "\n" for i in ids))
     final = "20260101_000000_000000"

@@ -353,4 +353,5 @@ def test_cycle_snakemake_timeout_holds_while_snakemake_is_silent(tmp_path: Path)
         if s.state == "Cancelled"
     ]
     assert cancelled and {(s.step, s.params["reason"]) for s in cancelled} == {("Init", "deadline")}
-    assert f"interrupted steps of {len(cancelled)} datasets recorded" in r.stdout
+    n = len(cancelled)
+    assert f"interrupted steps of {n} dataset{'' if n == 1 else 's'} recorded" in r.stdout

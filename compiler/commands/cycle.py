@@ -377,9 +377,12 @@ def _cycle(
         # have just left: `padocc status` would show them as new, and a `padocc block`
         # would start them afresh. A build without them becomes current now, not at
         # the next cycle.
-        rc2, c2 = compile_cmd.compile_workflow(copts, io.StringIO(), out)
+        said = io.StringIO()  # the first compile said its warnings already
+        rc2, c2 = compile_cmd.compile_workflow(copts, io.StringIO(), said)
         if c2 is not None:
             print(f"recompiled without the completed groups (build {c2.build})", file=out)
+        else:
+            out.write(said.getvalue())
         rc = rc or rc2
     notify_after(notify, cfg.workflow, c.model, float(c.manifest["now"]), sys.stderr, failed)
     return 0 if rc == 0 else 1
