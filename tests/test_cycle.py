@@ -378,6 +378,19 @@ def test_a_cycle_killed_while_moving_a_group_is_finished_by_the_next(
     assert len(list((flock / "complete" / "cmip_a" / "status").iterdir())) == 3
 
 
+def paused_at(stage: str, *args: str) -> subprocess.Popen:
+    """`padocc ARGS`, stopped at a test pause stage (core/testpause): returns once it
+    has said so; it waits there for SIGUSR1. Its stdout is a pipe, for the test."""
+    env = {**os.environ, "PADOCC_TEST_PAUSE_AT": stage}
+    p = subprocess.Popen([sys.executable, "-m", "compiler", *args], env=env, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert p.stderr is not None
+    for line in p.stderr:
+        if line == f"padocc-test: paused at {stage}\n":
+            return p
+    raise AssertionError(f"padocc {args[0]} ended (exit {p.wait()}) before {stage}")
+
+
 def test_a_completed_group_leaves_status_and_manual_commands_at_once(flock: Path):
     """Right after the cycle that completes obs_b (no compile in between): its
     datasets are no longer listed, and a block by hand is refused, starting no
@@ -403,17 +416,8 @@ def test_a_block_during_a_group_move_is_refused_or_moved_never_lost(flock: Path)
     status files); a person blocks one of its datasets meanwhile. The block waits,
     then is refused in one line: no orphan status file, no line lost in a removed file."""
     set_conf(flock, batch_limit=100)
-    env = {**os.environ, "PADOCC_TEST_PAUSE_AT": "group-locked"}
-    c = subprocess.Popen([sys.executable, "-m", "compiler", "cycle", "--conf",
-                          str(flock / "shepard.yaml")], env=env, text=True,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    c = paused_at("group-locked", "cycle", "--conf", str(flock / "shepard.yaml"))
     try:
-        assert c.stderr is not None
-        for line in c.stderr:
-            if line == "padocc-test: paused at group-locked\n":
-                break
-        else:
-            raise AssertionError(f"the cycle ended (exit {c.wait()}) before moving a group")
         moving = json.loads((flock / ".padocc" / "flock.json").read_text()) if (
             flock / ".padocc" / "flock.json").exists() else {}  # fmt: skip
         b = subprocess.Popen([sys.executable, "-m", "compiler", "block", str(flock),
@@ -483,16 +487,8 @@ def test_a_compile_that_read_the_flock_before_a_group_moved_does_not_rerun_it(fl
     as they were, so obs_b's datasets are not taken for new ones and run again."""
     r = padocc("run", str(flock), timeout=600)  # everything done; a run moves no group
     assert r.returncode == 0, r.stdout + r.stderr
-    env = {**os.environ, "PADOCC_TEST_PAUSE_AT": "datasets-read"}
-    a = subprocess.Popen([sys.executable, "-m", "compiler", "compile", str(flock)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    a = paused_at("datasets-read", "compile", str(flock))
     try:
-        assert a.stderr is not None
-        for line in a.stderr:
-            if line == "padocc-test: paused at datasets-read\n":
-                break
-        else:
-            raise AssertionError(f"the compile ended (exit {a.wait()}) before its plan")
         c = subprocess.Popen([sys.executable, "-m", "compiler", "cycle", "--conf",
                               str(flock / "shepard.yaml")], text=True,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
