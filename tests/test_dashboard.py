@@ -142,6 +142,8 @@ def check_counts(dom: Dom) -> None:
     assert [r["attrs"]["data-dataset"] for r in dom.all("tr", cls="stuck")] == [B]
     assert dom.by_id("coverage")["attrs"]["data-gates"] == "0"
     assert "no gates" in dom.by_id("coverage")["text"]
+    # No gates, no empty "Failed gate chunks" section either.
+    assert not [e for e in dom.elements if e["attrs"].get("id") == "gate-failures"]
     assert dom.by_id("warnings")["attrs"]["data-count"] == "5"
     assert A not in [r["attrs"].get("data-dataset") for r in rows]
 
@@ -156,6 +158,10 @@ def test_page_stands_alone(page: Path):
     assert all(h.startswith("#") or ("://" not in h and not h.startswith("/")) for h in hrefs)
     logs = [h for h in hrefs if not h.startswith("#")]
     assert logs and all((page.parent / h).resolve().name.endswith(".log") for h in logs)
+    # A link reads as it points: no absolute path of this machine in the text either.
+    texts = re.findall(r'<a href="[^#"][^"]*">([^<]*)</a>', html)
+    assert texts and all(not t.startswith("/") for t in texts), texts
+    assert str(page.parent) not in html
     dom = Dom(html)
     assert dom.by_id("js-total")["text"] == "?"  # filled in by the page's script only
     check_counts(dom)

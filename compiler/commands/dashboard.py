@@ -117,12 +117,16 @@ class _Ids:
         return out
 
 
+def page_path(path: str | None, page_dir: Path) -> str:
+    """A log's path as the page shows it: relative to the page, as its link is, so a
+    copy of the page names no directory of the cluster it was made on."""
+    return os.path.relpath(path, page_dir) if path else ""
+
+
 def link(path: str | None, page_dir: Path) -> str:
     """A log's link relative to the page, so a copy of the page and the logs beside it
     opens anywhere (off the cluster too)."""
-    if not path:
-        return ""
-    return urllib.parse.quote(os.path.relpath(path, page_dir))
+    return urllib.parse.quote(page_path(path, page_dir))
 
 
 def graph_svg(s: Survey) -> str:
@@ -246,7 +250,7 @@ def context(s: Survey, r: Report, max_list: int, page_dir: Path | None = None) -
         "chart_w": CHART_W,
         "gates": gates,
         "failures": [{"dataset": f.dataset, "step": f.step, "state": f.state, "when": iso(f.ts),
-                      "params": human_params(f.params), "log": f.log or "",
+                      "params": human_params(f.params), "log": page_path(f.log, page_dir),
                       "log_url": link(f.log, page_dir), "slurm_jobid": f.slurm_jobid}
                      for f in r.failures[:MAX_ROWS]],
         "n_failures": len(r.failures),
@@ -254,13 +258,13 @@ def context(s: Survey, r: Report, max_list: int, page_dir: Path | None = None) -
                            "high": axis_text(axes.get(f.gate, ""), f.high), "chunk": f.chunk,
                            "fails": f.fails, "max_failures": f.max_failures, "reached": f.reached,
                            "next": gate_next(f), "when": iso(f.ts), "slurm_jobid": f.slurm_jobid,
-                           "log": f.log or "", "log_url": link(f.log, page_dir),
+                           "log": page_path(f.log, page_dir), "log_url": link(f.log, page_dir),
                            "params": human_params({k: v for k, v in f.params.items()
                                                    if k not in ("low", "high", "chunk")})}
                           for f in r.gate_failures[:MAX_ROWS]],
         "n_gate_failures": len(r.gate_failures),
         "stuck": [{"dataset": x.dataset, "step": x.step, "since": iso(x.ts), "age": human_seconds(x.age_s),
-                   "host": x.host, "pid": x.pid, "slurm_jobid": x.slurm_jobid, "log": x.log or "",
+                   "host": x.host, "pid": x.pid, "slurm_jobid": x.slurm_jobid, "log": page_path(x.log, page_dir),
                    "log_url": link(x.log, page_dir)}
                   for x in r.stuck[:MAX_ROWS]],
         "n_stuck": len(r.stuck),
