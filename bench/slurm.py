@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""Benchmark padocc against plain Snakemake on a real SLURM cluster.
+
+    bash cluster/start-slurm.sh --install       # the one-node test cluster, once
+    python bench/slurm.py                       # the demo, and 1,000 trivial datasets
+    python bench/slurm.py --datasets 200 --plain-max 200
+
+Two workloads, each run to the end by both sides on the same cluster, one after the
+other, each on a fresh copy:
+
+  demo       workflows/demo (36 datasets, 6 steps, a fix-and-check loop, a branch by
+             realm, one dataset that fails and one quarantined). Plain: a hand-written
+             Snakefile doing the same work, one rule per step, the loop written as a
+             shell loop inside the check rule (plain Snakemake cannot route on an
+             outcome without checkpoints).
+  synthetic  N datasets through a linear graph of 4 steps, each `true` (bench/cycle.py's
+             synthetic workflow, every dataset still to do). Plain: its wildcard
+             Snakefile. Plain Snakemake runs one sbatch job per rule and dataset (4N
+             jobs); above --plain-max datasets it is not run (its job count is then
+             Snakemake's own dry-run count, marked as such).
+
+Both sides as shipped: ours `padocc run --profile slurm` until nothing is pending (a
+cron line, run again at once); plain `snakemake --profile profiles/slurm` with the
+same profile. Neither gets a flag of its own.
+
+Reported, per side: sbatch calls, SLURM jobs (array tasks counted one by one, from
+sacct), jobs that ran no step (ours: jobs whose id is on no status line; plain: every
+job runs its rule), squeue and sacct calls (through logging shims on PATH, the jobs'
+own calls included), wall seconds. No timing is asserted anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cycle import PLAIN, SMK, pending_of, transitions, workflow_yaml  # noqa: E402
+
+PY = sys.executable
+PROFILE = REPO / "profiles" / "slurm"
+COUNTED = ("sbatch", "squeue", "sacct", "scancel")
+
+DEMO_PLAIN = '''# Plain Snakemake: the demo's work, hand-written. One rule per step; the time-axis
+# loop (check, fix, check again, up to 3 checks) is a shell loop in one rule.
+import sys
+
+REALMS = {"atmos": ["tas", "pr", "psl"], "ocean": ["tos", "so", "zos"]}
+DS = [f"DEMO.{r}.{x}.{e}.{v}" for r, vs in REALMS.items() for v in vs
+      for x in ("hist", "ssp") for e in ("r1", "r2", "r3")]
+STEP = f"{sys.executable} {workflow.basedir}/bin/demo_step.py"
+
+def facets(ds):
+    _, realm, exp, ens, var = ds.split(".")
+    return f"{var} {exp} {ens}"
+
+rule all:
+    input: expand("work/{ds}/published", ds=DS)
+
+rule generate:
+    output: "work/{ds}/data.txt"
+    params: f=lambda w: facets(w.ds)
+    shell: "cd work/{wildcards.ds} && {STEP} generate {wildcards.ds} {params.f}"
+
+rule checktime:
+    input: "work/{ds}/data.txt"
+    output: "work/{ds}/time.ok"
+    params: f=lambda w: facets(w.ds)
+    shell:
+        "cd work/{wildcards.ds} && for i in 1 2 3; do "
+        "if {STEP} checktime {wildcards.ds}; then touch time.ok; exit 0; fi; "
+        "[ $i = 3 ] || {STEP} fixtime {wildcards.ds} {params.f} || exit 1; done; exit 1"
+
+rule checkmeta:
+    input: "work/{ds}/time.ok"
+    output: "work/{ds}/data_report.txt"
+    params: v=lambda w: w.ds.split(".")[4]
+    shell:
+        "cd work/{wildcards.ds} && PADOCC_PARAMS_FILE=params PADOCC_STATE_FILE=state "
+        "{STEP} checkmeta {wildcards.ds} {params.v}"
+
+rule regrid:
+    input: "work/{ds}/data_report.txt"
+    output: "work/{ds}/regridded.txt"
+    resources: mem_mb=500
+    shell: "cd work/{wildcards.ds} && {STEP} regrid {wildcards.ds}"
+
+rule publish:
+    input:
+        lambda w: f"work/{w.ds}/" + ("regridded.txt" if ".atmos." in w.ds else "data_report.txt")
+    output: "work/{ds}/published"
+    shell: "cd work/{wildcards.ds} && {STEP} publish {wildcards.ds}"
+'''
+
+
+def shims(base: Path) -> tuple[Path, Path]:
+    """A directory of logging stand-ins for the SLURM commands, and their log."""
+    d, log = base / "shims", base / "calls.log"
+    d.mkdir()
+    for cmd in COUNTED:
+        real = shutil.which(cmd)
+        if real is None:
+            raise SystemExit(f"bench: {cmd} not found: start the cluster (cluster/start-slurm.sh)")
+        p = d / cmd
+        p.write_text(f'#!/bin/sh\necho {cmd} >> "{log}"\nexec "{real}" "$@"\n')
+        p.chmod(0o755)
+    log.touch()
+    return d, log
+
+
+def counts(log: Path) -> dict[str, int]:
+    words = log.read_text().split()
+    return {c: words.count(c) for c in COUNTED}
+
+
+def sacct_jobs(since: str) -> list[str]:
+    """Raw ids of every job (each array task) started since `since`, by sacct, once
+    the accounting has caught up (it can lag the jobs' end by a few seconds)."""
+    last: list[str] = []
+    for _ in range(30):
+        out = subprocess.run(
+            ["sacct", "-X", "-n", "-P", "-a", "-S", since, "-o", "JobIDRaw,State"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        rows = [ln.split("|") for ln in out.splitlines() if ln.strip()]
+        ids = [r[0] for r in rows]
+        if ids == last and not any(r[1] in ("PENDING", "RUNNING") for r in rows):
+            return ids
+        last = ids
+        time.sleep(2)
+    return last
+
+
+def quiet_queue() -> None:
+    """Wait until the cluster runs nothing (a run's last jobs may still be ending)."""
+    for _ in range(300):
+        out = subprocess.run(["squeue", "-h"], capture_output=True, text=True, check=False)
+        if not out.stdout.strip():
+            return
+        time.sleep(1)
+    raise SystemExit("bench: the SLURM queue never emptied; is another run using the cluster?")
+
+
+def measure(label: str, run, base: Path) -> dict:
+    """Run one side (run(env) -> None) with the shims on PATH and count what it did."""
+    quiet_queue()
+    shim_dir, log = shims(base)
+    env = {**os.environ, "PATH": f"{shim_dir}:{os.environ['PATH']}"}
+    since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    time.sleep(1)  # sacct -S has one-second resolution
+    t0 = time.perf_counter()
+    run(env)
+    wall = time.perf_counter() - t0
+    jobs = sacct_jobs(since)
+    return {"label": label, "wall": wall, "jobs": jobs, **counts(log)}
+
+
+def engaged_jobids(wf: Path) -> set[str]:
+    ids: set[str] = set()
+    for f in (wf / "status").glob("*.status"):
+        ids.update(re.findall(r":Engaged:.*?slurm_jobid=(\d+)", f.read_text()))
+    return ids
+
+
+def ours(wf: Path) -> callable:
+    def run(env: dict) -> None:
+        for _ in range(20):
+            c = subprocess.run([PY, "-m", "compiler", "compile", str(wf)], env=env,
+                               capture_output=True, text=True, check=False)  # fmt: skip
+            if c.returncode != 0:
+                raise SystemExit(f"bench: compile failed:\n{c.stdout}{c.stderr}")
+            if pending_of(c.stdout) == 0:
+                return
+            r = subprocess.run([PY, "-m", "compiler", "run", str(wf), "--profile", str(PROFILE)],
+                               env=env, capture_output=True, text=True, check=False)  # fmt: skip
+            if r.returncode not in (0, 1):
+                raise SystemExit(f"bench: padocc run failed ({r.returncode}):\n{r.stderr[-3000:]}")
+        raise SystemExit("bench: work left after 20 rounds")
+
+    return run
+
+
+def plain(wf: Path) -> callable:
+    def run(env: dict) -> None:
+        subprocess.run([*SMK, "--profile", str(PROFILE), "-s", str(wf / "Snakefile"), "-d", str(wf)],
+                       env=env, capture_output=True, text=True, check=False)  # fmt: skip
+
+    return run
+
+
+def plain_dry_jobs(wf: Path) -> int:
+    out = subprocess.run([*SMK, "-n", "--cores", "1", "-s", str(wf / "Snakefile"), "-d", str(wf)],
+                         capture_output=True, text=True, check=False).stdout  # fmt: skip
+    m = re.search(r"^total\s+(\d+)", out, re.M)
+    return int(m.group(1)) - 1 if m else -1  # `all` runs in the main process
+
+
+def demo(base: Path) -> tuple[Path, Path]:
+    o, p = base / "demo-ours", base / "demo-plain"
+    shutil.copytree(REPO / "workflows" / "demo", o)
+    shutil.copytree(REPO / "workflows" / "demo" / "bin", p / "bin")
+    (p / "Snakefile").write_text(DEMO_PLAIN)
+    return o, p
+
+
+def synthetic(base: Path, n: int) -> tuple[Path, Path]:
+    o, p = base / f"syn{n}-ours", base / f"syn{n}-plain"
+    ids = [f"SYN.g{i // 1000:03d}.m{i % 1000:03d}" for i in range(n)]
+    for d in (o, p):
+        (d / "data").mkdir(parents=True)
+        (d / "ids.txt").write_text("".join(i + "\n" for i in ids))
+        for i in ids:
+            (d / "data" / f"{i}.in").write_text(i + "\n")
+    (o / "workflow.yaml").write_text(workflow_yaml("SYN"))
+    (o / "transitions.yaml").write_text(transitions("SYN"))
+    (p / "Snakefile").write_text(PLAIN)
+    return o, p
+
+
+def row(name: str, r: dict, no_step: str) -> str:
+    return (f"| {name} | {r['sbatch']} | {len(r['jobs'])} | {no_step} | {r['squeue']} | "
+            f"{r['sacct']} | {r['wall']:.0f} |")  # fmt: skip
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", type=int, default=1000, help="synthetic datasets (default 1000)")
+    ap.add_argument("--plain-max", type=int, default=100,
+                    help="run plain Snakemake on the synthetic workload only up to this many datasets")
+    ap.add_argument("--no-demo", action="store_true")
+    args = ap.parse_args()
+    if not 1 <= args.datasets <= 100_000 or not 0 <= args.plain_max <= 100_000:
+        print("bench: --datasets must be 1..100000 and --plain-max 0..100000", file=sys.stderr)
+        return 2
+    subprocess.run(["sinfo"], check=True, capture_output=True)
+    lines = ["| run | sbatch calls | jobs | jobs with no step | squeue calls | sacct calls | wall s |",
+             "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="padocc-bench-slurm-") as tmp:
+        base = Path(tmp)
+        work = []
+        if not args.no_demo:
+            work.append(("demo (36 datasets)", *demo(base), True))
+        n = args.datasets
+        work.append((f"synthetic ({n:,} datasets, 4 steps)", *synthetic(base, n), n <= args.plain_max))
+        for k, (name, o, p, run_plain) in enumerate(work):
+            r = measure("ours", ours(o), base / f"m{k}o")
+            ran = engaged_jobids(o)
+            lines.append(row(f"{name}: padocc", r, str(sum(1 for j in r["jobs"] if j not in ran))))
+            print(lines[-1], flush=True)
+            if run_plain:
+                r = measure("plain", plain(p), base / f"m{k}p")
+                lines.append(row(f"{name}: plain Snakemake", r, "0 (one rule each)"))
+            else:
+                lines.append(f"| {name}: plain Snakemake | not run | {plain_dry_jobs(p)} "
+                             "(its dry run) | | | | |")  # fmt: skip
+            print(lines[-1], flush=True)
+    print()
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
