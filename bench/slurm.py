@@ -35,6 +35,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -122,20 +123,21 @@ def counts(log: Path) -> dict[str, int]:
     return {c: words.count(c) for c in COUNTED}
 
 
-def sacct_jobs(since: str) -> list[str]:
-    """Raw ids of every job (each array task) started since `since`, by sacct, once
-    the accounting has caught up (it can lag the jobs' end by a few seconds)."""
-    last: list[str] = []
+def sacct_jobs(since: str) -> dict[str, str]:
+    """Raw id -> start time (sacct's, whole seconds, local time) of every job (each array
+    task) submitted since `since`, once the accounting has caught up (it can lag the
+    jobs' end by a few seconds)."""
+    last: dict[str, str] = {}
     for _ in range(30):
         out = subprocess.run(
-            ["sacct", "-X", "-n", "-P", "-a", "-S", since, "-o", "JobIDRaw,State"],
+            ["sacct", "-X", "-n", "-P", "-a", "-S", since, "-o", "JobIDRaw,Start,State"],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
         rows = [ln.split("|") for ln in out.splitlines() if ln.strip()]
-        ids = [r[0] for r in rows]
-        if ids == last and not any(r[1] in ("PENDING", "RUNNING") for r in rows):
-            return ids
-        last = ids
+        jobs = {r[0]: r[1] for r in rows}
+        if jobs == last and not any(r[2] in ("PENDING", "RUNNING") for r in rows):
+            return jobs
+        last = jobs
         time.sleep(2)
     return last
 
@@ -164,11 +166,25 @@ def measure(label: str, run, base: Path) -> dict:
     return {"label": label, "wall": wall, "jobs": jobs, **counts(log)}
 
 
-def engaged_jobids(wf: Path) -> set[str]:
-    ids: set[str] = set()
+ENGAGED = re.compile(r"^STAT:(\d{8}_\d{6})_\d+:[^\n]*?:Engaged:[^\n]*?slurm_jobid=(\d+)", re.M)
+
+
+def first_engaged(wf: Path) -> dict[str, float]:
+    """SLURM job id -> when its first step started (its first Engaged line, UTC)."""
+    first: dict[str, float] = {}
     for f in (wf / "status").glob("*.status"):
-        ids.update(re.findall(r":Engaged:.*?slurm_jobid=(\d+)", f.read_text()))
-    return ids
+        for stamp, job in ENGAGED.findall(f.read_text()):
+            t = datetime.strptime(stamp, "%Y%m%d_%H%M%S").replace(tzinfo=UTC).timestamp()
+            first[job] = min(first.get(job, t), t)
+    return first
+
+
+def start_to_step(jobs: dict[str, str], first: dict[str, float]) -> str:
+    """Median seconds from a job's start in SLURM to its first step's Engaged line
+    (both to the whole second)."""
+    gaps = [first[j] - datetime.fromisoformat(start).timestamp()
+            for j, start in jobs.items() if j in first and start[:1].isdigit()]  # fmt: skip
+    return f"{statistics.median(gaps):.0f}" if gaps else "-"
 
 
 def ours(wf: Path) -> callable:
@@ -246,15 +262,17 @@ def main() -> int:
              "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="padocc-bench-slurm-") as tmp:
         base = Path(tmp)
-        work = []
+        work, gaps = [], []
         if not args.no_demo:
             work.append(("demo (36 datasets)", *demo(base), True))
         n = args.datasets
         work.append((f"synthetic ({n:,} datasets, 4 steps)", *synthetic(base, n), n <= args.plain_max))
         for k, (name, o, p, run_plain) in enumerate(work):
             r = measure("ours", ours(o), base / f"m{k}o")
-            ran = engaged_jobids(o)
+            ran = first_engaged(o)
             lines.append(row(f"{name}: padocc", r, str(sum(1 for j in r["jobs"] if j not in ran))))
+            gaps.append(f"{name}: median {start_to_step(r['jobs'], ran)} s from a job's start "
+                        "in SLURM to its first step")  # fmt: skip
             print(lines[-1], flush=True)
             if run_plain:
                 r = measure("plain", plain(p), base / f"m{k}p")
@@ -265,6 +283,8 @@ def main() -> int:
             print(lines[-1], flush=True)
     print()
     print("\n".join(lines))
+    print()
+    print("\n".join(gaps))
     return 0
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from conftest import compile_wf, final_states, padocc, snakemake
 
 TRANSITIONS = """\
@@ -122,25 +121,3 @@ def test_a_gate_command_of_several_lines_with_braces(tmp_path: Path):
     compile_wf(wf)
     snakemake(wf)
     assert (wf / "chunk.txt").read_text() == "g 0\n{ 0 }\n"
-
-
-@pytest.mark.slurm
-def test_multi_line_commands_through_sbatch(tmp_path: Path):
-    """The same runner inside a SLURM job: d1 runs all three lines, d2 stops at its
-    failing middle line."""
-    from test_slurm import RUN_TIMEOUT, need_slurm
-
-    need_slurm()
-    wf = workflow(
-        tmp_path,
-        "cd {workdir}\n"
-        "echo one ${SLURM_JOB_ID:+in-slurm} {{braces}} > out.txt\n"
-        "if [ {dataset} = d2 ]; then false; fi\n"
-        "echo three >> out.txt",
-        ids="d1\nd2\n",
-    )
-    compile_wf(wf)
-    snakemake(wf, "slurm", timeout=RUN_TIMEOUT, check=False)
-    assert final_states(wf) == {"d1": "CMD:Pass", "d2": "CMD:Fail"}
-    assert (wf / "work" / "d1" / "out.txt").read_text() == "one in-slurm {braces}\nthree\n"
-    assert (wf / "work" / "d2" / "out.txt").read_text() == "one in-slurm {braces}\n"

@@ -535,3 +535,24 @@ def test_cancel_reaches_jobs_still_in_the_queue(tmp_path: Path):
             ("Sleep", "Pass", "1"),
         ]
         assert (wf / "work" / ds / "runs.log").read_text().split() == ["run"]
+
+
+def test_multi_line_commands_through_sbatch(tmp_path: Path):
+    """The same runner inside a SLURM job: d1 runs all three lines, d2 stops at its
+    failing middle line."""
+    from test_commands import workflow
+
+    need_slurm()
+    wf = workflow(
+        tmp_path,
+        "cd {workdir}\n"
+        "echo one ${SLURM_JOB_ID:+in-slurm} {{braces}} > out.txt\n"
+        "if [ {dataset} = d2 ]; then false; fi\n"
+        "echo three >> out.txt",
+        ids="d1\nd2\n",
+    )
+    compile_wf(wf)
+    snakemake(wf, "slurm", timeout=RUN_TIMEOUT, check=False)
+    assert final_states(wf) == {"d1": "CMD:Pass", "d2": "CMD:Fail"}
+    assert (wf / "work" / "d1" / "out.txt").read_text() == "one in-slurm {braces}\nthree\n"
+    assert (wf / "work" / "d2" / "out.txt").read_text() == "one in-slurm {braces}\n"
