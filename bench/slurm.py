@@ -106,7 +106,7 @@ rule publish:
 def shims(base: Path) -> tuple[Path, Path]:
     """A directory of logging stand-ins for the SLURM commands, and their log."""
     d, log = base / "shims", base / "calls.log"
-    d.mkdir()
+    d.mkdir(parents=True)
     for cmd in COUNTED:
         real = shutil.which(cmd)
         if real is None:
