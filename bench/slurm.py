@@ -4,6 +4,7 @@
     bash cluster/start-slurm.sh --install       # the one-node test cluster, once
     python bench/slurm.py                       # the demo, and 1,000 trivial datasets
     python bench/slurm.py --datasets 200 --plain-max 200
+    python bench/slurm.py --datasets 0 --arrays   # the demo, with and without job arrays
 
 Two workloads, each run to the end by both sides on the same cluster, one after the
 other, each on a fresh copy:
@@ -187,7 +188,7 @@ def start_to_step(jobs: dict[str, str], first: dict[str, float]) -> str:
     return f"{statistics.median(gaps):.0f}" if gaps else "-"
 
 
-def ours(wf: Path) -> callable:
+def ours(wf: Path, profile: Path = PROFILE) -> callable:
     def run(env: dict) -> None:
         for _ in range(20):
             c = subprocess.run([PY, "-m", "compiler", "compile", str(wf)], env=env,
@@ -196,7 +197,7 @@ def ours(wf: Path) -> callable:
                 raise SystemExit(f"bench: compile failed:\n{c.stdout}{c.stderr}")
             if pending_of(c.stdout) == 0:
                 return
-            r = subprocess.run([PY, "-m", "compiler", "run", str(wf), "--profile", str(PROFILE)],
+            r = subprocess.run([PY, "-m", "compiler", "run", str(wf), "--profile", str(profile)],
                                env=env, capture_output=True, text=True, check=False)  # fmt: skip
             if r.returncode not in (0, 1):
                 raise SystemExit(f"bench: padocc run failed ({r.returncode}):\n{r.stderr[-3000:]}")
@@ -205,9 +206,9 @@ def ours(wf: Path) -> callable:
     return run
 
 
-def plain(wf: Path) -> callable:
+def plain(wf: Path, profile: Path = PROFILE) -> callable:
     def run(env: dict) -> None:
-        subprocess.run([*SMK, "--profile", str(PROFILE), "-s", str(wf / "Snakefile"), "-d", str(wf)],
+        subprocess.run([*SMK, "--profile", str(profile), "-s", str(wf / "Snakefile"), "-d", str(wf)],
                        env=env, capture_output=True, text=True, check=False)  # fmt: skip
 
     return run
@@ -253,9 +254,12 @@ def main() -> int:
     ap.add_argument("--plain-max", type=int, default=100,
                     help="run plain Snakemake on the synthetic workload only up to this many datasets")
     ap.add_argument("--no-demo", action="store_true")
+    ap.add_argument("--arrays", action="store_true",
+                    help="also run the demo, both sides, with the plugin's job arrays for every "
+                    "rule (`slurm-array-jobs: all` added to a copy of profiles/slurm)")
     args = ap.parse_args()
-    if not 1 <= args.datasets <= 100_000 or not 0 <= args.plain_max <= 100_000:
-        print("bench: --datasets must be 1..100000 and --plain-max 0..100000", file=sys.stderr)
+    if not 0 <= args.datasets <= 100_000 or not 0 <= args.plain_max <= 100_000:
+        print("bench: --datasets must be 0..100000 and --plain-max 0..100000", file=sys.stderr)
         return 2
     subprocess.run(["sinfo"], check=True, capture_output=True)
     lines = ["| run | sbatch calls | jobs | jobs with no step | squeue calls | sacct calls | wall s |",
@@ -264,18 +268,27 @@ def main() -> int:
         base = Path(tmp)
         work, gaps = [], []
         if not args.no_demo:
-            work.append(("demo (36 datasets)", *demo(base), True))
+            work.append(("demo (36 datasets)", *demo(base), True, PROFILE))
+        if args.arrays:
+            arrays = base / "profile-arrays"
+            shutil.copytree(PROFILE, arrays)
+            with open(arrays / "config.yaml", "a", encoding="utf-8") as f:
+                f.write('slurm-array-jobs: "all"\n')
+            o, p = demo(base / "arrays")
+            work.append(("demo, job arrays", o, p, True, arrays))
         n = args.datasets
-        work.append((f"synthetic ({n:,} datasets, 4 steps)", *synthetic(base, n), n <= args.plain_max))
-        for k, (name, o, p, run_plain) in enumerate(work):
-            r = measure("ours", ours(o), base / f"m{k}o")
+        if n:
+            work.append((f"synthetic ({n:,} datasets, 4 steps)", *synthetic(base, n),
+                         n <= args.plain_max, PROFILE))  # fmt: skip
+        for k, (name, o, p, run_plain, prof) in enumerate(work):
+            r = measure("ours", ours(o, prof), base / f"m{k}o")
             ran = first_engaged(o)
             lines.append(row(f"{name}: padocc", r, str(sum(1 for j in r["jobs"] if j not in ran))))
             gaps.append(f"{name}: median {start_to_step(r['jobs'], ran)} s from a job's start "
                         "in SLURM to its first step")  # fmt: skip
             print(lines[-1], flush=True)
             if run_plain:
-                r = measure("plain", plain(p), base / f"m{k}p")
+                r = measure("plain", plain(p, prof), base / f"m{k}p")
                 lines.append(row(f"{name}: plain Snakemake", r, "0 (one rule each)"))
             else:
                 lines.append(f"| {name}: plain Snakemake | not run | {plain_dry_jobs(p)} "

@@ -155,6 +155,9 @@ SlurmdLogFile=$LOG/slurmd.log
 # sacct (the Snakemake plugin's status command) needs slurmdbd.
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=$NODE
+# Keep each job's comment (the Snakemake plugin writes the rule there): sacct then
+# shows which step a job ran, as on sites that run the plugin's efficiency report.
+AccountingStoreFlags=job_comment
 JobCompType=jobcomp/none
 $NODE_LINE State=UNKNOWN
 PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP

@@ -155,6 +155,9 @@ def _job_args(sub) -> None:
     k.add_argument("high")
     k.add_argument("--key", default="")
     k.add_argument("--attempt", type=int, default=1)
+    e = sub.add_parser("end-round")
+    e.add_argument("build_dir")
+    e.add_argument("round", help="the round that ended, or 'end'")
     r = sub.add_parser("run-step")
     r.add_argument("build_dir")
     r.add_argument("job", help="a dataset id, or @<n>: several datasets (the build's jobs.tsv)")
@@ -219,7 +222,7 @@ def _compile_args(c: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Jobs start thousands of times a cycle: they skip building every subcommand's parser.
-    job = bool(argv) and argv[0] in ("run-step", "run-chunk")
+    job = bool(argv) and argv[0] in ("run-step", "run-chunk", "end-round")
     args = (_job_parser() if job else _parser()).parse_args(argv)
     if not job:
         problem = _settle_workflow_dir(args)
@@ -331,6 +334,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_step.run(
             run_step.RunStepOptions(args.build_dir, args.job, args.slot, args.attempt, args.runtime)
         )
+    if args.command == "end-round":
+        from compiler.commands import end_round
+
+        return end_round.run(end_round.EndRoundOptions(args.build_dir, args.round))
     raise AssertionError(args.command)
 
 

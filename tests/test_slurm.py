@@ -181,7 +181,7 @@ def test_demo_completes_through_sbatch(slurm_demo):
     assert final_states(wf) == want
     for ds in want:
         assert dict(steps_run(wf, ds)) == expected_runs(ds), ds
-    assert cycles == 1  # the slot chain drives every route, loop included, in one cycle
+    assert cycles == 1  # the rounds drive every route, loop included, in one cycle
     # The custom Warning and the fix loop went through SLURM like the rest.
     assert any(
         s.step == "CheckMeta" and s.state == "Warning" for s in stats(wf, "DEMO.atmos.hist.r1.tas")
@@ -209,6 +209,33 @@ def test_demo_completes_through_sbatch(slurm_demo):
     )
     # submitted with the account and partition `padocc profile install` wrote
     assert {tuple(rows[i][1:]) for i in set(ids)} == {("padocc", "main")}
+
+
+def test_every_sbatch_job_ran_a_step_and_names_it(slurm_demo):
+    """Issue 15: no submitted job runs no step. Every job SLURM ran in the demo's
+    directory is named by some status line (it ran a step there), and its comment (the
+    plugin's `rule_<rule>_wildcards_...`, kept by sacct) names the step it ran."""
+    need_slurm()
+    wf, _ = slurm_demo
+    r = subprocess.run(
+        ["sacct", "-a", "-n", "-X", "-P", "-S", "now-1days", "-o", "JobID,Comment%300,WorkDir%500"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    jobs = {}
+    for line in r.stdout.splitlines():
+        jobid, comment, workdir = line.split("|", 2)
+        if Path(workdir) == wf:
+            jobs[jobid] = comment
+    ran: dict[str, set[str]] = {}  # slurm job -> the steps its status lines name
+    for ds in demo_expected():
+        for s in step_stats(wf, ds):
+            ran.setdefault(s.params.get("slurm_jobid", ""), set()).add(s.step)
+    assert jobs, "sacct lists no job of the demo's directory"
+    assert sorted(set(jobs) - set(ran)) == []  # jobs that ran no step
+    for jobid, comment in jobs.items():
+        m = re.fullmatch(r"rule_(\w+?)_wildcards_.*", comment)
+        assert m and m[1] in ran[jobid], (jobid, comment, ran[jobid])
 
 
 def test_failing_step_is_recorded_with_its_job(slurm_demo):
@@ -490,7 +517,7 @@ def test_cancel_reaches_jobs_still_in_the_queue(tmp_path: Path):
         # Slot 1 is the step's own rule: the job comment names the step (issue 15).
         assert all(k.startswith("rule_Sleep_wildcards_") for _, k in jobs.values()), jobs
         waiting = {
-            next(ds for ds in names if k.endswith(f"_{ds}")): j
+            next(ds for ds in names if k.endswith(f"_{ds}_1")): j  # wildcards build, job, slot
             for j, (st, k) in jobs.items()
             if st == "PENDING"
         }
@@ -513,6 +540,10 @@ def test_cancel_reaches_jobs_still_in_the_queue(tmp_path: Path):
         assert rc not in (0, 124, 137), rc
     finally:
         stop(proc, log)
+        # A failure above must not leave jobs that hold every CPU for the next test.
+        left = list(queue_of(wf))
+        if left:
+            subprocess.run(["scancel", *left], check=False, timeout=60)
     # The waiting ones never ran: a Cancelled line names the job, nothing else.
     for ds, j in waiting.items():
         assert [(s.state, s.params["slurm_jobid"], s.params["queued"]) for s in stats(wf, ds)] == [

@@ -10,8 +10,8 @@ newer than their build, and do nothing.
 A SLURM job still in the queue (or started but not yet engaged) has no `Engaged`
 line to find it by: it is found in `squeue` by its working directory (the workflow
 directory) and, for one dataset, by the comment the SLURM plugin gives it
-(`rule_advance_wildcards_<build>_<job>_<slot>`, or `rule_<Step>_wildcards_<build>_<job>`
-for slot 1, a job being a dataset or `@<n>`).
+(`rule_<Step>_wildcards_<build>_<job>_<slot>`, or `rule_advance_...` for a slot
+whose datasets run different steps; a job is a dataset or `@<n>`).
 """
 
 from __future__ import annotations
@@ -122,13 +122,12 @@ def run(opts: CancelOptions) -> int:
     return 0
 
 
-# The SLURM plugin's comment for a slot of the `advance` rule: its wildcards joined by "_"
-# (a build id holds no "_", a slot is a number; the job, a dataset or "@<n>", is between).
-_SLOT_COMMENT = re.compile(r"rule_advance_wildcards_([0-9]{8}T[0-9]+Z-[0-9a-f]+)_(.+)_([0-9]+)")
-# ... and for slot 1, made by its first step's own rule (named as the step, never
-# `gate_...`): build and job only.
-_FIRST_COMMENT = re.compile(
-    r"rule_(?!advance_wildcards_|gate_)[A-Za-z0-9_]+?_wildcards_([0-9]{8}T[0-9]+Z-[0-9a-f]+)_(.+)"
+# The SLURM plugin's comment for a slot: `rule_<rule>_wildcards_` and the slot rule's
+# wildcards joined by "_" (a build id holds no "_", a slot is a number; the job, a
+# dataset or "@<n>", is between). A slot's rule is its step's, or `advance`; never
+# `gate_...`.
+_SLOT_COMMENT = re.compile(
+    r"rule_(?!gate_)[A-Za-z0-9_]+?_wildcards_([0-9]{8}T[0-9]+Z-[0-9a-f]+)_(.+)_([0-9]+)"
 )
 
 
@@ -157,7 +156,7 @@ def queued_jobs(workflow_dir: str) -> list[tuple[str, tuple[str, ...], str]]:
         wd, _, comment = rest.partition("|")
         if not jid or not wd or os.path.realpath(wd) != here or not comment.startswith("rule_"):
             continue
-        slot = _SLOT_COMMENT.fullmatch(comment) or _FIRST_COMMENT.fullmatch(comment)
+        slot = _SLOT_COMMENT.fullmatch(comment)
         if slot is None:
             out.append((jid, (), ""))
             continue

@@ -6,13 +6,21 @@ def rule_name(gate: str) -> str:
     return "gate_" + gate.replace(".", "_")
 
 
-def slot_file(build: str, job: str, slot: int, first: str = "") -> str:
+def slot_file(build: str, job: str, slot: int, step: str = "") -> str:
     """A job's slot output, relative to the workflow directory (the Snakefile's rule).
-    Slot 1 of a job whose step is known at compile time (`first`) is made by that
-    step's own rule, and named after it: `1.<Step>.json`."""
-    if slot == 1 and first:
-        return f".padocc/run/{build}/{job}/1.{first}.json"
+    A slot whose datasets all run the same step (known at compile time for slot 1, from
+    the round before for later slots) is made by that step's own rule, and named after
+    it: `<slot>.<Step>.json`; a slot whose datasets run different steps, `<slot>.json`."""
+    if step:
+        return f".padocc/run/{build}/{job}/{slot}.{step}.json"
     return f".padocc/run/{build}/{job}/{slot}.json"
+
+
+def round_file(build: str, rnd: int | str) -> str:
+    """What a round of slots ended with (the jobs that go on), relative to the workflow
+    directory. A dot directory: no job id starts with a dot, and `*/*/*.json` under
+    .padocc/run counts slot files only."""
+    return f".padocc/run/{build}/.rounds/{rnd}.json"
 
 
 def job_log(build: str, job: str, slot: int | str) -> str:

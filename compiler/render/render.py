@@ -76,7 +76,7 @@ def render_build(
         "per_job_set": bool(model.datasets_per_job),
         # A job may run several steps, each with its own retries (see model/jobs.py).
         "max_retries": min(10, sum(s.retries for s in model.steps)),
-        "slot_rules": _slot_rules(plan),
+        "slot_rules": _slot_rules(plan, list(manifest["steps"])),
         "has_graph": bool(model.graph.entry),
         "routing": routing_sections(
             model.graph, {s["name"]: s["file"] for s in manifest["graph"]["subs"]}
@@ -115,20 +115,19 @@ def render_build(
     return files
 
 
-def _slot_shell(slot: str) -> str:
-    """The shell of a slot rule; `slot` is the slot's number or its wildcard."""
-    return (
-        "{params.python:q} -m compiler run-step .padocc/builds/{wildcards.build} "
-        f"{{wildcards.job:q}} {slot} --attempt {{resources.attempt}} "
-        "--runtime {resources.runtime} > {log:q} 2>&1"
-        # A wrapper that dies (kill -9, the OOM killer, SLURM's TERM) writes no outcome:
-        # its exit status is kept for the next reader, which records the cause.
-        ' || {{ rc=$?; echo "$(date -u +%Y%m%d_%H%M%S_%6N) $rc" >> {log:q}.exit; exit $rc; }}'
-    )
+# The shell of every slot rule.
+SLOT_SHELL = (
+    "{params.python:q} -m compiler run-step .padocc/builds/{wildcards.build} "
+    "{wildcards.job:q} {wildcards.slot} --attempt {resources.attempt} "
+    "--runtime {resources.runtime} > {log:q} 2>&1"
+    # A wrapper that dies (kill -9, the OOM killer, SLURM's TERM) writes no outcome:
+    # its exit status is kept for the next reader, which records the cause.
+    ' || {{ rc=$?; echo "$(date -u +%Y%m%d_%H%M%S_%6N) $rc" >> {log:q}.exit; exit $rc; }}'
+)
 
 
 # Rule names the Snakefile already uses, or that a step's name cannot take as is.
-_TAKEN = {"all", "advance"}
+_TAKEN = {"all", "advance", "all_rounds", "end_round"}
 
 
 def step_rule(step: str) -> str:
@@ -139,26 +138,32 @@ def step_rule(step: str) -> str:
     return step
 
 
-def _slot_rules(plan: Plan) -> list[dict]:
-    """One rule per step that starts some job this cycle (slot 1), then `advance`."""
+def _slot_rules(plan: Plan, steps: list[str]) -> list[dict]:
+    """One rule per step of the workflow, then `advance` for a slot whose datasets run
+    different steps (a job of several datasets). Each counts the jobs that start at it."""
     firsts = {p.id: p.first for p in plan.pending}
     counts = Counter(common_first(job.members, firsts) for job in plan.jobs)
     rules = [
         {
-            "rule": step_rule(step), "step": step, "jobs": n, "slot_wildcard": False,
-            "output": slot_file("{build}", "{job}", 1, step),
-            "log": job_log("{build}", "{job}", 1),
-            "shell": _slot_shell("1"),
+            "rule": step_rule(step), "step": step, "jobs": counts.get(step, 0),
+            "output": slot_file("{build}", "{job}", "{slot}", step),  # type: ignore[arg-type]
         }
-        for step, n in sorted(counts.items())
-        if step
+        for step in steps
     ]  # fmt: skip
     rules.append({
-        "rule": "advance", "slot_wildcard": True,
+        "rule": "advance", "step": "", "jobs": counts.get("", 0),
         "output": slot_file("{build}", "{job}", "{slot}"),  # type: ignore[arg-type]
-        "log": job_log("{build}", "{job}", "{slot}"),
-        "shell": _slot_shell("{wildcards.slot}"),
     })  # fmt: skip
+    for r in rules:
+        n = r["jobs"]
+        first = f"slot 1 of {n} job{'s' if n != 1 else ''}, and any later slot" if n else "a slot"
+        r["what"] = (
+            f"Step {r['step']}: {first} that runs it."
+            if r["step"]
+            else f"{first[0].upper()}{first[1:]} whose datasets run different steps."
+        )
+        r["log"] = job_log("{build}", "{job}", "{slot}")
+        r["shell"] = SLOT_SHELL
     return rules
 
 

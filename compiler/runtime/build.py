@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.core.manifestio import load_manifest
-from compiler.core.names import slot_file
 
 BUILDS = Path(".padocc") / "builds"
 RUN = Path(".padocc") / "run"
@@ -81,7 +80,3 @@ def dataset_rows(build_dir: str, ids: tuple[str, ...]) -> dict[str, tuple[str, d
         if ds not in rows:
             raise KeyError(f"dataset {ds} is not in build {build_dir}")
     return rows
-
-
-def slot_path(workflow_dir: str, build: str, job: str, slot: int, first: str = "") -> str:
-    return os.path.join(workflow_dir, slot_file(build, job, slot, first))

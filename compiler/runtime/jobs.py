@@ -19,7 +19,6 @@ from pathlib import Path
 
 from compiler.core.attempts import cause_of, closing_line, open_after, tries_of
 from compiler.core.growth import grown_by
-from compiler.core.names import slot_file
 from compiler.core.statusfile import position_of, read_history
 from compiler.render.plan import common_first
 from compiler.runtime.build import manifest, pending
@@ -61,13 +60,9 @@ def first_step(build_dir: str, job: str) -> str:
     return common_first(names, {ds: rows[ds].first for ds in names})
 
 
-def job_targets(build_dir: str) -> list[str]:
-    """The last slot file of every job of the build: `rule all`'s dataset targets."""
-    build = os.path.basename(os.path.normpath(build_dir))
-    return [
-        slot_file(build, name, slots, first_step(build_dir, name) if slots == 1 else "")
-        for name, (slots, _) in _jobs(build_dir).items()
-    ]
+def jobs_of(build_dir: str) -> list[str]:
+    """Every job of the build, in jobs.tsv's order."""
+    return list(_jobs(build_dir))
 
 
 def read_slot(path: str) -> dict[str, dict]:

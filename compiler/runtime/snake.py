@@ -13,12 +13,13 @@ import time
 
 from compiler.core.buildlock import hold_build, workflow_dir_of
 from compiler.core.growth import grown_from_json
-from compiler.core.names import rule_name, slot_file
+from compiler.core.names import round_file, rule_name
 from compiler.model.axes import untag
 from compiler.model.chunks import upstream_chunks
 from compiler.render.coverage import chunk_name, marker_path
+from compiler.runtime import rounds
 from compiler.runtime.build import BUILDS, gate_targets, manifest, status_coverage
-from compiler.runtime.jobs import first_step, growths, job_targets, next_steps, resource
+from compiler.runtime.jobs import growths, next_steps, resource
 from compiler.runtime.leases import LEASE_ENV
 
 __all__ = ["Build", "Gates", "use_safe_path", "workflow_dir_of"]
@@ -44,14 +45,34 @@ class Build:
         return os.path.join(self.dir, BUILDS, build)
 
     def targets(self) -> list[str]:
-        return job_targets(self.build_dir(self.build)) + gate_targets(self.build_dir(self.build))
+        bdir = self.build_dir(self.build)
+        return rounds.targets(bdir) + gate_targets(bdir)
 
     def previous_slot(self, wildcards) -> list[str]:
         slot = int(wildcards.slot)
         if slot <= 1:
             return []
-        first = first_step(self.build_dir(wildcards.build), wildcards.job) if slot == 2 else ""
-        return [slot_file(wildcards.build, wildcards.job, slot - 1, first)]
+        return [rounds.round_jobs(self.build_dir(wildcards.build), slot - 1)[wildcards.job]]
+
+    def round_slots(self, wildcards) -> list[str]:
+        """The slot files of one round: what its end_round checkpoint waits for."""
+        return list(
+            rounds.round_jobs(self.build_dir(wildcards.build), int(wildcards.round)).values()
+        )
+
+    def every_round(self, checkpoints):
+        """Round 1, then each round the one before it ended with jobs to go on."""
+
+        def every_round(wildcards) -> list[str]:
+            bdir, out, rnd = self.build_dir(wildcards.build), [], 1
+            while True:
+                out.append(round_file(wildcards.build, rnd))
+                checkpoints.end_round.get(build=wildcards.build, round=str(rnd))
+                if not rounds.round_jobs(bdir, rnd + 1):
+                    return out
+                rnd += 1
+
+        return every_round
 
     def resource(self, name: str):
         def value(wildcards, input, attempt):
@@ -59,7 +80,7 @@ class Build:
                 return attempt
             bdir = self.build_dir(wildcards.build)
             previous = input[0] if len(input) else None
-            slot = int(getattr(wildcards, "slot", 1))  # a step's own rule makes slot 1
+            slot = int(wildcards.slot)
             steps = next_steps(bdir, wildcards.job, slot, previous)
             grow = growths(bdir, wildcards.job, slot, attempt, previous, steps)
             return resource(manifest(bdir), steps, grow, name)

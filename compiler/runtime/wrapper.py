@@ -48,10 +48,9 @@ from compiler.core.statusfile import (
 )
 from compiler.model.templates import parse_template
 from compiler.runtime import provenance
-from compiler.runtime.build import dataset_rows, manifest, slot_path
+from compiler.runtime.build import dataset_rows, manifest
 from compiler.runtime.jobs import (
     cancel_requested,
-    first_step,
     growths,
     members,
     next_steps,
@@ -59,6 +58,7 @@ from compiler.runtime.jobs import (
     share,
 )
 from compiler.runtime.proc import run_measured
+from compiler.runtime.rounds import round_jobs
 from compiler.runtime.staging import stage_in
 
 STATE_FILE_ENV = "PADOCC_STATE_FILE"
@@ -202,9 +202,10 @@ def run_job(req: JobRequest) -> int:
     m = manifest(req.build_dir)
     wf = m["workflow"]
     names = members(req.build_dir, req.job)
-    first = first_step(req.build_dir, req.job) if req.slot <= 2 else ""
     previous = (
-        slot_path(wf["dir"], m["build"], req.job, req.slot - 1, first) if req.slot > 1 else None
+        os.path.join(wf["dir"], round_jobs(req.build_dir, req.slot - 1)[req.job])
+        if req.slot > 1
+        else None
     )
     steps = next_steps(req.build_dir, req.job, req.slot, previous)
     ok = runnable(m, steps)
@@ -232,7 +233,7 @@ def run_job(req: JobRequest) -> int:
                 out[ds] = record
     if retry:
         return 1
-    out_path = slot_path(wf["dir"], m["build"], req.job, req.slot, first)
+    out_path = os.path.join(wf["dir"], round_jobs(req.build_dir, req.slot)[req.job])
     _write_json_atomic(out_path, {"datasets": out})
     return 0
 
@@ -366,7 +367,9 @@ def _chains(
     return True
 
 
-def _run_step(job: _Job, act: dict, attempt: int, heal: bool = True) -> tuple[str, list[Stat]] | None:
+def _run_step(
+    job: _Job, act: dict, attempt: int, heal: bool = True
+) -> tuple[str, list[Stat]] | None:
     """Run one step and record it: its final state and the history that ends with it,
     or None after a Retry record."""
     req = job.req
