@@ -1,9 +1,9 @@
 """Rounds of slots: which jobs go on after each round, so that no job runs no step.
 
 A cycle runs its jobs in rounds. Round 1 is slot 1 of every job, known at compile
-time. When a round has ended, one local Snakemake checkpoint (`end_round`, in the
-main process, never a SLURM job) reads the round's slot files and writes which jobs
-go on: those with a dataset whose next step is to run, while the job has slots left
+time. When a round has ended, one local Snakemake checkpoint (`end_round`, on the
+main Snakemake's host, never a SLURM job) reads the round's slot files and writes
+which jobs go on: those with a dataset whose next step is to run, while the job has slots left
 in its budget (render/plan.py SlotBudget). Snakemake then adds the next round's
 jobs, each made by the rule of the step its datasets run next. A dataset that ended
 has no more jobs: no job is submitted that would run no step.
