@@ -725,6 +725,10 @@ def test_run_step_unknown_build_job_slot(demo: Path):
         ((".padocc/current", "@99", "1"), ".padocc/current: error: the build has no job '@99'"),
         ((".padocc/current", "DEMO.atmos.hist.r1.tas", "99"),
          ".padocc/current: error: job 'DEMO.atmos.hist.r1.tas' has slots 1 to 4, not 99"),
+        # a later slot exists only once the round before has ended with the job going on
+        ((".padocc/current", "DEMO.atmos.hist.r1.tas", "2"),
+         ".padocc/current: error: job 'DEMO.atmos.hist.r1.tas' has no slot 2 yet: "
+         "round 1 has not ended with it going on"),
     ]  # fmt: skip
     for args, expected in cases:
         refused(padocc("run-step", *args, cwd=demo), expected)

@@ -10,6 +10,7 @@ from compiler.core.diagnostics import one_line
 from compiler.core.statusfile import StatusWriteError
 from compiler.runtime.build import manifest
 from compiler.runtime.jobs import job_slots
+from compiler.runtime.rounds import slot_of
 from compiler.runtime.wrapper import JobRequest, run_job
 
 
@@ -40,6 +41,15 @@ def run(opts: RunStepOptions) -> int:
     if not 1 <= opts.slot <= slots:
         print(
             f"{opts.build_dir}: error: job '{opts.job}' has slots 1 to {slots}, not {opts.slot}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        slot_of(opts.build_dir, opts.slot, opts.job)
+    except (OSError, ValueError, KeyError):
+        print(
+            f"{opts.build_dir}: error: job '{opts.job}' has no slot {opts.slot} yet: "
+            f"round {opts.slot - 1} has not ended with it going on",
             file=sys.stderr,
         )
         return 2

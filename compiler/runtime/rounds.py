@@ -59,6 +59,14 @@ def round_jobs(build_dir: str, rnd: int) -> dict[str, str]:
     return _READ[key]
 
 
+def slot_of(build_dir: str, rnd: int, job: str) -> str:
+    """One job's slot file in round `rnd` (KeyError: the job has no such round)."""
+    if rnd <= 1:
+        job_slots(build_dir, job)  # KeyError for a job the build does not have
+        return slot_file(_build(build_dir), job, 1, first_step(build_dir, job))
+    return round_jobs(build_dir, rnd)[job]
+
+
 def end_round(build_dir: str, rnd: int, out: str) -> dict[str, str]:
     """After round `rnd`: write (atomically) the jobs that go on to the next round,
     each with the slot file its step's rule makes; return them."""

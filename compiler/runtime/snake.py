@@ -52,7 +52,7 @@ class Build:
         slot = int(wildcards.slot)
         if slot <= 1:
             return []
-        return [rounds.round_jobs(self.build_dir(wildcards.build), slot - 1)[wildcards.job]]
+        return [rounds.slot_of(self.build_dir(wildcards.build), slot - 1, wildcards.job)]
 
     def round_slots(self, wildcards) -> list[str]:
         """The slot files of one round: what its end_round checkpoint waits for."""

@@ -58,7 +58,7 @@ from compiler.runtime.jobs import (
     share,
 )
 from compiler.runtime.proc import run_measured
-from compiler.runtime.rounds import round_jobs
+from compiler.runtime.rounds import slot_of
 from compiler.runtime.staging import stage_in
 
 STATE_FILE_ENV = "PADOCC_STATE_FILE"
@@ -203,7 +203,7 @@ def run_job(req: JobRequest) -> int:
     wf = m["workflow"]
     names = members(req.build_dir, req.job)
     previous = (
-        os.path.join(wf["dir"], round_jobs(req.build_dir, req.slot - 1)[req.job])
+        os.path.join(wf["dir"], slot_of(req.build_dir, req.slot - 1, req.job))
         if req.slot > 1
         else None
     )
@@ -233,7 +233,7 @@ def run_job(req: JobRequest) -> int:
                 out[ds] = record
     if retry:
         return 1
-    out_path = os.path.join(wf["dir"], round_jobs(req.build_dir, req.slot)[req.job])
+    out_path = os.path.join(wf["dir"], slot_of(req.build_dir, req.slot, req.job))
     _write_json_atomic(out_path, {"datasets": out})
     return 0
 
