@@ -114,6 +114,15 @@ GENERATED = shutil.ignore_patterns(
 )
 
 
+def small_workflow(wf: Path, ids: str, workflow: str, graph: str) -> Path:
+    """A workflow directory of a dataset list (ids.txt), workflow.yaml and its graph."""
+    wf.mkdir(parents=True)
+    (wf / "ids.txt").write_text(ids)
+    (wf / "workflow.yaml").write_text(workflow)
+    (wf / "transitions.yaml").write_text(graph)
+    return wf
+
+
 def fresh_copy(name: str, dst: Path) -> Path:
     """A shipped workflow (workflows/<name>) copied to dst as if never run."""
     shutil.copytree(WORKFLOWS / name, dst, ignore=GENERATED)

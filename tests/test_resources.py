@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROFILES, compile_wf
+from conftest import PROFILES, compile_wf, small_workflow
 
 from compiler.core.diagnostics import CompileError, Loc
 from compiler.core.growth import grown_from_json
@@ -64,11 +64,7 @@ def test_runtimes_are_minutes():
 
 
 def test_resources_reach_snakemake_and_grow_capped_on_retry(tmp_path: Path):
-    wf = tmp_path / "res"
-    wf.mkdir()
-    (wf / "ids.txt").write_text("RES.one\n")
-    (wf / "workflow.yaml").write_text(WORKFLOW)
-    (wf / "transitions.yaml").write_text(TRANSITIONS)
+    wf = small_workflow(tmp_path / "res", "RES.one\n", WORKFLOW, TRANSITIONS)
     compile_wf(wf)
     step = json.loads((wf / ".padocc" / "current" / "manifest.json").read_text())["steps"]["Big"]
     # What Snakemake schedules the first attempt with, under the plugin's names.

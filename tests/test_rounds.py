@@ -17,6 +17,7 @@ from conftest import (
     cycle_until_done,
     final_states,
     fresh_copy,
+    small_workflow,
     snakemake,
     steps_run,
 )
@@ -141,11 +142,7 @@ def test_a_killed_job_ends_its_round_and_the_rest_go_on_next_cycle(tmp_path: Pat
     """A round waits for all of its jobs. When one is killed for good, the round's
     checkpoint cannot run, so the datasets that would go on wait for the next cycle:
     nothing is lost, and nothing runs twice."""
-    wf = tmp_path / "kr"
-    wf.mkdir()
-    (wf / "ids.txt").write_text("KR.dies\nKR.ok\n")
-    (wf / "workflow.yaml").write_text(KILLER)
-    (wf / "transitions.yaml").write_text(KILLER_GRAPH)
+    wf = small_workflow(tmp_path / "kr", "KR.dies\nKR.ok\n", KILLER, KILLER_GRAPH)
     compile_wf(wf)
     r = snakemake(wf, check=False)
     assert r.returncode != 0  # the killed job failed, as Snakemake says

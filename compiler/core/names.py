@@ -16,11 +16,20 @@ def slot_file(build: str, job: str, slot: int, step: str = "") -> str:
     return f".padocc/run/{build}/{job}/{slot}.json"
 
 
+# The name the last round's end takes in place of a round's number.
+ROUND_END = "end"
+
+
 def round_file(build: str, rnd: int | str) -> str:
     """What a round of slots ended with (the jobs that go on), relative to the workflow
     directory. A dot directory: no job id starts with a dot, and `*/*/*.json` under
     .padocc/run counts slot files only."""
     return f".padocc/run/{build}/.rounds/{rnd}.json"
+
+
+def round_log(build: str, rnd: int | str) -> str:
+    """The log of the checkpoint that ended a round (or of the last, `end`)."""
+    return f".padocc/run/{build}/.rounds/{rnd}.log"
 
 
 def job_log(build: str, job: str, slot: int | str) -> str:

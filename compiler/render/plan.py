@@ -26,7 +26,7 @@ from pathlib import Path
 from compiler.core.attempts import cause_of, closing_line, open_after, retry_wait, tries_of
 from compiler.core.buildlock import flock_held
 from compiler.core.diagnostics import Loc, fail
-from compiler.core.names import round_file
+from compiler.core.names import ROUND_END, round_file
 from compiler.core.routing import decide, engagement_alive, route, run_successors
 from compiler.core.safeio import not_regular_reason, read_regular
 from compiler.core.statusfile import (
@@ -82,7 +82,7 @@ class Plan:
     def slot_targets(self, build: str) -> list[str]:
         """What Snakemake is asked to make for the datasets: the end of the cycle's last
         round of slots (runtime/rounds.py)."""
-        return [round_file(build, "end")] if self.jobs else []
+        return [round_file(build, ROUND_END)] if self.jobs else []
 
 
 @dataclass(frozen=True)

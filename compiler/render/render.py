@@ -11,7 +11,15 @@ import jinja2
 from compiler import MANIFEST_VERSION, __version__
 from compiler.core.diagnostics import CompileError, Diagnostic, Loc
 from compiler.core.manifestio import portable
-from compiler.core.names import chunk_log, job_log, rule_name, slot_file
+from compiler.core.names import (
+    ROUND_END,
+    chunk_log,
+    job_log,
+    round_file,
+    round_log,
+    rule_name,
+    slot_file,
+)
 from compiler.model.types import Workflow
 from compiler.render import escape
 from compiler.render.assets import asset_dir
@@ -77,6 +85,12 @@ def render_build(
         # A job may run several steps, each with its own retries (see model/jobs.py).
         "max_retries": min(10, sum(s.retries for s in model.steps)),
         "slot_rules": _slot_rules(plan, list(manifest["steps"])),
+        "rounds": {
+            "end": round_file("{build}", ROUND_END),
+            "end_log": round_log("{build}", ROUND_END),
+            "each": round_file("{build}", "{round}"),
+            "each_log": round_log("{build}", "{round}"),
+        },
         "has_graph": bool(model.graph.entry),
         "routing": routing_sections(
             model.graph, {s["name"]: s["file"] for s in manifest["graph"]["subs"]}

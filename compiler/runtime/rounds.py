@@ -3,8 +3,8 @@
 A cycle runs its jobs in rounds. Round 1 is slot 1 of every job, known at compile
 time. When a round has ended, one local Snakemake checkpoint (`end_round`, on the
 main Snakemake's host, never a SLURM job) reads the round's slot files and writes
-which jobs go on: those with a dataset whose next step is to run, while the job has slots left
-in its budget (render/plan.py SlotBudget). Snakemake then adds the next round's
+which jobs go on: those with a dataset whose next step is to run, while the job has
+slots left in its budget (render/plan.py SlotBudget). Snakemake then adds the next round's
 jobs, each made by the rule of the step its datasets run next. A dataset that ended
 has no more jobs: no job is submitted that would run no step.
 
@@ -21,11 +21,11 @@ import json
 import os
 from pathlib import Path
 
-from compiler.core.names import round_file, slot_file
+from compiler.core.names import ROUND_END, round_file, slot_file
 from compiler.core.safeio import replace_text
 from compiler.runtime.jobs import first_step, job_slots, jobs_of, next_steps
 
-END = "end"
+END = ROUND_END
 
 
 def workflow_of(build_dir: str) -> str:
@@ -45,12 +45,9 @@ def round_jobs(build_dir: str, rnd: int) -> dict[str, str]:
     """job -> its slot file in round `rnd`, for the jobs that have that round. Round 1
     is every job of the build; a later round is what the round before ended with
     (FileNotFoundError while it has not ended)."""
-    build = _build(build_dir)
     if rnd <= 1:
-        return {
-            job: slot_file(build, job, 1, first_step(build_dir, job)) for job in jobs_of(build_dir)
-        }
-    path = os.path.join(workflow_of(build_dir), round_file(build, rnd - 1))
+        return {job: _first_slot(build_dir, job) for job in jobs_of(build_dir)}
+    path = os.path.join(workflow_of(build_dir), round_file(_build(build_dir), rnd - 1))
     st = os.stat(path)
     key = (path, st.st_size, st.st_mtime_ns)
     if key not in _READ:
@@ -63,8 +60,13 @@ def slot_of(build_dir: str, rnd: int, job: str) -> str:
     """One job's slot file in round `rnd` (KeyError: the job has no such round)."""
     if rnd <= 1:
         job_slots(build_dir, job)  # KeyError for a job the build does not have
-        return slot_file(_build(build_dir), job, 1, first_step(build_dir, job))
+        return _first_slot(build_dir, job)
     return round_jobs(build_dir, rnd)[job]
+
+
+def _first_slot(build_dir: str, job: str) -> str:
+    """Slot 1's file: named by the step the compile planned for the job's datasets."""
+    return slot_file(_build(build_dir), job, 1, first_step(build_dir, job))
 
 
 def end_round(build_dir: str, rnd: int, out: str) -> dict[str, str]:
