@@ -14,6 +14,12 @@ other, each on a fresh copy:
              Snakefile doing the same work, one rule per step, the loop written as a
              shell loop inside the check rule (plain Snakemake cannot route on an
              outcome without checkpoints).
+  datasm     N of datasm's real datasets (its spec and graph, as bench/cycle.py copies
+             them; every N-th id of the 32,146, so every routing key is there), each
+             through its own route of datasm's steps, each step `true`; the others are
+             marked finished. Plain: one rule per datasm step, each dataset going
+             through the steps of its route in order (its route read from the
+             compiled routing table: the route every step passing takes).
   synthetic  N datasets through a linear graph of 4 steps, each `true` (bench/cycle.py's
              synthetic workflow, every dataset still to do). Plain: its wildcard
              Snakefile. Plain Snakemake runs one sbatch job per rule and dataset (4N
@@ -33,6 +39,7 @@ own calls included), wall seconds. No timing is asserted anywhere.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -41,18 +48,26 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cycle import PLAIN, SMK, pending_of, transitions, workflow_yaml  # noqa: E402
+from cycle import (  # noqa: E402
+    PLAIN,
+    SMK,
+    finished_history,
+    fix_datasm,
+    pending_of,
+    transitions,
+    workflow_yaml,
+)
 
 PY = sys.executable
 PROFILE = REPO / "profiles" / "slurm"
 COUNTED = ("sbatch", "squeue", "sacct", "scancel")
 
-DEMO_PLAIN = '''# Plain Snakemake: the demo's work, hand-written. One rule per step; the time-axis
+DEMO_PLAIN = """# Plain Snakemake: the demo's work, hand-written. One rule per step; the time-axis
 # loop (check, fix, check again, up to 3 checks) is a shell loop in one rule.
 import sys
 
@@ -101,7 +116,7 @@ rule publish:
         lambda w: f"work/{w.ds}/" + ("regridded.txt" if ".atmos." in w.ds else "data_report.txt")
     output: "work/{ds}/published"
     shell: "cd work/{wildcards.ds} && {STEP} publish {wildcards.ds}"
-'''
+"""
 
 
 def shims(base: Path) -> tuple[Path, Path]:
@@ -243,23 +258,101 @@ def synthetic(base: Path, n: int) -> tuple[Path, Path]:
     return o, p
 
 
+PLAIN_DATASM = """# Plain Snakemake: datasm's work for the same datasets, hand-written. One rule per
+# step; each dataset goes through the steps of its route (routes.json) in order.
+import json
+
+ROUTE = json.load(open("routes.json"))
+
+wildcard_constraints:
+    i=r"[0-9]+",
+
+rule all:
+    input: [f"out/{ds}/{len(r)}.{r[-1]}.done" for ds, r in ROUTE.items()]
+
+def previous(w):
+    i = int(w.i)
+    return f"out/{w.ds}/{i - 1}.{ROUTE[w.ds][i - 2]}.done" if i > 1 else []
+"""
+
+
+def datasm(base: Path, n: int) -> tuple[Path, Path]:
+    """(ours, plain) for n of datasm's datasets; plain's routes from ours' compile."""
+    o, p = base / f"datasm{n}-ours", base / f"datasm{n}-plain"
+    fix_datasm(o)
+    c = subprocess.run([PY, "-m", "compiler", "compile", str(o)], capture_output=True,
+                       text=True, check=False)  # fmt: skip
+    if c.returncode != 0:
+        raise SystemExit(f"bench: datasm compile failed:\n{c.stderr[-3000:]}")
+    build = o / ".padocc" / "current"
+    rows = [r.split("\t") for r in (build / "datasets.tsv").read_text().splitlines()]
+    keep = {r[0]: r[1] for r in rows[:: max(1, len(rows) // n)][:n]}
+    (o / "status").mkdir(exist_ok=True)
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    for r in rows:
+        if r[0] not in keep:
+            (o / "status" / f"{r[0]}.status").write_text(
+                finished_history(r[0], "WAREHOUSE", "WAREHOUSE", (), t0)
+            )
+    graph = json.loads((build / "manifest.json").read_text())["graph"]
+    routes = {ds: route(graph, key) for ds, key in keep.items()}
+    p.mkdir(parents=True)
+    (p / "routes.json").write_text(json.dumps(routes))
+    steps = sorted({s for r in routes.values() for s in r})
+    (p / "Snakefile").write_text(PLAIN_DATASM + "".join(
+        f'\nrule {s}:\n    input: previous\n    output: "out/{{ds}}/{{i}}.{s}.done"\n'
+        f"    resources: mem_mb=1000, runtime=10\n    shell: \"true; touch {{output}}\"\n"
+        for s in steps))  # fmt: skip
+    return o, p
+
+
+def route(graph: dict, key: str) -> list[str]:
+    """The steps a dataset of this routing key runs when every step passes."""
+    pos, steps = graph["entry"], []
+    while len(steps) < 100:
+        at = graph["table"][pos]
+        to = at.get(key, at[""])
+        if to["kind"] != "run":
+            return steps
+        steps.append(to["step"])
+        pos = f"{to['sub']}/{to['step']}:Pass"
+    raise SystemExit(f"bench: no end to the route of {key}")
+
+
 def row(name: str, r: dict, no_step: str) -> str:
     return (f"| {name} | {r['sbatch']} | {len(r['jobs'])} | {no_step} | {r['squeue']} | "
             f"{r['sacct']} | {r['wall']:.0f} |")  # fmt: skip
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--datasets", type=int, default=1000, help="synthetic datasets (default 1000)")
-    ap.add_argument("--plain-max", type=int, default=100,
-                    help="run plain Snakemake on the synthetic workload only up to this many datasets")
+    ap.add_argument(
+        "--plain-max",
+        type=int,
+        default=100,
+        help="run plain Snakemake on the synthetic workload only up to this many datasets",
+    )
+    ap.add_argument(
+        "--datasm",
+        type=int,
+        default=0,
+        help="also N of datasm's real datasets through datasm's graph (0: not run)",
+    )
     ap.add_argument("--no-demo", action="store_true")
-    ap.add_argument("--arrays", action="store_true",
-                    help="also run the demo, both sides, with the plugin's job arrays for every "
-                    "rule (`slurm-array-jobs: all` added to a copy of profiles/slurm)")
+    ap.add_argument(
+        "--arrays",
+        action="store_true",
+        help="also run the demo, both sides, with the plugin's job arrays for every "
+        "rule (`slurm-array-jobs: all` added to a copy of profiles/slurm)",
+    )
     args = ap.parse_args()
-    if not 0 <= args.datasets <= 100_000 or not 0 <= args.plain_max <= 100_000:
-        print("bench: --datasets must be 0..100000 and --plain-max 0..100000", file=sys.stderr)
+    if not (0 <= args.datasets <= 100_000 and 0 <= args.plain_max <= 100_000
+            and 0 <= args.datasm <= 30_000):  # fmt: skip
+        print("bench: --datasets must be 0..100000, --plain-max 0..100000 and --datasm "
+              "0..30000", file=sys.stderr)  # fmt: skip
         return 2
     subprocess.run(["sinfo"], check=True, capture_output=True)
     lines = ["| run | sbatch calls | jobs | jobs with no step | squeue calls | sacct calls | wall s |",
@@ -276,6 +369,10 @@ def main() -> int:
                 f.write('slurm-array-jobs: "all"\n')
             o, p = demo(base / "arrays")
             work.append(("demo, job arrays", o, p, True, arrays))
+        if args.datasm:
+            n = args.datasm
+            work.append((f"datasm ({n:,} of its datasets, its graph)", *datasm(base, n),
+                         n <= args.plain_max, PROFILE))  # fmt: skip
         n = args.datasets
         if n:
             work.append((f"synthetic ({n:,} datasets, 4 steps)", *synthetic(base, n),
