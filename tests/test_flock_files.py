@@ -79,3 +79,27 @@ def test_a_duplicate_id_skips_only_its_group(flock: Path):
     status = flock / "status"
     assert not list(status.glob("OBS_*"))
     assert list(status.glob("CMIP6_*")) or list((flock / "complete").rglob("CMIP6_*.status"))
+
+
+def test_a_byte_order_mark_is_no_part_of_the_first_field(flock: Path):
+    # Spreadsheets save "CSV UTF-8" with a byte order mark. padocc reads the file with
+    # open() (cedadev/padocc 457c8d5, padocc/core/utils.py `extract_file`) and skips the
+    # header by `'proj_code' in datasets[0]` (initialisation.py `_init_group`), so the mark
+    # never stops a group there; nor may it here, in a CSV or a plain list.
+    bom = "\ufeff"
+    (flock / "groups" / "sheet_c.csv").write_text(
+        f"{bom}proj_code,pattern,updates,removals\nSHEET_tas_c,/archive/tas/*.nc,,\n"
+    )
+    (flock / "groups" / "sheet_d.csv").write_text(f"{bom}SHEET_pr_d,/archive/pr/*.nc,,\n")
+    (flock / "groups" / "list_e.txt").write_text(f"{bom}LIST_ua_e\n")
+    r = cycle(flock, "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert error_lines(r.stdout + r.stderr) == []
+    out = r.stdout.splitlines()
+    for group, ds in (
+        ("sheet_c", "SHEET_tas_c"),
+        ("sheet_d", "SHEET_pr_d"),
+        ("list_e", "LIST_ua_e"),
+    ):
+        assert f"new group {group}: 1 dataset" in out
+        assert any(ln.startswith(f"next: {ds} Init") for ln in out), out
