@@ -103,3 +103,30 @@ def test_a_byte_order_mark_is_no_part_of_the_first_field(flock: Path):
     ):
         assert f"new group {group}: 1 dataset" in out
         assert any(ln.startswith(f"next: {ds} Init") for ln in out), out
+
+
+# cedadev/padocc 457c8d5, padocc/groups/shepard.py `__init__`: the config keys SHEPARD
+# reads are flock_dir, complete_dir, common_valid, source_venv, `batch_limit` (default
+# 100: `conf.get('batch_limit', None) or 100`) and `obliterate_quarantine` (default
+# False: quarantined projects are moved to a quarantine group, not deleted).
+def test_shepard_config_keys_mean_what_they_mean_in_shepard(flock: Path):
+    conf = flock / "shepard.yaml"
+    text = conf.read_text().replace("batch_limit: 1000\n", "")
+    conf.write_text(text + "obliterate_quarantine: false\n")
+    r = cycle(flock, "--dry-run")
+    assert (r.returncode, error_lines(r.stdout + r.stderr)) == (0, []), r.stderr
+    assert any(ln.startswith("next: ") for ln in r.stdout.splitlines())
+    # SHEPARD's `true` deletes quarantined projects; padocc keeps them for requeue, so
+    # it refuses the key's meaning rather than ignore it.
+    conf.write_text(text + "obliterate_quarantine: true\n")
+    r = cycle(flock, "--dry-run")
+    line = len(conf.read_text().splitlines())
+    assert (r.returncode, r.stdout, r.stderr.splitlines()) == (
+        2,
+        "",
+        [
+            f"{conf}:{line}:24: error: obliterate_quarantine: true is not supported: SHEPARD "
+            "deletes quarantined projects, padocc keeps a quarantined dataset for padocc "
+            "requeue; remove the key or set it to false"
+        ],
+    )
