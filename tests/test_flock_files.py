@@ -1,6 +1,7 @@
 """SHEPARD/padocc group files as padocc itself reads them, run through real cycles.
 
-Group CSV columns follow cedadev/padocc at 457c8d5, padocc/groups/mixins/initialisation.py,
+Group CSV columns follow cedadev/padocc at 457c8d5 (457c8d598628c2d1f188f5dfd916bcee0420e70f),
+padocc/groups/mixins/initialisation.py,
 `_init_group`: proj_code, pattern, updates, removals, then every further field is a
 variable to keep (`proj_op.base_cfg['keep_vars'] = list(set(variables))`).
 """
@@ -130,3 +131,32 @@ def test_shepard_config_keys_mean_what_they_mean_in_shepard(flock: Path):
             "requeue; remove the key or set it to false"
         ],
     )
+
+
+# cedadev/padocc 457c8d5, padocc's own group files, their rows as they are (only the
+# leading /home/users/dwest77/cedadev prefix shortened): padocc/tests/data_creator/Aggs.csv
+# (an id that starts with a digit; update and removal files) and
+# padocc/tests/data/myfile.csv (ids with '-', a pattern that is a .txt file list, and no
+# newline after the last row).
+AGGS_CSV = (
+    "0DAgg,/c/padocc/padocc/tests/data_creator/0DAgg/*.nc,"
+    "/c/padocc/padocc/tests/data_creator/0DAgg/upd.json,"
+    "/c/padocc/padocc/tests/data_creator/0DAgg/rem.json\n"
+    "1DAgg,/c/padocc/padocc/tests/data_creator/1DAgg/*.nc,,\n"
+    "3DAgg,/c/padocc/padocc/tests/data_creator/3DAgg/*.nc,,\n"
+)
+MYFILE_CSV = (
+    "padocc-test-1,/c/padocc/padocc/tests/data/test1.txt,,\n"
+    "padocc-test-2,/c/padocc/padocc/tests/data/test2.txt,,"
+)
+
+
+def test_padoccs_own_group_files_are_read(flock: Path):
+    (flock / "groups" / "Aggs.csv").write_text(AGGS_CSV)
+    (flock / "groups" / "myfile.csv").write_text(MYFILE_CSV)
+    r = cycle(flock, "--dry-run")
+    assert (r.returncode, error_lines(r.stdout + r.stderr)) == (0, []), r.stderr
+    out = r.stdout.splitlines()
+    assert "new group Aggs: 3 datasets" in out and "new group myfile: 2 datasets" in out
+    nexts = {ln.split()[1] for ln in out if ln.startswith("next: ")}
+    assert {"0DAgg", "1DAgg", "3DAgg", "padocc-test-1", "padocc-test-2"} <= nexts
