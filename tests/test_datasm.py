@@ -6,6 +6,8 @@ from __future__ import annotations
 import filecmp
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -488,3 +490,46 @@ def test_key_of_an_outer_graph_is_taken_first(wf):
         ) in r.stderr.splitlines()
     table = json.loads((wf / ".padocc/current/manifest.json").read_text())["graph"]["table"]
     assert table["ATMValidation/CheckTime:Pass"] == {"": {"kind": "final", "state": "Fail"}}
+
+
+def test_readme_shows_the_whole_check_of_datasm_graphs():
+    """The README's example is the true output of `cd workflows/datasm && padocc-compile
+    --check`, every line of it, in its order: no excerpt that could drift from the code."""
+    readme = (DATASM.parent.parent / "README.md").read_text()
+    intro = readme.index("On datasm's own graphs (`cd workflows/datasm && padocc-compile --check`)")
+    start = readme.index("```\n", intro) + 4
+    shown = readme[start : readme.index("```\n", start)]
+    r = subprocess.run(
+        [str(Path(sys.executable).parent / "padocc-compile"), "--check"],
+        cwd=DATASM, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert (r.returncode, r.stdout) == (2, "")
+    assert shown == r.stderr
+
+
+# E3SM-Project/datasm 18eb7f46803a9553c4d95916a2b2e0e3887b349e: the job classes, by
+# their module's NAME (datasm/workflows/__init__.py `load_jobs` keys them so, and
+# `get_job` looks `self.jobs[job_name]` up exactly): datasm/workflows/jobs/*.py.
+DATASM_JOBS = {
+    "ExtractionValidate": "ValidateExtraction",  # jobs/ValidateExtraction.py
+    "EvictDataSet": "EvictDataset",  # jobs/EvictDataset.py
+}
+
+
+def test_steps_named_after_datasm_jobs_find_the_misnamed_job(wf):
+    # workflows/datasm's stand-in steps take the graph's names; named after datasm's
+    # own job classes, the checker finds the step datasm's get_job cannot create.
+    _fix_line_29(wf)
+    w = wf / "workflow.yaml"
+    for graph_name, job in DATASM_JOBS.items():
+        _edit(w, _line_of(w, f"  {graph_name}:"), f"{graph_name}:", f"{job}:")
+    rc, errors, warnings = _check(wf, wf.parent)
+    assert rc == 2
+    assert errors == [
+        "datasm/graph/extraction/transitions.yaml:14:12: error: unknown step "
+        "'ExtractionValidate': no step of that name is defined"
+    ]
+    assert (
+        "datasm/graph/cleanup/transitions.yaml:7:7: warning: unknown step 'EvictDataSet': no "
+        "step of that name is defined; it differs only in case from 'EvictDataset:Engaged'"
+    ) in warnings

@@ -353,7 +353,9 @@ def test_positions_between_steps_route_as_datasm_routes_them(tmp_path: Path):
     top.write_text("".join(lines))
     # Every pending dataset in the one cycle compiled here (not the default bound,
     # which leaves the most recently touched status files for later cycles).
-    (wf / "workflow.yaml").write_text((wf / "workflow.yaml").read_text() + "max_datasets_per_cycle: 100000\n")
+    (wf / "workflow.yaml").write_text(
+        (wf / "workflow.yaml").read_text() + "max_datasets_per_cycle: 100000\n"
+    )
     compile_wf(wf)
     ds = "CMIP6.C4MIP.E3SM-Project.E3SM-1-1.hist-bgc.r1i1p1f1.3hr.pr.gr"
     status = wf / "status" / f"{ds}.status"
@@ -376,3 +378,24 @@ def test_positions_between_steps_route_as_datasm_routes_them(tmp_path: Path):
         r.stdout.splitlines()[1]
         == "  next: the end of WAREHOUSE in Pass, recorded by the next cycle"
     )
+
+
+def test_datasm_ready_line_is_shown_as_datasm_wrote_it(small_demo: Path):
+    """datasm/dataset.py DatasetStatus.READY, `DATASM:Ready:`, which datasm/datasm.py
+    `start_datasets` writes for every dataset it starts. Its next_state looks
+    `DATASM:Ready` up in the top graph, then steps over DATASM and finds no level named
+    READY: no route, there as here (datasm leaves the dataset where it is; padocc
+    quarantines it, so it shows). What padocc says names the line as it is written."""
+    ds = "DEMO.atmos.hist.r1.tas"
+    status = small_demo / "status"
+    status.mkdir()
+    (status / f"{ds}.status").write_text(f"DATASETID={ds}\nSTAT:{TS}:DATASM:Ready:\n")
+    compile_wf(small_demo)
+    r = padocc("why", str(small_demo), ds)
+    assert r.stdout.splitlines()[:2] == [
+        f"{ds}: DATASM:Ready since 2024-01-01T00:00:00Z",
+        "  no route from 'DATASM:Ready'; the next cycle quarantines it",
+    ]
+    _run(small_demo)
+    r = padocc("why", str(small_demo), ds)
+    assert r.stdout.splitlines()[1].endswith(": no route from 'DATASM:Ready'"), r.stdout

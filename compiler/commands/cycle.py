@@ -103,10 +103,20 @@ def load_config(path: str) -> CycleConfig:
             raise fail(doc.val_loc(key), f"{key} '{doc[key]}' is not a regular file")
         return str(full)
 
-    if doc["batch_limit"] < 1:
+    batch_limit = doc.get("batch_limit", SHEPARD_BATCH_LIMIT)
+    if batch_limit < 1:
         raise fail(doc.val_loc("batch_limit"), "batch_limit must be at least 1")
-    if doc["batch_limit"] > MAX_BATCH:
+    if batch_limit > MAX_BATCH:
         raise fail(doc.val_loc("batch_limit"), f"batch_limit must be at most {MAX_BATCH:,}")
+    if doc.get("obliterate_quarantine"):
+        # SHEPARD's true deletes quarantined projects; ignoring it would keep what the
+        # user asked to delete, so its meaning is refused instead.
+        raise fail(
+            doc.val_loc("obliterate_quarantine"),
+            "obliterate_quarantine: true is not supported: SHEPARD deletes quarantined "
+            "projects, padocc keeps a quarantined dataset for padocc requeue; remove the "
+            "key or set it to false",
+        )
     repeats = doc.get("max_repeats", 5)
     if not 1 <= repeats <= 100:
         raise fail(doc.val_loc("max_repeats"), "max_repeats must be between 1 and 100")
@@ -124,7 +134,7 @@ def load_config(path: str) -> CycleConfig:
     }
     return CycleConfig(
         source_venv=p("source_venv"),
-        batch_limit=doc["batch_limit"],
+        batch_limit=batch_limit,
         flock_dir=p("flock_dir"),
         complete_dir=p("complete_dir", must_exist=False),
         common_valid=p("common_valid", kind="file"),
@@ -140,6 +150,7 @@ def load_config(path: str) -> CycleConfig:
 
 
 MAX_BATCH = 1_000_000
+SHEPARD_BATCH_LIMIT = 100  # cedadev/padocc groups/shepard.py: conf.get('batch_limit') or 100
 MAX_TIMEOUT_S = 7 * 86400
 
 

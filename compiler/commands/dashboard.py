@@ -156,7 +156,7 @@ def why_index(s: Survey) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     ranked = sorted(s.records, key=lambda r: (r.workflow == root and r.state == "Pass", r.id))
     for rec in ranked[:WHY_MAX]:
-        at = f"{rec.step}:{rec.state}" + (f" (in {rec.workflow})" if rec.workflow != rec.step else "")
+        at = f"{rec.step}:{rec.state}" + (f" (in {rec.workflow})" if rec.workflow not in ("", rec.step) else "")
         eng = rec.engaged
         if rec.blocked:
             text = "blocked: padocc unblock releases it"

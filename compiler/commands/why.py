@@ -218,7 +218,7 @@ def shown(position: str) -> str:
     sub, sep, at = position.partition("/")
     if not sep:
         return position
-    return at if at.split(":", 1)[0] == sub else f"{at} (in {sub})"
+    return at if not sub or at.split(":", 1)[0] == sub else f"{at} (in {sub})"
 
 
 def run(opts: WhyOptions) -> int:

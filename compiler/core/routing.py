@@ -18,7 +18,8 @@ from compiler.core.words import plural
 def route(table: Mapping[str, Mapping[str, dict]], position: str, key: str) -> dict:
     acts = table.get(position)
     if acts is None:
-        return {"kind": "stuck", "reason": f"no route from '{position}'"}
+        # A datasm line of no sub-workflow (`DATASM:Ready:`) is named as it is written.
+        return {"kind": "stuck", "reason": f"no route from '{position.removeprefix('/')}'"}
     return acts.get(key) or acts[""]
 
 

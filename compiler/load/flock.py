@@ -58,6 +58,9 @@ def _csv_rows(text: str, shown: str):
 
 def _read_group_file(p: Path, text: str, shown: str, group: str) -> list[tuple[str, dict, Loc]]:
     out = []
+    # A spreadsheet's "CSV UTF-8" starts with a byte order mark: it is no part of the
+    # first field (padocc finds its header by substring, so the mark never hurts there).
+    text = text.removeprefix("\ufeff")
     if p.suffix == ".csv":
         for n, row in _csv_rows(text, shown):
             cells = [c.strip() for c in row]

@@ -323,10 +323,11 @@ CYCLE = Record(
     (
         # SHEPARD's own keys, unchanged
         K("source_venv", STR, doc="virtual environment activated for the jobs"),
-        K("batch_limit", INT, required=True, doc="jobs submitted per cycle at most"),
+        K("batch_limit", INT, doc="jobs submitted per cycle at most (SHEPARD's default 100)"),
         K("flock_dir", STR, required=True, doc="where the groups are"),
         K("complete_dir", STR, required=True, doc="where finished groups go"),
         K("common_valid", STR, doc="error-bypass template: differences that are only warnings"),
+        K("obliterate_quarantine", BOOL, doc="false only: quarantined datasets are kept"),
         # what a deployment needs besides
         K("workflow", STR, required=True, doc="the workflow directory the flock runs through"),
         K("profile", STR, doc="Snakemake profile: local, slurm or a path (default local)"),
