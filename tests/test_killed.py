@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import PROFILES, padocc, snakemake
 
 from compiler.core.statusfile import Stat, read_history
@@ -355,3 +356,63 @@ def test_cycle_snakemake_timeout_holds_while_snakemake_is_silent(tmp_path: Path)
     assert cancelled and {(s.step, s.params["reason"]) for s in cancelled} == {("Init", "deadline")}
     n = len(cancelled)
     assert f"interrupted steps of {n} dataset{'' if n == 1 else 's'} recorded" in r.stdout
+
+
+# ---------------------------------------------------------------------- a stopped run
+
+
+def processes_in(wf: Path) -> list[int]:
+    """Processes working in, or naming, the workflow directory (Snakemake, the job
+    shells, the wrappers, the steps' commands)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cwd = os.readlink(f"/proc/{d}/cwd")
+        except OSError:
+            continue
+        if str(wf) in cmd or cwd == str(wf) or cwd.startswith(f"{wf}/"):
+            out.append(int(d))
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=str)
+def test_a_signal_to_padocc_run_stops_its_snakemake_and_jobs(tmp_path: Path, sig: int):
+    """cron's `timeout` (SIGTERM), a closed terminal (SIGHUP) or Ctrl-C (SIGINT) sent to
+    `padocc run` while a step runs: padocc stops its Snakemake and the step, records the
+    step as interrupted (Cancelled, reason=stopped), says so, and exits 1. Before,
+    padocc died and its Snakemake (in a session of its own) ran on with its jobs.
+    The next cycle runs the step again as the same attempt."""
+    wf = tmp_path / "stopped"
+    write_workflow(wf, "STOPPED", SLEEPER)
+    ds = "STOPPED.one"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "compiler", "run", str(wf)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for((wf / "work" / ds / "started-1").exists, proc=proc)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    name = signal.Signals(sig).name
+    assert proc.returncode == 1, out + err
+    assert err.splitlines()[-2:] == [  # after Snakemake's own lines
+        f"padocc: {name} received: Snakemake stopped, interrupted steps of 1 dataset recorded",
+        f"stopped by {name}",
+    ], err
+    got = [(s.state, s.params.get("attempt"), s.params.get("reason")) for s in lines(wf, ds)]
+    assert got == [("Engaged", "1", None), ("Cancelled", "1", "stopped")]
+    assert lines(wf, ds)[1].params["by"] == name
+    # Nothing of the run is left: not Snakemake, not the step's shell or its sleep.
+    wait_for(lambda: not processes_in(wf), timeout=30)
+    (wf / "go").touch()
+    r = padocc("run", str(wf), timeout=200)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = [(s.state, s.params.get("attempt")) for s in lines(wf, ds)]
+    assert got[2:] == [("Engaged", "1"), ("Pass", "1")]

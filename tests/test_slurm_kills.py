@@ -151,3 +151,46 @@ def test_run_deadline_cancels_its_slurm_jobs(tmp_path: Path):
     assert r.returncode == 0, r.stdout + r.stderr
     for ds in ("DEADLINE.a", "DEADLINE.b"):
         assert outcomes(wf, ds)[-1] == ("Pass", "1", None)
+
+
+def test_sigterm_to_padocc_run_cancels_its_slurm_jobs(tmp_path: Path):
+    """cron's `timeout` sends SIGTERM to `padocc run` while its jobs run on SLURM:
+    padocc stops its Snakemake, scancels the run's jobs, records the interrupted step
+    (Cancelled, reason=stopped) and exits 1. Before, padocc died and its Snakemake ran
+    on, still submitting. The next cycle runs the step as the same attempt."""
+    import signal
+    import sys
+
+    need_slurm()
+    wf = tmp_path / "term"
+    write_workflow(wf, "TERM", SLEEP_ONCE.replace("runtime: 1m", "runtime: 5m"), ("a",))
+    log = tmp_path / "run.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "compiler", "run", str(wf), "--profile", "slurm"],
+        stdout=log.open("w"), stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        job = wait_engaged(wf, "TERM.a", proc, log)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1, err
+    m = re.search(r"^padocc: SIGTERM received: Snakemake stopped, SLURM jobs ([0-9 ]+) "
+                  r"cancelled, interrupted steps of 1 dataset recorded$", err, re.M)  # fmt: skip
+    assert m and job in m[1].split(), err
+    assert err.splitlines()[-1] == "stopped by SIGTERM", err
+    deadline = time.monotonic() + 60
+    while queue_of(wf) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert queue_of(wf) == {}, "jobs of the run left in the queue"
+    assert [(s.state, s.params.get("reason")) for s in step_stats(wf, "TERM.a")][-1] == (
+        "Cancelled",
+        "stopped",
+    )
+    (wf / "go").touch()
+    r = padocc("run", str(wf), "--profile", "slurm", timeout=RUN_TIMEOUT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert outcomes(wf, "TERM.a")[-1] == ("Pass", "1", None)

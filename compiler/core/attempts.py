@@ -31,9 +31,12 @@ TIME_CAUSES = frozenset({"TIMEOUT", "DEADLINE", "SIGXCPU"})
 # LOST: the job vanished without a trace) grows neither. A failure without a cause
 # (the command exited non-zero by itself) grows both, as retries always did.
 
-# A `Cancelled` line that a run's deadline wrote: the attempt did not end by its own
-# doing, so it is not counted and the count before it carries on.
+# A `Cancelled` line that a run's deadline wrote, or a run stopped by a signal to padocc
+# (cron's `timeout`, a kill, Ctrl-C): the attempt did not end by its own doing, so it
+# is not counted and the count before it carries on.
 DEADLINE_REASON = "deadline"
+STOPPED_REASON = "stopped"
+RUN_ENDED_REASONS = frozenset({DEADLINE_REASON, STOPPED_REASON})
 
 # SLURM states of a job that has not ended (sacct may lag behind squeue).
 _ACTIVE = frozenset({"PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "COMPLETING",
@@ -51,12 +54,13 @@ class Tries:
 def tries_of(stats: Sequence[Stat], step: str) -> Tries:
     """Count the step's failed attempts since its last binding outcome: its `Retry`
     lines (the wrapper's, and those closing a killed job). A cancel by an operator
-    starts again from attempt 1; a run's deadline, a block and an unblock do not count."""
+    starts again from attempt 1; a run's deadline or stop, a block and an unblock do not
+    count."""
     n = mem = time = 0
     for st in reversed(stats):
         if st.state in (ENGAGED, "Blocked", "Unblocked"):  # a hold is not an outcome
             continue
-        if st.state == "Cancelled" and st.params.get("reason") == DEADLINE_REASON:
+        if st.state == "Cancelled" and st.params.get("reason") in RUN_ENDED_REASONS:
             continue
         if st.state == "Retry" and st.step == step:
             n += 1
@@ -89,7 +93,7 @@ def retry_wait(stats: Sequence[Stat], step: str, delay: dict | None) -> Wait | N
     failed: Stat | None = None
     for st in reversed(stats):  # the last Retry, where tries_of starts counting
         if st.state == ENGAGED or (
-            st.state == "Cancelled" and st.params.get("reason") == DEADLINE_REASON
+            st.state == "Cancelled" and st.params.get("reason") in RUN_ENDED_REASONS
         ):
             continue
         if st.state == "Retry" and st.step == step:

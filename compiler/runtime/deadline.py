@@ -1,12 +1,13 @@
-"""A run's deadline (`padocc run --timeout`, a cycle's `snakemake_timeout`): what is
-undone when Snakemake is stopped at it.
+"""A run's deadline (`padocc run --timeout`, a cycle's `snakemake_timeout`), or a
+signal that stops padocc (SIGTERM from cron's `timeout`, SIGHUP, Ctrl-C): what is undone
+when Snakemake is stopped.
 
 Snakemake is killed with its whole process group (it ignores SIGTERM while it waits
 on jobs), which ends its local jobs too (each wrapper's command dies with it). Its
 SLURM jobs are not in that group: the run names them with a job name prefix of its
 own (the plugin's `--slurm-jobname-prefix`), and they are `scancel`ed by that name.
-Each step the deadline interrupted gets a `Cancelled` line (`reason=deadline`), so
-the next cycle takes it up at once, as the same attempt.
+Each step the deadline interrupted gets a `Cancelled` line (`reason=deadline`; after a
+signal `reason=stopped`), so the next cycle takes it up at once, as the same attempt.
 """
 
 from __future__ import annotations
@@ -62,9 +63,11 @@ def cancel_slurm_run(prefix: str) -> list[str]:
     return ids
 
 
-def record_interrupted(workflow_dir: str, build: str, by: str) -> list[str]:
-    """A `Cancelled` line (reason=deadline) for each step of this build that was still
-    engaged; the datasets it names."""
+def record_interrupted(
+    workflow_dir: str, build: str, by: str, reason: str = DEADLINE_REASON
+) -> list[str]:
+    """A `Cancelled` line (`reason`: the deadline, or a stop) for each step of this
+    build that was still engaged; the datasets it names."""
     try:
         names = list(pending(os.path.join(workflow_dir, BUILDS, build)))
     except OSError:
@@ -78,7 +81,7 @@ def record_interrupted(workflow_dir: str, build: str, by: str) -> list[str]:
         eng = position_of(read_history(path).stats).open_engagement
         if eng is None or eng.params.get("build") != build:
             continue
-        params = {"by": by, "reason": DEADLINE_REASON, "build": build,
+        params = {"by": by, "reason": reason, "build": build,
                   "attempt": eng.params.get("attempt", ""),
                   "slurm_jobid": eng.params.get("slurm_jobid", "")}  # fmt: skip
         line = Stat(utc_stamp(), eng.workflow, eng.sub, eng.step, "Cancelled",

@@ -7,9 +7,12 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from compiler.core.attempts import DEADLINE_REASON, STOPPED_REASON
 from compiler.core.words import plural
 from compiler.render.assets import asset_dir
 from compiler.runtime.deadline import (
@@ -77,21 +80,22 @@ def run_snakemake(
     build: str | None = None,
     lease: Lease | None = None,
 ) -> int:
-    """Snakemake's exit status; 124 if it ran past `timeout`. The deadline holds whether
-    or not Snakemake prints anything: then its whole process group is killed
-    (Snakemake ignores SIGTERM while it waits on jobs), its SLURM jobs are cancelled,
-    and the steps of `build` it interrupted are recorded (runtime/deadline.py).
+    """Snakemake's exit status; 124 if it ran past `timeout`, 128+N if signal N (one
+    of STOP_SIGNALS) stopped padocc. The deadline holds whether or not Snakemake prints
+    anything. At either, its whole process group is killed (Snakemake ignores SIGTERM
+    while it waits on jobs), its SLURM jobs are cancelled, and the steps of `build` it
+    interrupted are recorded (runtime/deadline.py).
 
     With a `lease` (runtime/leases.py), Snakemake inherits it, so what the run holds
     stays held while its Snakemake lives, and runs with --nolock: the leases keep
     concurrent runs' outputs apart, and Snakemake's own lock directory, shared by
     every run in the workflow directory, is neither written nor cleared."""
-    prefix = None
     slurm = uses_slurm(profile_dir(profile))
-    if timeout is not None and slurm:
-        prefix = new_job_prefix()
-        extra = [*extra, "--slurm-jobname-prefix", prefix]
+    # SLURM jobs are not in Snakemake's process group: the run names them with a prefix
+    # of its own, so a deadline or a signal can scancel exactly them.
+    prefix = new_job_prefix() if slurm else None
     if slurm:
+        extra = [*extra, "--slurm-jobname-prefix", prefix]
         # Each run its own SLURM log directory. As it shuts down, the plugin removes
         # every empty directory under its log directory: a shared one loses the
         # directory an overlapping run's queued job is about to write its log in, and
@@ -105,7 +109,8 @@ def run_snakemake(
         env[LEASE_ENV] = lease.id
     cmd = snakemake_cmd(workflow_dir, profile, snakefile, extra)
     # Started in the workflow directory: Snakemake reads target and --forcerun paths
-    # relative to where it runs.
+    # relative to where it runs. In a session of its own, so that a terminal's Ctrl-C
+    # reaches padocc only, and padocc stops Snakemake the one way it always does.
     proc = subprocess.Popen(
         cmd, cwd=workflow_dir, start_new_session=True, text=True, env=env,
         pass_fds=lease.fds() if lease is not None else (),
@@ -116,23 +121,72 @@ def run_snakemake(
         pump = threading.Thread(target=_copy, args=(proc.stdout, log), daemon=True)
         pump.start()
     try:
-        rc = proc.wait(timeout=timeout)
+        with _signals_stop():
+            rc = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
         rc = 124
-        ids = cancel_slurm_run(prefix) if prefix else []
-        done = record_interrupted(workflow_dir, build, "padocc run") if build else []
-        note = (
-            f"padocc: deadline of {timeout:g} s reached: Snakemake stopped"
-            + (f", SLURM jobs {' '.join(ids)} cancelled" if ids else "")
-            + (f", interrupted steps of {plural(len(done), 'dataset')} recorded" if done else "")
-        )
+        note = f"deadline of {timeout:g} s reached"
+        note += _stop(proc, prefix, workflow_dir, build, "padocc run", DEADLINE_REASON)
+    except _Stopped as e:
+        name = signal.Signals(e.signum).name
+        rc = 128 + e.signum
+        note = f"{name} received" + _stop(proc, prefix, workflow_dir, build, name, STOPPED_REASON)
     if pump is not None:
         pump.join(timeout=10)
-    if rc == 124 and note:
-        print(note, file=log or sys.stderr)
+    if note:
+        print(f"padocc: {note}", file=log or sys.stderr)
     return rc
+
+
+# The signals that stop a run: cron's `timeout` and `kill` (SIGTERM), a closed terminal
+# (SIGHUP) and Ctrl-C. Without this, padocc died and left its Snakemake running on in
+# a session of its own, still starting jobs with nobody to stop them.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+class _Stopped(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def _signals_stop() -> Iterator[None]:
+    """While Snakemake runs, a stop signal raises _Stopped (main thread only: a signal
+    handler cannot be set elsewhere); the previous handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise _Stopped(signum)
+
+    before = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+
+
+def _stop(
+    proc: subprocess.Popen, prefix: str | None, workflow_dir: str, build: str | None,
+    by: str, reason: str,
+) -> str:  # fmt: skip
+    """Stop Snakemake with its process group (it ignores SIGTERM while it waits on
+    jobs), cancel its SLURM jobs and record the steps it interrupted: what was done."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    ids = cancel_slurm_run(prefix) if prefix else []
+    done = record_interrupted(workflow_dir, build, by, reason) if build else []
+    return (
+        ": Snakemake stopped"
+        + (f", SLURM jobs {' '.join(ids)} cancelled" if ids else "")
+        + (f", interrupted steps of {plural(len(done), 'dataset')} recorded" if done else "")
+    )
 
 
 def _copy(src, dst: TextIO) -> None:
@@ -172,5 +226,7 @@ def disk_full(workflow_dir: str) -> str | None:
 
 def failed_because(workflow_dir: str, rc: int) -> str:
     """The one line said when Snakemake exits non-zero: why, when it can be told."""
+    if rc - 128 in STOP_SIGNALS:
+        return f"stopped by {signal.Signals(rc - 128).name}"
     why = cannot_run(workflow_dir) if rc else None
     return f"{why} (snakemake exited {rc})" if why else f"snakemake exited {rc}"
