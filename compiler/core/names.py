@@ -1,4 +1,12 @@
-"""Names shared by the renderer and the Snakefile helpers (no imports: any stage may use it)."""
+"""Names shared by the renderer and the Snakefile helpers (nothing of padocc imported:
+any stage may use it)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 
 def rule_name(gate: str) -> str:
@@ -41,3 +49,10 @@ def chunk_log(gate: str, chunk: str, key: str = "") -> str:
     """A gate chunk's log, relative to the workflow directory (each run of the chunk
     writes it anew: it holds the last attempt)."""
     return f".padocc/logs/gates/{gate}/{key + '/' if key else ''}{chunk}.log"
+
+
+def common_first(members: Iterable[str], firsts: Mapping[str, str]) -> str:
+    """The step a job's slot 1 runs when all its datasets start at the same one (the
+    step's own rule then runs it; runtime/jobs.py first_step reads it back), else ""."""
+    found = {firsts[ds] for ds in members}
+    return found.pop() if len(found) == 1 else ""

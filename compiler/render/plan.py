@@ -18,7 +18,7 @@ import shutil
 import stat
 import subprocess
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -562,13 +562,6 @@ def bundles(
             name = chunk[0] if len(chunk) == 1 else f"@{len(out) + 1}"
             out.append(Bundle(name, slots, chunk))
     return out
-
-
-def common_first(members: Iterable[str], firsts: Mapping[str, str]) -> str:
-    """The step a job's slot 1 runs when all its datasets start at the same one (the
-    step's own rule then runs it; runtime/jobs.py first_step reads it back), else ""."""
-    found = {firsts[ds] for ds in members}
-    return found.pop() if len(found) == 1 else ""
 
 
 def bundles_tsv(jobs: list[Bundle]) -> str:

@@ -14,6 +14,7 @@ from compiler.core.manifestio import portable
 from compiler.core.names import (
     ROUND_END,
     chunk_log,
+    common_first,
     job_log,
     round_file,
     round_log,
@@ -25,7 +26,7 @@ from compiler.render import escape
 from compiler.render.assets import asset_dir
 from compiler.render.gateplan import GateWork
 from compiler.render.manifest import datasets_tsv
-from compiler.render.plan import Plan, bundles_tsv, common_first, pending_tsv
+from compiler.render.plan import Plan, bundles_tsv, pending_tsv
 from compiler.render.routes import routing_sections
 from compiler.render.write import WORKFLOW_PROFILE
 

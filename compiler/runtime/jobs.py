@@ -19,8 +19,8 @@ from pathlib import Path
 
 from compiler.core.attempts import cause_of, closing_line, open_after, tries_of
 from compiler.core.growth import grown_by
+from compiler.core.names import common_first
 from compiler.core.statusfile import position_of, read_history
-from compiler.render.plan import common_first
 from compiler.runtime.build import manifest, pending
 
 NOOP = {"runtime": 5, "mem_mb": 256, "cpus_per_task": 1}
