@@ -8,8 +8,9 @@ runtime/leases.py). A tick missed (the machine asleep) is not made up: the next
 cycle starts at once and the interval counts from there. Quiet while all is well,
 like the cycles themselves; a cycle that ends non-zero is said in one line.
 SIGTERM or SIGINT: no new cycle starts; the running cycle processes get SIGTERM and
-are waited for. A Snakemake one of them started runs on in its own session, holding
-its datasets' leases, until its jobs end, as after a cron line that is removed.
+are waited for. Each stops its Snakemake and jobs (SLURM's too) and records the steps
+it interrupted (`Cancelled reason=stopped`, not an attempt), which the next cycle
+runs again (runtime/snakemake_run.py).
 """
 
 from __future__ import annotations
@@ -75,11 +76,14 @@ def run(opts: EveryOptions) -> int:
                 started += 1
                 next_at = max(next_at + every, time.monotonic())
             time.sleep(min(1.0, max(0.05, next_at - time.monotonic())))
+        stopped = []
         for p in running:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
+                stopped.append(p)
         for p in running:
-            if p.wait() != -signal.SIGTERM:  # ended by itself, not by our stop
+            p.wait()
+            if p not in stopped:  # ended by itself, not by our stop
                 failed += _said(p)
     finally:
         for s, h in old.items():
