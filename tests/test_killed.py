@@ -242,6 +242,36 @@ def test_run_timeout_holds_while_snakemake_is_silent(tmp_path: Path):
     assert got[2:] == [("Engaged", "1"), ("Pass", "1")]
 
 
+def test_run_timeout_stops_what_the_step_started(tmp_path: Path):
+    """The deadline kills Snakemake and its jobs with SIGKILL: a wrapper killed so never
+    gets to end its command's process group, and the command's own children (here a
+    `sleep` the step's shell started) ran on after the run returned, beside the rerun
+    the next cycle starts. Nothing the step started outlives the deadline."""
+    wf = tmp_path / "kids"
+    write_workflow(wf, "KIDS", "touch started-{attempt}; sleep 300 & echo $! > child.pid; wait")
+    ds = "KIDS.one"
+    r = padocc("run", str(wf), "--timeout", "45", timeout=200)
+    pid_file = wf / "work" / ds / "child.pid"
+    child = int(pid_file.read_text()) if pid_file.exists() else None
+    try:
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "snakemake stopped at the 45 s deadline" in r.stderr
+        assert child is not None, "the step never started its child"
+        wait_for(lambda: not Path(f"/proc/{child}").exists() or _zombie(child), timeout=60)
+    finally:
+        if child is not None and Path(f"/proc/{child}").exists():
+            os.kill(child, signal.SIGKILL)
+    got = [(s.state, s.params.get("reason")) for s in lines(wf, ds)]
+    assert got == [("Engaged", None), ("Cancelled", "deadline")]
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 # ---------------------------------------------------------------------- cancel
 
 BLOCK_TERM = (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ from compiler.core.words import plural
 from compiler.render.assets import asset_dir
 from compiler.runtime.deadline import (
     cancel_slurm_run,
+    kill_run,
     new_job_prefix,
     record_interrupted,
     uses_slurm,
@@ -118,7 +118,7 @@ def run_snakemake(
     try:
         rc = proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        kill_run(proc.pid)  # its local jobs' commands too, children and all
         proc.wait()
         rc = 124
         ids = cancel_slurm_run(prefix) if prefix else []
