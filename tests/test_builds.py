@@ -292,6 +292,42 @@ def test_a_run_killed_with_kill_9_frees_its_build(tmp_path: Path):
     assert builds_of(wf) == [current_build(wf)]
 
 
+def test_clean_never_removes_a_build_a_job_still_holds(tmp_path: Path):
+    """A job outlives its Snakemake (killed -9 alone here; on SLURM, a job runs on after
+    its run is killed): nothing holds the run lock any more, but the job's wrapper holds
+    its build. `padocc clean` keeps that build however old, and removes it once the job
+    has ended (before, it removed it under the running job)."""
+    wf, held, run = live_run(tmp_path)
+    try:
+        (snake,) = [int(d) for d in os.listdir("/proc") if d.isdigit() and _ppid(int(d)) == run.pid]
+        os.kill(snake, signal.SIGKILL)  # Snakemake alone: its job's wrapper lives on
+        run.wait()
+        compile_wf(wf)
+        assert current_build(wf) != held
+        clean = ("clean", str(wf), "--retain", "1d", "--now", "2100-01-01")
+        r = padocc(*clean)
+        assert r.returncode == 0, r.stderr
+        assert f"{wf}: build {held} is in use by a live run or job: kept" in r.stdout.splitlines()
+        assert held in builds_of(wf)
+        assert_whole(wf, held)
+        (wf / "go").touch()
+        wait_for(lambda: final_states(wf) == {"ONE.one": "ONE:Pass"}, "the job never ended")
+        wait_for(lambda: not session_alive(run.pid), "the job's processes never ended")
+    finally:
+        if session_alive(run.pid):
+            os.killpg(run.pid, signal.SIGKILL)
+    r = padocc(*clean)
+    assert r.returncode == 0, r.stderr
+    assert builds_of(wf) == [current_build(wf)]
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError):
+        return 0
+
+
 def test_keep_builds_must_be_a_whole_number(tmp_path: Path):
     wf = small_demo(tmp_path / "demo")
     for bad in ("0", "-1", "x", "10001"):

@@ -18,7 +18,6 @@ import pytest
 from conftest import fresh_copy, padocc, tree_snapshot
 
 from compiler.commands import campaign, clean
-from compiler.commands import compile as compile_cmd
 from compiler.core.manifestio import load_manifest
 
 NOW = "2026-01-01T01:00:00Z"
@@ -69,7 +68,10 @@ def write(path: Path, text: str) -> Path:
 
 
 def recompile(wf: Path) -> None:
-    assert compile_cmd.run(compile_cmd.CompileOptions(str(wf), quiet=True)) == 0
+    """A compile in its own process: a compile holds its build while its process lives
+    (for the run that follows it), and clean keeps a build in use."""
+    r = padocc("compile", "-q", str(wf))
+    assert r.returncode == 0, r.stderr
 
 
 def submit(camp: Path, *extra: str):
