@@ -196,6 +196,53 @@ def test_attempts_carry_across_cycles(tmp_path: Path):
     ]
 
 
+def test_memory_growth_carries_across_cycles(tmp_path: Path):
+    """Attempt 1's job is killed (SIGKILL, the OOM killer's signal) after its Snakemake
+    died, so no run retries it. The next cycle records it from the exit status its
+    shell kept (cause=SIGKILL) and runs attempt 2 with twice the memory and the same
+    time: sized from the status file, not from Snakemake's counter (attempt 1 again in
+    a new run, first-attempt resources)."""
+    wf = tmp_path / "grow"
+    write_workflow(wf, "GROW", SLEEPER)
+    ds = "GROW.one"
+    assert padocc("compile", str(wf)).returncode == 0
+    proc = start_run(wf, tmp_path / "run1.log")
+    try:
+        wait_for((wf / "work" / ds / "started-1").exists, proc=proc)
+        (snake,) = [
+            int(d) for d in os.listdir("/proc") if d.isdigit() and _ppid(int(d)) == proc.pid
+        ]
+        os.kill(snake, signal.SIGKILL)  # Snakemake first: nobody resubmits the job
+        eng = lines(wf, ds)[-1]
+        os.kill(int(eng.params["pid"]), signal.SIGKILL)  # then the job's wrapper
+        exit_file = wf / ".padocc" / "logs" / eng.params["build"] / ds / "1.log.exit"
+        wait_for(exit_file.exists)  # the rule's shell saw it end
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    (wf / "go").touch()
+    r = padocc("compile", str(wf))
+    assert "1 killed: SIGKILL" in r.stdout, r.stdout
+    log = tmp_path / "run2.log"
+    run = start_run(wf, log)
+    assert run.wait(timeout=300) == 0, log.read_text()[-3000:]
+    got = [(s.state, s.params.get("attempt"), s.params.get("cause")) for s in lines(wf, ds)]
+    assert got == [
+        ("Engaged", "1", None),
+        ("Retry", "1", "SIGKILL"),
+        ("Engaged", "2", None),
+        ("Pass", "2", None),
+    ]
+    assert job_resources(log.read_text())[:1] == [("200", "10")], log.read_text()[-3000:]
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError):
+        return 0
+
+
 def test_a_block_and_unblock_between_attempts_keeps_the_count(tmp_path: Path):
     """Attempt 1 dies (recorded by the next compile), then a person blocks and unblocks
     the dataset: the hold is not an outcome, so the next try is attempt 2, not 1 again
