@@ -203,7 +203,8 @@ def test_memory_growth_carries_across_cycles(tmp_path: Path):
     time: sized from the status file, not from Snakemake's counter (attempt 1 again in
     a new run, first-attempt resources)."""
     wf = tmp_path / "grow"
-    write_workflow(wf, "GROW", SLEEPER)
+    # exec: the sleep itself dies with its killed wrapper (a shell's child would not).
+    write_workflow(wf, "GROW", SLEEPER.replace("|| sleep", "|| exec sleep"))
     ds = "GROW.one"
     assert padocc("compile", str(wf)).returncode == 0
     proc = start_run(wf, tmp_path / "run1.log")
