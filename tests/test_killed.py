@@ -405,6 +405,36 @@ def test_cancel_stops_local_jobs_that_wait_to_start(tmp_path: Path):
         assert [s.state for s in lines(wf, name)][-2:] == ["Engaged", "Pass"]
 
 
+def test_cancel_in_a_copy_never_signals_the_originals_jobs(tmp_path: Path):
+    """`cp -a` of a workflow while it runs copies its open Engaged lines, which name the
+    original's live job wrappers (alive, padocc's, started when the lines say).
+    `padocc cancel` in the copy records the cancel in the copy and signals nothing:
+    before, it stopped the original's job, which then spent an attempt."""
+    wf = tmp_path / "orig"
+    poll = "touch started-{attempt}; while [ ! -e {workflow_dir}/go ]; do sleep 0.1; done"
+    write_workflow(wf, "COPY", poll)
+    ds = "COPY.one"
+    assert padocc("compile", str(wf)).returncode == 0
+    proc = start_run(wf, tmp_path / "run.log")
+    copy = tmp_path / "copy"
+    try:
+        wait_for((wf / "work" / ds / "started-1").exists, proc=proc)
+        subprocess.run(["cp", "-a", str(wf), str(copy)], check=True)
+        r = padocc("cancel", str(copy))
+        assert (r.returncode, r.stdout) == (0, f"cancelled {ds} Step\n"), r.stderr
+        (wf / "go").touch()
+        assert proc.wait(timeout=120) == 0, (tmp_path / "run.log").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert [(s.state, s.params.get("attempt")) for s in lines(wf, ds)] == [
+        ("Engaged", "1"),
+        ("Pass", "1"),
+    ]
+    assert [s.state for s in lines(copy, ds)] == ["Engaged", "Cancelled"]
+
+
 def test_cycle_snakemake_timeout_holds_while_snakemake_is_silent(tmp_path: Path):
     """A cycle's `snakemake_timeout` (Snakemake under --quiet, printing nothing while its
     steps run) ends the cycle at the deadline and records the interrupted steps; before,

@@ -1,7 +1,8 @@
 """`padocc cancel WORKFLOW_DIR [--dataset ID ...]`: stop in-flight jobs and record it.
 
 SLURM jobs are cancelled with one `scancel`; local ones get SIGTERM, only when the
-pid is provably that job's wrapper (routing.engaged_process). Each gets a
+pid is provably that job's wrapper (routing.engaged_process) and works in this
+workflow directory (not the original's job named by a copied status file). Each gets a
 `Cancelled` STAT line for its build, so the rest of that run leaves the dataset
 alone and the next cycle starts the step again cleanly. Jobs not started yet (local
 ones Snakemake has queued) find the cancel marker `.padocc/cancel/<all|dataset>`,
@@ -89,7 +90,7 @@ def run(opts: CancelOptions) -> int:
         # Only a process that is provably this job's wrapper (alive, padocc's, started
         # when its Engaged line says): never whatever holds a reused pid now.
         pid = None if eng.params.get("slurm_jobid") else engaged_process(eng.params)
-        if pid is not None:
+        if pid is not None and _works_in(pid, m["workflow"]["dir"]):
             try:
                 os.kill(pid, signal.SIGTERM)
             except (ProcessLookupError, PermissionError):
@@ -167,6 +168,19 @@ def queued_jobs(workflow_dir: str) -> list[tuple[str, tuple[str, ...], str]]:
             datasets = ()
         out.append((jid, tuple(datasets), build))
     return out
+
+
+def _works_in(pid: int, workflow_dir: str) -> bool:
+    """Does the process work in this workflow directory? A job wrapper runs where its
+    Snakemake runs (-d). A copy of a directory with a live run has Engaged lines naming
+    the original's wrappers: alive and padocc's, but not this directory's jobs. Where
+    there is no /proc to ask, trusted as before."""
+    try:
+        return os.path.samefile(f"/proc/{pid}/cwd", workflow_dir)
+    except FileNotFoundError:
+        return not os.path.isdir("/proc/self")  # no /proc; else the process is gone
+    except OSError:
+        return False
 
 
 def _leave_marker(workflow_dir: str, datasets: tuple[str, ...]) -> None:
