@@ -391,3 +391,28 @@ def test_a_moved_or_copied_workflow_acts_on_itself(how: str, tmp_path: Path):
     )  # two in the first run, one after the requeue
     assert tree_snapshot(src) == original  # the original: untouched
     no_absolute_paths(dst, src, dst)
+
+
+def test_a_moved_workflow_calls_its_own_precondition_hook(tmp_path: Path):
+    """A precondition's map hook is found from where the build lies: after `mv`, the
+    build compiled in the old place (plain `snakemake` on its Snakefile) calls the moved
+    hook file, and no file under .padocc names either place. Before, the manifest held
+    the hook's absolute path: the moved build could not load it (and a copy ran the
+    original's hook)."""
+    from test_gate_requests import HOOKED, log_lines
+    from test_gate_requests import workflow as gate_workflow
+
+    (tmp_path / "a").mkdir()
+    src = gate_workflow(tmp_path / "a", HOOKED)
+    (src / "hooks.py").write_text("def odd(low, high):\n    return low, high\n")
+    compile_wf(src)
+    dst = tmp_path / "b" / "wf"
+    dst.parent.mkdir()
+    src.rename(dst)
+    sm = subprocess.run(["timeout", "-k", "10", "600", sys.executable, "-m", "snakemake",
+                         "--profile", str(PROFILES / "local"), "-s", str(dst / "Snakefile"),
+                         "-d", str(dst)], capture_output=True, text=True, check=False)  # fmt: skip
+    assert sm.returncode == 0, sm.stderr[-3000:]
+    made = sorted((gate, lo) for what, gate, lo, _ in log_lines(dst) if what == "start")
+    assert made == [("fsn", "1000"), ("lev1", "1000"), ("lev1", "1050")], made
+    no_absolute_paths(dst, src, dst)

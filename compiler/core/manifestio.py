@@ -26,6 +26,8 @@ _PATHS: tuple[tuple[str, ...], ...] = (
     ("graph", "subs", "*", "file"),
     ("steps", "*", "source"),
     ("gates", "*", "source"),
+    ("gates", "*", "preconditions", "*", "source"),
+    ("gates", "*", "preconditions", "*", "map", "hook_path"),  # jobs call it: the moved one
 )
 
 
