@@ -416,3 +416,20 @@ def test_a_moved_workflow_calls_its_own_precondition_hook(tmp_path: Path):
     made = sorted((gate, lo) for what, gate, lo, _ in log_lines(dst) if what == "start")
     assert made == [("fsn", "1000"), ("lev1", "1000"), ("lev1", "1050")], made
     no_absolute_paths(dst, src, dst)
+
+
+def test_no_message_a_build_keeps_names_the_workflow_directory(tmp_path: Path):
+    """The messages a build keeps (a routing dead end's reason, which a job writes into
+    the dataset's Quarantined line; the graph's warnings) name the workflow's files
+    relative to it, as every path in the build does: a moved or copied directory's
+    jobs never write the old place's path. Before, a compile given the directory's
+    absolute path kept it in each reason."""
+    from conftest import fresh_copy
+
+    wf = fresh_copy("fanout", tmp_path / "fanout")
+    compile_wf(wf)
+    m = json.loads((wf / ".padocc" / "current" / "manifest.json").read_text())
+    reasons = [a["reason"] for acts in m["graph"]["table"].values() for a in acts.values()
+               if "reason" in a]  # fmt: skip
+    assert reasons and all(r.startswith("./transitions.yaml:") for r in reasons), reasons
+    no_absolute_paths(wf, wf)
