@@ -145,7 +145,9 @@ def test_campaign_run_leaves_a_complete_run_directory(done_run: dict):
     )
     # Snakemake's one dataset target: the end of the build's last round of slots.
     b = w_demo["rounds"][0]["build"]
-    assert demo_t["gate_chunks"] == [] and demo_t["snakemake"] == [f".padocc/run/{b}/.rounds/end.json"]
+    assert demo_t["gate_chunks"] == [] and demo_t["snakemake"] == [
+        f".padocc/run/{b}/.rounds/end.json"
+    ]
     hmi_t = w_hmi["rounds"][0]["targets"]
     assert hmi_t["datasets"] == [] and hmi_t["gate_chunks"] == LEV1 == hmi_t["snakemake"]
 
