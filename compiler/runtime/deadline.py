@@ -31,7 +31,10 @@ def kill_run(pgid: int) -> None:
     """SIGKILL Snakemake's process group and the process groups its local jobs' commands
     run in. The group is stopped first, so that no wrapper starts a command between
     the look and the kill."""
-    os.killpg(pgid, signal.SIGSTOP)
+    try:
+        os.killpg(pgid, signal.SIGSTOP)
+    except ProcessLookupError:
+        return  # the whole group has ended
     groups = _command_groups(pgid)
     os.killpg(pgid, signal.SIGKILL)
     for g in groups:
