@@ -292,6 +292,42 @@ def test_a_run_killed_with_kill_9_frees_its_build(tmp_path: Path):
     assert builds_of(wf) == [current_build(wf)]
 
 
+def test_clean_never_removes_a_build_a_job_still_holds(tmp_path: Path):
+    """A job outlives its Snakemake (killed -9 alone here; on SLURM, a job runs on after
+    its run is killed): nothing holds the run lock any more, but the job's wrapper holds
+    its build. `padocc clean` keeps that build however old, and removes it once the job
+    has ended (before, it removed it under the running job)."""
+    wf, held, run = live_run(tmp_path)
+    try:
+        (snake,) = [int(d) for d in os.listdir("/proc") if d.isdigit() and _ppid(int(d)) == run.pid]
+        os.kill(snake, signal.SIGKILL)  # Snakemake alone: its job's wrapper lives on
+        run.wait()
+        compile_wf(wf)
+        assert current_build(wf) != held
+        clean = ("clean", str(wf), "--retain", "1d", "--now", "2100-01-01")
+        r = padocc(*clean)
+        assert r.returncode == 0, r.stderr
+        assert f"{wf}: build {held} is in use by a live run or job: kept" in r.stdout.splitlines()
+        assert held in builds_of(wf)
+        assert_whole(wf, held)
+        (wf / "go").touch()
+        wait_for(lambda: final_states(wf) == {"ONE.one": "ONE:Pass"}, "the job never ended")
+        wait_for(lambda: not session_alive(run.pid), "the job's processes never ended")
+    finally:
+        if session_alive(run.pid):
+            os.killpg(run.pid, signal.SIGKILL)
+    r = padocc(*clean)
+    assert r.returncode == 0, r.stderr
+    assert builds_of(wf) == [current_build(wf)]
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError):
+        return 0
+
+
 def test_keep_builds_must_be_a_whole_number(tmp_path: Path):
     wf = small_demo(tmp_path / "demo")
     for bad in ("0", "-1", "x", "10001"):
@@ -355,3 +391,45 @@ def test_a_moved_or_copied_workflow_acts_on_itself(how: str, tmp_path: Path):
     )  # two in the first run, one after the requeue
     assert tree_snapshot(src) == original  # the original: untouched
     no_absolute_paths(dst, src, dst)
+
+
+def test_a_moved_workflow_calls_its_own_precondition_hook(tmp_path: Path):
+    """A precondition's map hook is found from where the build lies: after `mv`, the
+    build compiled in the old place (plain `snakemake` on its Snakefile) calls the moved
+    hook file, and no file under .padocc names either place. Before, the manifest held
+    the hook's absolute path: the moved build could not load it (and a copy ran the
+    original's hook)."""
+    from test_gate_requests import HOOKED, log_lines
+    from test_gate_requests import workflow as gate_workflow
+
+    (tmp_path / "a").mkdir()
+    src = gate_workflow(tmp_path / "a", HOOKED)
+    (src / "hooks.py").write_text("def odd(low, high):\n    return low, high\n")
+    compile_wf(src)
+    dst = tmp_path / "b" / "wf"
+    dst.parent.mkdir()
+    src.rename(dst)
+    sm = subprocess.run(["timeout", "-k", "10", "600", sys.executable, "-m", "snakemake",
+                         "--profile", str(PROFILES / "local"), "-s", str(dst / "Snakefile"),
+                         "-d", str(dst)], capture_output=True, text=True, check=False)  # fmt: skip
+    assert sm.returncode == 0, sm.stderr[-3000:]
+    made = sorted((gate, lo) for what, gate, lo, _ in log_lines(dst) if what == "start")
+    assert made == [("fsn", "1000"), ("lev1", "1000"), ("lev1", "1050")], made
+    no_absolute_paths(dst, src, dst)
+
+
+def test_no_message_a_build_keeps_names_the_workflow_directory(tmp_path: Path):
+    """The messages a build keeps (a routing dead end's reason, which a job writes into
+    the dataset's Quarantined line; the graph's warnings) name the workflow's files
+    relative to it, as every path in the build does: a moved or copied directory's
+    jobs never write the old place's path. Before, a compile given the directory's
+    absolute path kept it in each reason."""
+    from conftest import fresh_copy
+
+    wf = fresh_copy("fanout", tmp_path / "fanout")
+    compile_wf(wf)
+    m = json.loads((wf / ".padocc" / "current" / "manifest.json").read_text())
+    reasons = [a["reason"] for acts in m["graph"]["table"].values() for a in acts.values()
+               if "reason" in a]  # fmt: skip
+    assert reasons and all(r.startswith("./transitions.yaml:") for r in reasons), reasons
+    no_absolute_paths(wf, wf)

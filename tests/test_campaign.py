@@ -18,7 +18,6 @@ import pytest
 from conftest import fresh_copy, padocc, tree_snapshot
 
 from compiler.commands import campaign, clean
-from compiler.commands import compile as compile_cmd
 from compiler.core.manifestio import load_manifest
 
 NOW = "2026-01-01T01:00:00Z"
@@ -69,7 +68,10 @@ def write(path: Path, text: str) -> Path:
 
 
 def recompile(wf: Path) -> None:
-    assert compile_cmd.run(compile_cmd.CompileOptions(str(wf), quiet=True)) == 0
+    """A compile in its own process: a compile holds its build while its process lives
+    (for the run that follows it), and clean keeps a build in use."""
+    r = padocc("compile", "-q", str(wf))
+    assert r.returncode == 0, r.stderr
 
 
 def submit(camp: Path, *extra: str):
@@ -143,7 +145,9 @@ def test_campaign_run_leaves_a_complete_run_directory(done_run: dict):
     )
     # Snakemake's one dataset target: the end of the build's last round of slots.
     b = w_demo["rounds"][0]["build"]
-    assert demo_t["gate_chunks"] == [] and demo_t["snakemake"] == [f".padocc/run/{b}/.rounds/end.json"]
+    assert demo_t["gate_chunks"] == [] and demo_t["snakemake"] == [
+        f".padocc/run/{b}/.rounds/end.json"
+    ]
     hmi_t = w_hmi["rounds"][0]["targets"]
     assert hmi_t["datasets"] == [] and hmi_t["gate_chunks"] == LEV1 == hmi_t["snakemake"]
 

@@ -197,6 +197,54 @@ def test_attempts_carry_across_cycles(tmp_path: Path):
     ]
 
 
+def test_memory_growth_carries_across_cycles(tmp_path: Path):
+    """Attempt 1's job is killed (SIGKILL, the OOM killer's signal) after its Snakemake
+    died, so no run retries it. The next cycle records it from the exit status its
+    shell kept (cause=SIGKILL) and runs attempt 2 with twice the memory and the same
+    time: sized from the status file, not from Snakemake's counter (attempt 1 again in
+    a new run, first-attempt resources)."""
+    wf = tmp_path / "grow"
+    # exec: the sleep itself dies with its killed wrapper (a shell's child would not).
+    write_workflow(wf, "GROW", SLEEPER.replace("|| sleep", "|| exec sleep"))
+    ds = "GROW.one"
+    assert padocc("compile", str(wf)).returncode == 0
+    proc = start_run(wf, tmp_path / "run1.log")
+    try:
+        wait_for((wf / "work" / ds / "started-1").exists, proc=proc)
+        (snake,) = [
+            int(d) for d in os.listdir("/proc") if d.isdigit() and _ppid(int(d)) == proc.pid
+        ]
+        os.kill(snake, signal.SIGKILL)  # Snakemake first: nobody resubmits the job
+        eng = lines(wf, ds)[-1]
+        os.kill(int(eng.params["pid"]), signal.SIGKILL)  # then the job's wrapper
+        exit_file = wf / ".padocc" / "logs" / eng.params["build"] / ds / "1.log.exit"
+        wait_for(exit_file.exists)  # the rule's shell saw it end
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    (wf / "go").touch()
+    r = padocc("compile", str(wf))
+    assert "1 killed: SIGKILL" in r.stdout, r.stdout
+    log = tmp_path / "run2.log"
+    run = start_run(wf, log)
+    assert run.wait(timeout=300) == 0, log.read_text()[-3000:]
+    got = [(s.state, s.params.get("attempt"), s.params.get("cause")) for s in lines(wf, ds)]
+    assert got == [
+        ("Engaged", "1", None),
+        ("Retry", "1", "SIGKILL"),
+        ("Engaged", "2", None),
+        ("Pass", "2", None),
+    ]
+    assert job_resources(log.read_text())[:1] == [("200", "10")], log.read_text()[-3000:]
+
+
+def _ppid(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError):
+        return 0
+
+
 def test_a_block_and_unblock_between_attempts_keeps_the_count(tmp_path: Path):
     """Attempt 1 dies (recorded by the next compile), then a person blocks and unblocks
     the dataset: the hold is not an outcome, so the next try is attempt 2, not 1 again
@@ -241,6 +289,36 @@ def test_run_timeout_holds_while_snakemake_is_silent(tmp_path: Path):
     assert r.returncode == 0, r.stdout + r.stderr
     got = [(s.state, s.params.get("attempt")) for s in lines(wf, ds)]
     assert got[2:] == [("Engaged", "1"), ("Pass", "1")]
+
+
+def test_run_timeout_stops_what_the_step_started(tmp_path: Path):
+    """The deadline kills Snakemake and its jobs with SIGKILL: a wrapper killed so never
+    gets to end its command's process group, and the command's own children (here a
+    `sleep` the step's shell started) ran on after the run returned, beside the rerun
+    the next cycle starts. Nothing the step started outlives the deadline."""
+    wf = tmp_path / "kids"
+    write_workflow(wf, "KIDS", "touch started-{attempt}; sleep 300 & echo $! > child.pid; wait")
+    ds = "KIDS.one"
+    r = padocc("run", str(wf), "--timeout", "45", timeout=200)
+    pid_file = wf / "work" / ds / "child.pid"
+    child = int(pid_file.read_text()) if pid_file.exists() else None
+    try:
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "snakemake stopped at the 45 s deadline" in r.stderr
+        assert child is not None, "the step never started its child"
+        wait_for(lambda: not Path(f"/proc/{child}").exists() or _zombie(child), timeout=60)
+    finally:
+        if child is not None and Path(f"/proc/{child}").exists():
+            os.kill(child, signal.SIGKILL)
+    got = [(s.state, s.params.get("reason")) for s in lines(wf, ds)]
+    assert got == [("Engaged", None), ("Cancelled", "deadline")]
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 # ---------------------------------------------------------------------- cancel
@@ -326,6 +404,36 @@ def test_cancel_stops_local_jobs_that_wait_to_start(tmp_path: Path):
     assert r.returncode == 0, r.stdout + r.stderr
     for name in ("QUEUE.a", "QUEUE.b", "QUEUE.c"):
         assert [s.state for s in lines(wf, name)][-2:] == ["Engaged", "Pass"]
+
+
+def test_cancel_in_a_copy_never_signals_the_originals_jobs(tmp_path: Path):
+    """`cp -a` of a workflow while it runs copies its open Engaged lines, which name the
+    original's live job wrappers (alive, padocc's, started when the lines say).
+    `padocc cancel` in the copy records the cancel in the copy and signals nothing:
+    before, it stopped the original's job, which then spent an attempt."""
+    wf = tmp_path / "orig"
+    poll = "touch started-{attempt}; while [ ! -e {workflow_dir}/go ]; do sleep 0.1; done"
+    write_workflow(wf, "COPY", poll)
+    ds = "COPY.one"
+    assert padocc("compile", str(wf)).returncode == 0
+    proc = start_run(wf, tmp_path / "run.log")
+    copy = tmp_path / "copy"
+    try:
+        wait_for((wf / "work" / ds / "started-1").exists, proc=proc)
+        subprocess.run(["cp", "-a", str(wf), str(copy)], check=True)
+        r = padocc("cancel", str(copy))
+        assert (r.returncode, r.stdout) == (0, f"cancelled {ds} Step\n"), r.stderr
+        (wf / "go").touch()
+        assert proc.wait(timeout=120) == 0, (tmp_path / "run.log").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert [(s.state, s.params.get("attempt")) for s in lines(wf, ds)] == [
+        ("Engaged", "1"),
+        ("Pass", "1"),
+    ]
+    assert [s.state for s in lines(copy, ds)] == ["Engaged", "Cancelled"]
 
 
 def test_cycle_snakemake_timeout_holds_while_snakemake_is_silent(tmp_path: Path):

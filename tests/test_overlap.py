@@ -163,3 +163,37 @@ def test_a_request_during_a_live_run_waits_for_the_chunk_it_needs(tmp_path: Path
     assert out[-2:] == ["made 0 chunks of a", "open"], out
     starts = Counter(lo for what, _, lo, _ in log_lines(wf) if what == "start")
     assert sorted(starts.values()) == [1, 1, 1, 1], starts
+
+
+def test_a_request_waits_for_a_precondition_chunk_a_live_run_is_making(tmp_path: Path):
+    """`gate make a` is making a's first chunk (held running by a file). A request for
+    b, whose chunks need a's, waits for that chunk (not for the run), makes the rest of
+    a and then b, and makes nothing twice."""
+    from test_gate_requests import gate_popen, log_lines
+    from test_gate_why import A0, A1, A2
+    from test_gate_why import workflow as two_gates
+
+    wf = two_gates(tmp_path)
+    (wf / "hold").touch()
+    first = gate_popen(wf, "make", "a", A0, A1, out=tmp_path / "first.out")
+    req = None
+    try:
+        until(lambda: log_lines(wf), "a's chunk never started")
+        req = gate_popen(wf, "make", "b", A0, A2, "--timeout", "600", out=tmp_path / "req.out")
+        until(
+            lambda: "being made by a live run" in (tmp_path / "req.out").read_text(),
+            "the request did not wait for a's chunk: " + (tmp_path / "req.out").read_text(),
+        )
+        (wf / "release").touch()
+        assert first.wait(timeout=600) == 0, (tmp_path / "first.out").read_text()
+        assert req.wait(timeout=600) == 0, (tmp_path / "req.out").read_text()
+    finally:
+        (wf / "release").touch()
+        for p in (first, req):
+            if p is not None and p.poll() is None:
+                p.kill()
+    out = (tmp_path / "req.out").read_text().splitlines()
+    assert out[0].startswith("waiting for 1 chunk being made by a live run (run "), out
+    assert out[-2:] == ["made 1 chunk of b", "open"], out
+    starts = Counter((gate, lo) for what, gate, lo, _ in log_lines(wf) if what == "start")
+    assert starts == {("a", A0): 1, ("a", A1): 1, ("b", A0): 1}, starts

@@ -488,6 +488,43 @@ def test_cancel_stops_the_slurm_job_and_the_next_cycle_reruns_it(tmp_path: Path)
     assert (wf / "work" / ds / "runs.log").read_text().split() == ["run", "run"]
 
 
+def test_cancel_in_a_copy_never_cancels_the_originals_slurm_job(tmp_path: Path):
+    """`cp -a` of a workflow while its step runs in a SLURM job copies the open Engaged
+    line naming that job. `padocc cancel` in the copy records the cancel there and
+    leaves the job alone (squeue runs it in the original directory): before, it
+    scancelled the original's job."""
+    need_slurm()
+    wf = tmp_path / "orig"
+    poll = "echo run >> runs.log; while [ ! -e {workflow_dir}/go ]; do sleep 0.2; done"
+    write_workflow(wf, "ORIG", f'  Sleep:\n    command: "{poll}"\n')
+    ds = "ORIG.one"
+    compile_wf(wf)
+    log = (tmp_path / "snakemake.log").open("w")
+    proc = start_snakemake(wf, log)
+    copy = tmp_path / "copy"
+    try:
+        deadline = time.monotonic() + 120
+        jobid = ""
+        while not jobid and time.monotonic() < deadline and proc.poll() is None:
+            if (wf / "work" / ds / "runs.log").exists():
+                eng = [s for s in stats(wf, ds) if s.state == "Engaged"]
+                jobid = eng[-1].params.get("slurm_jobid", "") if eng else ""
+            time.sleep(0.5)
+        assert jobid, f"step never engaged: {(tmp_path / 'snakemake.log').read_text()[-3000:]}"
+        subprocess.run(["cp", "-a", str(wf), str(copy)], check=True)
+        r = padocc("cancel", str(copy))
+        assert (r.returncode, r.stdout) == (0, f"cancelled {ds} Sleep\n"), r.stderr
+        assert jobid in queue_of(wf), "the original's job was cancelled"
+        (wf / "go").touch()
+        assert proc.wait(timeout=RUN_TIMEOUT) == 0, (tmp_path / "snakemake.log").read_text()
+    finally:
+        (wf / "go").touch()
+        stop(proc, log)
+    assert [s.state for s in step_stats(wf, ds)] == ["Engaged", "Pass"]
+    assert [s.state for s in step_stats(copy, ds)] == ["Engaged", "Cancelled"]
+    assert sacct([jobid], "State", re.compile(r"COMPLETED"))[jobid] == ["COMPLETED"]
+
+
 def test_cancel_reaches_jobs_still_in_the_queue(tmp_path: Path):
     """Jobs waiting in the SLURM queue have no Engaged line yet: `padocc cancel WF`
     finds them in squeue and cancels them too, before any of them starts."""

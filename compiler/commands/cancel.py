@@ -1,9 +1,11 @@
 """`padocc cancel WORKFLOW_DIR [--dataset ID ...]`: stop in-flight jobs and record it.
 
 SLURM jobs are cancelled with one `scancel`; local ones get SIGTERM, only when the
-pid is provably that job's wrapper (routing.engaged_process). Each gets a
-`Cancelled` STAT line for its build, so the rest of that run leaves the dataset
-alone and the next cycle starts the step again cleanly. Jobs not started yet (local
+pid is provably that job's wrapper (routing.engaged_process) and works in this
+workflow directory; a SLURM job that squeue shows in another directory is left
+alone (a copied status file names the original's jobs). Each gets a `Cancelled`
+STAT line for its build, so the rest of that run leaves the dataset alone and the
+next cycle starts the step again cleanly. Jobs not started yet (local
 ones Snakemake has queued) find the cancel marker `.padocc/cancel/<all|dataset>`,
 newer than their build, and do nothing.
 
@@ -48,11 +50,8 @@ def run(opts: CancelOptions) -> int:
     status_dir = Path(m["workflow"]["status_dir"])
     # A job waiting for one of the datasets is cancelled whole (with datasets_per_job,
     # its other datasets start again next cycle).
-    in_queue = [
-        q
-        for q in queued_jobs(m["workflow"]["dir"])
-        if not opts.datasets or set(q[1]) & set(opts.datasets)
-    ]
+    here, elsewhere = queued_jobs(m["workflow"]["dir"])
+    in_queue = [q for q in here if not opts.datasets or set(q[1]) & set(opts.datasets)]
     if opts.datasets:
         files = [status_dir / f"{d}.status" for d in opts.datasets]
         waiting = {ds for q in in_queue for ds in q[1]}
@@ -73,7 +72,13 @@ def run(opts: CancelOptions) -> int:
         eng = position_of(hist.stats).open_engagement
         if eng is not None:
             found.append((f, hist.dataset_id or f.stem, eng))
-    engaged_ids = {e.params["slurm_jobid"] for _, _, e in found if e.params.get("slurm_jobid")}
+    # A job that runs in another directory is not ours, whatever our status file says
+    # (a copy of a directory with a live run names the original's jobs).
+    engaged_ids = {
+        e.params["slurm_jobid"]
+        for _, _, e in found
+        if e.params.get("slurm_jobid") and e.params["slurm_jobid"] not in elsewhere
+    }
     queued = [q for q in in_queue if q[0] not in engaged_ids]
     jobids = sorted(engaged_ids | {jid for jid, _, _ in queued})
     if jobids:
@@ -89,7 +94,7 @@ def run(opts: CancelOptions) -> int:
         # Only a process that is provably this job's wrapper (alive, padocc's, started
         # when its Engaged line says): never whatever holds a reused pid now.
         pid = None if eng.params.get("slurm_jobid") else engaged_process(eng.params)
-        if pid is not None:
+        if pid is not None and _works_in(pid, m["workflow"]["dir"]):
             try:
                 os.kill(pid, signal.SIGTERM)
             except (ProcessLookupError, PermissionError):
@@ -115,7 +120,11 @@ def run(opts: CancelOptions) -> int:
         )
         print(
             f"cancelled {ds} {eng.step}"
-            + (f" (SLURM job {params['slurm_jobid']})" if params.get("slurm_jobid") else "")
+            + (
+                f" (SLURM job {params['slurm_jobid']})"
+                if params["slurm_jobid"] in engaged_ids
+                else ""
+            )
         )
     if not found and not queued:
         print("nothing in flight")
@@ -131,12 +140,13 @@ _SLOT_COMMENT = re.compile(
 )
 
 
-def queued_jobs(workflow_dir: str) -> list[tuple[str, tuple[str, ...], str]]:
+def queued_jobs(workflow_dir: str) -> tuple[list[tuple[str, tuple[str, ...], str]], set[str]]:
     """(job id, its datasets, build) of every SLURM job in the queue that runs in this
     workflow directory; no datasets and build "" for a job that is not a slot of the
-    slot rule (a gate chunk). Empty when there is no squeue or no controller answers."""
+    slot rule (a gate chunk). Then the ids of the queue's jobs that run in another
+    directory. Both empty when there is no squeue or no controller answers."""
     if not shutil.which("squeue"):
-        return []
+        return [], set()
     try:
         r = subprocess.run(
             ["squeue", "-h", "-o", "%i|%Z|%k"],
@@ -148,12 +158,14 @@ def queued_jobs(workflow_dir: str) -> list[tuple[str, tuple[str, ...], str]]:
         print(
             "warning: squeue did not answer: jobs still queued were not looked for", file=sys.stderr
         )
-        return []
+        return [], set()
     here = os.path.realpath(workflow_dir)
-    out = []
+    out, elsewhere = [], set()
     for line in r.stdout.splitlines():
         jid, _, rest = line.strip().partition("|")
         wd, _, comment = rest.partition("|")
+        if jid and wd and os.path.realpath(wd) != here:
+            elsewhere.add(jid)
         if not jid or not wd or os.path.realpath(wd) != here or not comment.startswith("rule_"):
             continue
         slot = _SLOT_COMMENT.fullmatch(comment)
@@ -166,7 +178,20 @@ def queued_jobs(workflow_dir: str) -> list[tuple[str, tuple[str, ...], str]]:
         except (OSError, KeyError, ValueError):  # its build is gone: nothing to record
             datasets = ()
         out.append((jid, tuple(datasets), build))
-    return out
+    return out, elsewhere
+
+
+def _works_in(pid: int, workflow_dir: str) -> bool:
+    """Does the process work in this workflow directory? A job wrapper runs where its
+    Snakemake runs (-d). A copy of a directory with a live run has Engaged lines naming
+    the original's wrappers: alive and padocc's, but not this directory's jobs. Where
+    there is no /proc to ask, trusted as before."""
+    try:
+        return os.path.samefile(f"/proc/{pid}/cwd", workflow_dir)
+    except FileNotFoundError:
+        return not os.path.isdir("/proc/self")  # no /proc; else the process is gone
+    except OSError:
+        return False
 
 
 def _leave_marker(workflow_dir: str, datasets: tuple[str, ...]) -> None:

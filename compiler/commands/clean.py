@@ -6,8 +6,9 @@ RETAIN_TIME. Here, per workflow, everything older than its retention (the workfl
 
     .padocc/logs/...           job logs (per file)
     .padocc/builds/<build>     old builds, with their slot files .padocc/run/<build>;
-                               never the current build, and none while a run holds
-                               the run lock (.padocc/run.lock): it may be using one
+                               never the current build, none while a run holds
+                               the run lock (.padocc/run.lock): it may be using one,
+                               and never one a live job holds (its flock)
     .snakemake/log/*.log       Snakemake's own run logs
     .padocc/slurm-logs/<run>/  the SLURM logs the plugin keeps (of failed jobs)
     DIR/<campaign>-<time>      with --runs DIR: campaign run directories (those with a
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from compiler.core.buildlock import flock_held
+from compiler.core.buildlock import flock_held, try_remove_unused
 from compiler.core.diagnostics import CompileError, Loc, fail
 from compiler.core.safeio import read_regular
 from compiler.core.words import plural
@@ -160,7 +161,9 @@ class Cleaner:
                     self._remove(Path(root))
         shown = os.path.join(str(wf), os.path.relpath(top, wf.resolve()))
         for group, n in sorted(counts.items()):
-            print(f"{self.verb} {plural(n, what)} under {os.path.join(shown, group)}", file=self.out)
+            print(
+                f"{self.verb} {plural(n, what)} under {os.path.join(shown, group)}", file=self.out
+            )
 
     def _builds(self, wf: Path, wf_abs: Path, cutoff: float) -> None:
         builds = wf_abs / ".padocc" / "builds"
@@ -183,12 +186,22 @@ class Cleaner:
                   file=self.out)  # fmt: skip
             return
         for b in old:
-            if self._remove(b):
-                self._remove(wf_abs / ".padocc" / "run" / b.name)
-                print(
-                    f"{self.verb} build {os.path.join(str(wf), '.padocc', 'builds', b.name)}",
-                    file=self.out,
-                )
+            # A job can outlive its run (a SLURM job after its Snakemake was killed):
+            # it holds its build's flock, not the run lock.
+            if not self.dry_run and not try_remove_unused(b):
+                if b.exists():
+                    print(f"{wf}: build {b.name} is in use by a live run or job: kept",
+                          file=self.out)  # fmt: skip
+                continue
+            if not self.dry_run and b.exists():
+                print(f"error: cannot remove {b}", file=self.err)
+                self.failed = True
+                continue
+            self._remove(wf_abs / ".padocc" / "run" / b.name)
+            print(
+                f"{self.verb} build {os.path.join(str(wf), '.padocc', 'builds', b.name)}",
+                file=self.out,
+            )
 
     def runs(self, root: Path, retain: int | None) -> None:
         self.protected = []

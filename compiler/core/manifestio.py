@@ -3,7 +3,8 @@ than json (jobs start thousands of times a cycle; their import time adds up).
 
 A manifest on disk names paths inside its workflow directory relative to it (see
 `portable`); `load_manifest` makes them absolute again from where the manifest lies,
-so a moved or copied workflow directory reads and writes its own files only."""
+so a moved or copied workflow directory reads and writes its own files only. Messages
+it keeps name the workflow's files relative to it, and stay so."""
 
 from __future__ import annotations
 
@@ -26,6 +27,16 @@ _PATHS: tuple[tuple[str, ...], ...] = (
     ("graph", "subs", "*", "file"),
     ("steps", "*", "source"),
     ("gates", "*", "source"),
+    ("gates", "*", "preconditions", "*", "source"),
+    ("gates", "*", "preconditions", "*", "map", "hook_path"),  # jobs call it: the moved one
+)
+
+
+# Messages that name files of the workflow (a dead end's reason, which a job writes into
+# a Quarantined line; the graph's warnings): kept relative, wherever the path is in them.
+_MESSAGES: tuple[tuple[str, ...], ...] = (
+    ("graph", "table", "*", "*", "reason"),
+    ("graph", "warnings", "*"),
 )
 
 
@@ -63,7 +74,11 @@ def portable(m: dict) -> dict:
             return os.path.join(".", os.path.relpath(p, root)) if p != root else "."
         return p
 
-    return _walk(json.loads(json.dumps(m)), rel)  # a copy: the caller's stays absolute
+    out = _walk(json.loads(json.dumps(m)), rel)  # a copy: the caller's stays absolute
+    inside = root.rstrip("/") + "/"
+    for keys in _MESSAGES:
+        _visit(out, keys, lambda text: text.replace(inside, "./"))
+    return out
 
 
 def rebase(m: dict, workflow_dir: str) -> dict:

@@ -3,7 +3,9 @@ signal that stops padocc (SIGTERM from cron's `timeout`, SIGHUP, Ctrl-C): what i
 when Snakemake is stopped.
 
 Snakemake is killed with its whole process group (it ignores SIGTERM while it waits
-on jobs), which ends its local jobs too (each wrapper's command dies with it). Its
+on jobs), which ends its local jobs too. Each wrapper runs its command in a process
+group of its own, which a wrapper killed with SIGKILL cannot end: those groups are
+found first and killed after it (the command's own children with them). Its
 SLURM jobs are not in that group: the run names them with a job name prefix of its
 own (the plugin's `--slurm-jobname-prefix`), and they are `scancel`ed by that name.
 Each step the deadline interrupted gets a `Cancelled` line (`reason=deadline`; after a
@@ -16,6 +18,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +26,45 @@ from pathlib import Path
 from compiler.core.attempts import DEADLINE_REASON
 from compiler.core.statusfile import Stat, append_stats, position_of, read_history, utc_stamp
 from compiler.runtime.build import BUILDS, pending
+
+
+def kill_run(pgid: int) -> None:
+    """SIGKILL Snakemake's process group and the process groups its local jobs' commands
+    run in. The group is stopped first, so that no wrapper starts a command between
+    the look and the kill."""
+    try:
+        os.killpg(pgid, signal.SIGSTOP)
+    except ProcessLookupError:
+        return  # the whole group has ended
+    groups = _command_groups(pgid)
+    os.killpg(pgid, signal.SIGKILL)
+    for g in groups:
+        try:
+            os.killpg(g, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _command_groups(pgid: int) -> list[int]:
+    """The process groups led by a child of a process of group `pgid` that leads its own
+    session (proc.run_measured's start_new_session): the jobs' commands. Linux's /proc;
+    elsewhere none (the commands then die with their wrapper's death signal only)."""
+    procs = []  # (pid, ppid, pgrp, session)
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", encoding="ascii", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        procs.append((int(name), int(fields[1]), int(fields[2]), int(fields[3])))
+    members = {pid for pid, _, pgrp, _ in procs if pgrp == pgid}
+    return [pid for pid, ppid, _, sid in procs if ppid in members and sid == pid]
 
 
 def uses_slurm(profile_path: Path) -> bool:

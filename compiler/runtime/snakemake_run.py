@@ -17,6 +17,7 @@ from compiler.core.words import plural
 from compiler.render.assets import asset_dir
 from compiler.runtime.deadline import (
     cancel_slurm_run,
+    kill_run,
     new_job_prefix,
     record_interrupted,
     uses_slurm,
@@ -175,10 +176,7 @@ def _stop(
 ) -> str:  # fmt: skip
     """Stop Snakemake with its process group (it ignores SIGTERM while it waits on
     jobs), cancel its SLURM jobs and record the steps it interrupted: what was done."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+    kill_run(proc.pid)  # its local jobs' commands too, children and all
     proc.wait()
     ids = cancel_slurm_run(prefix) if prefix else []
     done = record_interrupted(workflow_dir, build, by, reason) if build else []
