@@ -18,7 +18,7 @@ from pathlib import Path
 
 from compiler.core.diagnostics import CompileError, Loc, fail
 from compiler.model import hooks
-from compiler.model.axes import convert, fmt_value
+from compiler.model.axes import TIME_MAX, TIME_MIN, convert, fmt_value
 
 # Input limits (README, Guarantees): a wanted range, and the inputs one chunk may need.
 MAX_WANT_CHUNKS = 1_000_000
@@ -38,8 +38,12 @@ def index_span(gate: dict, low: float, high: float) -> tuple[int, int]:
 
 
 def edge(gate: dict, k: int) -> float:
-    """Where chunk k starts (and chunk k-1 ends)."""
-    return _num(gate["origin"] + k * gate["maxrange"])
+    """Where chunk k starts (and chunk k-1 ends); on a time axis, never before year 1
+    nor after 9999 (the first and last chunks are cut there)."""
+    v = gate["origin"] + k * gate["maxrange"]
+    if gate["axis"] == "time":
+        v = min(max(v, TIME_MIN), TIME_MAX)
+    return _num(v)
 
 
 def chunk_range(gate: dict, low: float, high: float) -> Iterator[tuple[float, float]]:

