@@ -7,8 +7,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from conftest import fresh_copy, padocc
-from test_bad_input_more import edit
+from conftest import fresh_copy, padocc, tree_snapshot
+from test_bad_input_more import edit, refused
 
 HMI_NOW = "2026-01-01T01:00:00Z"
 
@@ -55,3 +55,42 @@ def test_time_chunks_never_run_past_year_1_or_9999(tmp_path: Path):
         0,
         "9999-12-31T17:50:00Z 9999-12-31T23:59:59Z missing\n",
     )
+
+
+def test_gate_make_refuses_a_bad_request_before_it_compiles(tmp_path: Path):
+    """make and remake compile first; a request that makes no sense (LOW after HIGH,
+    no LOW and HIGH, an unreadable --now) is refused before that compile writes a
+    build, so the workflow is left as it was (was: a new build, then the refusal)."""
+    wf = fresh_copy("hmi", tmp_path / "hmi")
+    assert padocc("compile", str(wf), "--now", HMI_NOW).returncode == 0
+    # A changed input, so that a compile would write a new build.
+    edit(wf / "gates.yaml", "parallelOK: 2", "parallelOK: 3")
+    before = tree_snapshot(wf)
+    cases = [
+        (
+            ("make", "hmi.lev1", "2010-05-02", "2010-05-01"),
+            "padocc gate: error: low 2010-05-02 is after high 2010-05-01",
+        ),
+        (
+            ("remake", "hmi.synoptic", "2097", "2096"),
+            "padocc gate: error: low 2097 is after high 2096",
+        ),
+        (("make", "hmi.lev1"), "padocc gate: error: 'make' needs LOW and HIGH"),
+    ]
+    for args, line in cases:
+        refused(padocc("gate", *args, "-C", str(wf), "--now", HMI_NOW), line)
+    refused(
+        padocc(
+            "gate",
+            "make",
+            "hmi.lev1",
+            "2010-05-01",
+            "2010-05-02",
+            "-C",
+            str(wf),
+            "--now",
+            "2026-02-30",
+        ),
+        "--now: error: cannot read time '2026-02-30': day is out of range for month",
+    )
+    assert tree_snapshot(wf) == before
