@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import fresh_copy, padocc, tree_snapshot
 from test_bad_input_more import edit, refused
 
@@ -94,3 +95,39 @@ def test_gate_make_refuses_a_bad_request_before_it_compiles(tmp_path: Path):
         "--now: error: cannot read time '2026-02-30': day is out of range for month",
     )
     assert tree_snapshot(wf) == before
+
+
+# ------------------------------------------------------------ one compile, refused
+# (id, workflow, file, old text, new text, the one stderr line); compiled as
+# `padocc compile WF --now HMI_NOW` from the directory above the copy.
+COMPILE = [
+    (
+        "parallelOK-huge",
+        "hmi",
+        "gates.yaml",
+        "parallelOK: 2",
+        "parallelOK: 100000000000000000000000",
+        "hmi/gates.yaml:13:17: error: parallelOK must be between 1 and 10,000",
+    ),
+    (
+        "parallelOK-zero",
+        "hmi",
+        "gates.yaml",
+        "parallelOK: 2",
+        "parallelOK: 0",
+        "hmi/gates.yaml:13:17: error: parallelOK must be between 1 and 10,000",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", COMPILE, ids=[c[0] for c in COMPILE])
+def test_compile_refused(tmp_path: Path, case):
+    _, name, file, old, new, expected = case
+    wf = fresh_copy(name, tmp_path / name)
+    if old is None:
+        (wf / file).write_bytes(new if isinstance(new, bytes) else new.encode())
+    else:
+        edit(wf / file, old, new)
+    before = tree_snapshot(wf)
+    refused(padocc("compile", name, "--now", HMI_NOW, cwd=tmp_path, timeout=60), expected)
+    assert tree_snapshot(wf) == before and not (wf / ".padocc").exists()

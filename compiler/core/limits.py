@@ -13,6 +13,7 @@ MAX_MEM_MB = 16 * 1024 * 1024  # 16 TB: more than any node SLURM schedules
 MAX_RUNTIME_MIN = 366 * 24 * 60  # one year
 MAX_CPUS = 4096
 MAX_DURATION_S = 100 * 366 * 86400  # durations (retain, gate steps, clock lag): 100 years
+MAX_PARALLEL = 10_000  # a gate's parallelOK: chunks of it running at once
 
 
 def check_name_length(name: str, loc: Loc, what: str) -> None:

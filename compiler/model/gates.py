@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.core.diagnostics import Loc, fail, suggest
-from compiler.core.limits import check_name_length
+from compiler.core.limits import MAX_PARALLEL, check_name_length
 from compiler.core.names import rule_name
 from compiler.load import schema as S
 from compiler.load.yamlpos import YList, YMap
@@ -271,8 +271,11 @@ def resolve_gates(
                 f"state must be ACTIVE or HOLD, not '{state}'{suggest(state, ('ACTIVE', 'HOLD'))}",
             )
         parallel = g.get("parallelOK", 1)
-        if parallel < 1:
-            raise fail(g.val_loc("parallelOK"), "parallelOK must be at least 1")
+        if not 1 <= parallel <= MAX_PARALLEL:
+            # Snakemake's --resources limit for the gate's rule: bounded like every count.
+            raise fail(
+                g.val_loc("parallelOK"), f"parallelOK must be between 1 and {MAX_PARALLEL:,}"
+            )
         keyed = g.get("keyed", False)
         if keyed and not has_datasets:
             raise fail(
