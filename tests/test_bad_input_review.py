@@ -4,6 +4,8 @@ and the workflow directory unchanged (snapshotted before and after)."""
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 from pathlib import Path
 
@@ -131,3 +133,26 @@ def test_compile_refused(tmp_path: Path, case):
     before = tree_snapshot(wf)
     refused(padocc("compile", name, "--now", HMI_NOW, cwd=tmp_path, timeout=60), expected)
     assert tree_snapshot(wf) == before and not (wf / ".padocc").exists()
+
+
+def test_output_named_by_o_must_be_a_regular_file(tmp_path: Path):
+    """`graph -o` opened a FIFO to write and waited for a reader forever; `dashboard
+    -o` replaced the FIFO by the page. Both refuse it, in one line, and leave it."""
+    wf = fresh_copy("demo", tmp_path / "demo")
+    assert padocc("compile", str(wf)).returncode == 0
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    before = tree_snapshot(wf)
+    refused(
+        padocc("graph", "-C", str(wf), "-o", str(fifo), timeout=60),
+        f"{fifo}: error: cannot write: is a FIFO, not a regular file",
+    )
+    refused(
+        padocc("dashboard", "-C", str(wf), "-o", str(fifo), timeout=60),
+        f"{fifo}: error: -o is a FIFO, not a regular file; name the page's file",
+    )
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and tree_snapshot(wf) == before
+    # A regular file is written as before.
+    r = padocc("graph", "-C", str(wf), "-o", str(tmp_path / "g.dot"))
+    assert (r.returncode, r.stderr) == (0, "")
+    assert (tmp_path / "g.dot").read_text().startswith("digraph")
