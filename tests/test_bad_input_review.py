@@ -156,3 +156,55 @@ def test_output_named_by_o_must_be_a_regular_file(tmp_path: Path):
     r = padocc("graph", "-C", str(wf), "-o", str(tmp_path / "g.dot"))
     assert (r.returncode, r.stderr) == (0, "")
     assert (tmp_path / "g.dot").read_text().startswith("digraph")
+
+
+def _chain(wf: Path, n: int) -> Path:
+    """A workflow of n steps in a row: S0 -> S1 -> ... -> Pass."""
+    wf.mkdir()
+    (wf / "dataset_spec.yaml").write_text("project:\n  C: [a, b]\n")
+    graph = ["C:Ready:\n  default:\n    - S0:Ready\n"]
+    steps = []
+    for i in range(n):
+        nxt = f"S{i + 1}:Ready" if i + 1 < n else "Pass"
+        graph.append(
+            f"S{i}:Ready:\n  default:\n    - S{i}:Engaged\n"
+            f"S{i}:Pass:\n  default:\n    - {nxt}\n"
+            f"S{i}:Fail:\n  default:\n    - Fail\n"
+        )
+        steps.append(f'  S{i}:\n    command: "true"\n')
+    (wf / "transitions.yaml").write_text("".join(graph))
+    (wf / "workflow.yaml").write_text(
+        "name: C\ndatasets:\n  spec: dataset_spec.yaml\n  walks:\n    - name: w\n"
+        '      root: project/C\n      levels:\n        - {facet: v}\n      id: "C.{v}"\n'
+        "graph: transitions.yaml\nsteps:\n" + "".join(steps)
+    )
+    return wf
+
+
+def test_a_long_graph_compiles_or_is_refused_at_its_limit(tmp_path: Path):
+    """333 steps in a row (999 graph entries) compile: the plan's and the job chains'
+    walks are no longer recursive (a RecursionError traceback at a few hundred steps).
+    Past the limits (500 steps, 1,000 graph entries) the file is refused at the line
+    that crosses it, in one line, before the graph is walked (a chain of 8,000 steps
+    took minutes, checking keys for case slips pair by pair, then crashed)."""
+    wf = _chain(tmp_path / "c333", 333)
+    r = padocc("compile", "c333", cwd=tmp_path, timeout=300)
+    _no_traceback(r)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr[-2000:]
+    assert "2 datasets (2 pending)" in r.stdout
+    assert (wf / "Snakefile").is_file()
+
+    wf = _chain(tmp_path / "c8000", 8000)
+    before = tree_snapshot(wf)
+    refused(
+        padocc("compile", "c8000", cwd=tmp_path, timeout=300),
+        "c8000/workflow.yaml:1012:3: error: a workflow has at most 500 steps",
+    )
+    assert tree_snapshot(wf) == before
+    # 400 steps fit, but their 1,201 graph entries do not.
+    wf = _chain(tmp_path / "c400", 400)
+    refused(
+        padocc("compile", "c400", cwd=tmp_path, timeout=300),
+        "c400/transitions.yaml:3001:1: error: the transition graph holds more than the "
+        "limit of 1,000 entries (over all its files)",
+    )
