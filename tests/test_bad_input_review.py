@@ -208,3 +208,36 @@ def test_a_long_graph_compiles_or_is_refused_at_its_limit(tmp_path: Path):
         "c400/transitions.yaml:3001:1: error: the transition graph holds more than the "
         "limit of 1,000 entries (over all its files)",
     )
+
+
+def test_reason_and_seed_are_bounded(tmp_path: Path):
+    """`--reason` goes on a status line: 100,000 characters were written there whole.
+    `--seed` took any integer (a 400-digit one was logged as the replay seed); a
+    cycle's own seeds are 0 to 2**32 - 1. Both refused in one line, nothing written."""
+    wf = fresh_copy("demo", tmp_path / "demo")
+    assert padocc("compile", str(wf)).returncode == 0
+    before = tree_snapshot(wf)
+    ds = "DEMO.atmos.hist.r1.tas"
+    for cmd in ("block", "unblock"):
+        refused(
+            padocc(cmd, "-C", str(wf), "--reason", "r" * 100_000, ds),
+            f"padocc {cmd}: error: argument --reason: at most 1,000 characters, not 100,000",
+        )
+    refused(
+        padocc("requeue", "-C", str(wf), "--at", "Generate", "--reason", "r" * 1001, ds),
+        "padocc requeue: error: argument --reason: at most 1,000 characters, not 1,001",
+    )
+    assert tree_snapshot(wf) == before
+    r = padocc("block", "-C", str(wf), "--reason", "r" * 1000, ds)
+    assert (r.returncode, r.stderr) == (0, ""), r.stderr
+
+    flock = fresh_copy("flock", tmp_path / "flock")
+    before = tree_snapshot(flock)
+    for seed in ("-1", "4294967296"):
+        refused(
+            padocc("cycle", "--conf", str(flock / "shepard.yaml"), "--dry-run", "--seed", seed),
+            f"padocc cycle: error: argument --seed: must be between 0 and 4294967295, not '{seed}'",
+        )
+    assert tree_snapshot(flock) == before
+    r = padocc("cycle", "--conf", str(flock / "shepard.yaml"), "--dry-run", "--seed", "4294967295")
+    assert r.returncode == 0 and "seed 4294967295" in r.stdout, r.stderr
