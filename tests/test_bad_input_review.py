@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import fresh_copy, padocc, tree_snapshot
 from test_bad_input_more import edit, refused
+from test_injection import CALL, HOOKED, LOAD
 
 HMI_NOW = "2026-01-01T01:00:00Z"
 
@@ -241,3 +242,33 @@ def test_reason_and_seed_are_bounded(tmp_path: Path):
     assert tree_snapshot(flock) == before
     r = padocc("cycle", "--conf", str(flock / "shepard.yaml"), "--dry-run", "--seed", "4294967295")
     assert r.returncode == 0 and "seed 4294967295" in r.stdout, r.stderr
+
+
+def test_a_hook_that_ends_its_process_or_never_returns_is_an_error_at_its_line(
+    tmp_path: Path,
+):
+    """os._exit in a map hook (no Python handler can catch it) made padocc-compile exit
+    0 with no output and no build; a hook that loops forever hung it. Hooks run in a
+    child process: either is exit 2 and one line at the hook's line, nothing written;
+    what a hook prints goes to stderr."""
+    wf = tmp_path / "wf"
+    wf.mkdir()
+    (wf / "workflow.yaml").write_text("name: HOOK\ngates: gates.yaml\n")
+    (wf / "gates.yaml").write_text(HOOKED)
+    call = "import os\ndef same(low, high):\n    {}\n"
+    cases = [
+        ("import os\nos._exit(0)\n", LOAD + "it ended its process (exit status 0)"),
+        (call.format("os._exit(0)"), CALL + "it ended its process (exit status 0)"),
+        (call.format("os.kill(os.getpid(), 9)"), CALL + "it ended its process (signal 9)"),
+        ("while True:\n    pass\n", LOAD + "it did not return within 20 s"),
+    ]
+    for hook, line in cases:
+        (wf / "hook.py").write_text(hook)
+        before = tree_snapshot(wf)
+        r = padocc("compile", "wf", cwd=tmp_path, timeout=120)
+        assert (r.returncode, r.stderr.splitlines(), r.stdout) == (2, [line], ""), hook
+        assert tree_snapshot(wf) == before, hook
+    (wf / "hook.py").write_text("print('hello')\ndef same(low, high):\n    return low, high\n")
+    r = padocc("compile", "wf", cwd=tmp_path)
+    assert (r.returncode, r.stderr) == (0, "hello\n"), r.stderr
+    assert "hello" not in r.stdout and (wf / "Snakefile").is_file()

@@ -157,10 +157,10 @@ def _precondition(item, loc: Loc, wf_dir: Path, axis: str) -> Precondition:
                 m.val_loc("hook"), f"hook file '{file}' is not a file inside the workflow directory"
             )
         try:
-            mod = hooks.load_module(str(path), "padocc_hook_check")
+            mod = hooks.load_module(str(path))
         except hooks.HookError as e:  # the user's code: report, do not crash
             raise fail(m.val_loc("hook"), f"hook file '{file}' failed to load: {e}") from None
-        if not callable(getattr(mod, func, None)):
+        if not hooks.has_function(mod, func):
             raise fail(m.val_loc("hook"), f"hook file '{file}' has no function '{func}'")
         return Precondition(p["gate"], p.val_loc("gate"), hook_path=str(path), hook_func=func)
     # Lengths of a map are in the upstream gate's units; they are read after the
