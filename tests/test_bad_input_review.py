@@ -120,6 +120,168 @@ COMPILE = [
         "parallelOK: 0",
         "hmi/gates.yaml:13:17: error: parallelOK must be between 1 and 10,000",
     ),
+    # The outside review's other cases, refused as they should be from the start:
+    # kept here so that they stay so.
+    (
+        "tab-indent",
+        "demo",
+        "workflow.yaml",
+        "  Regrid:\n",
+        "\tRegrid:\n",
+        "demo/workflow.yaml:43:1: error: invalid YAML: found character '\\t' that cannot "
+        "start any token",
+    ),
+    (
+        "nested-too-deeply",
+        "demo",
+        "dataset_spec.yaml",
+        None,
+        "project:\n  DEMO: " + "[" * 20000 + "]" * 20000 + "\n",
+        "demo/dataset_spec.yaml: error: invalid YAML: nested too deeply",
+    ),
+    (
+        "ten-mb-line",
+        "demo",
+        "transitions.yaml",
+        None,
+        "DEMO:Ready: " + "A" * 10_000_000,
+        "demo/transitions.yaml:1:13: error: transitions of 'DEMO:Ready' must be a mapping, "
+        "not string",
+    ),
+    (
+        "spec-100-values-10-deep",
+        "demo",
+        "dataset_spec.yaml",
+        None,
+        "".join(
+            f"x{k}: &x{k} {{"
+            + ", ".join(f"v{i}: " + (f"*x{k - 1}" if k else "[]") for i in range(100))
+            + "}\n"
+            for k in range(10)
+        )
+        + "project:\n  DEMO: *x9\n",
+        "demo/dataset_spec.yaml:3:5: error: YAML document expands to more than 1,000,000 "
+        "values (aliases '*' repeat whole subtrees); write it out or split it",
+    ),
+    (
+        "utf-16",
+        "demo",
+        "workflow.yaml",
+        None,
+        "name: DEMO\n".encode("utf-16"),
+        "demo/workflow.yaml:1:1: error: not valid UTF-8 text",
+    ),
+    (
+        "two-documents",
+        "demo",
+        "workflow.yaml",
+        "    outputs: [published, runs.log]\n",
+        "    outputs: [published, runs.log]\n---\nname: OTHER\n",
+        "demo/workflow.yaml:50:1: error: invalid YAML: but found another document",
+    ),
+    (
+        "cr-in-step-name",
+        "demo",
+        "workflow.yaml",
+        "  Regrid:\n",
+        '  "Reg\\rrid":\n',
+        "demo/workflow.yaml:43:3: error: step name 'Reg\\rrid' must be a letter then letters, "
+        "digits or _",
+    ),
+    (
+        "rtl-override-in-facet",
+        "demo",
+        "dataset_spec.yaml",
+        "ens: [r1, r2, r3]}\n        ssp",
+        'ens: [r1, "r\\u202e2", r3]}\n        ssp',
+        "demo/workflow.yaml:16:11: error: dataset id 'DEMO.atmos.hist.r\\u202e2.tas' is not "
+        "allowed: use letters, digits and _ . + = - (not first), no '..', at most 240 "
+        "characters",
+    ),
+    (
+        "transition-without-target",
+        "demo",
+        "transitions.yaml",
+        "Generate:Fail:\n  default:\n    - Fail",
+        "Generate:Fail:\n  default:\n    - ",
+        "demo/transitions.yaml:13:6: error: targets of 'Generate:Fail' for 'default' entries "
+        "must be strings, not null",
+    ),
+    (
+        "outputs-outside",
+        "demo",
+        "workflow.yaml",
+        "outputs: [regridded.txt, runs.log]",
+        "outputs: [../../../../etc/passwd, runs.log]",
+        "demo/workflow.yaml:45:15: error: outputs of step 'Regrid' must stay inside the work dir",
+    ),
+    (
+        "yaml-python-tag",
+        "demo",
+        "workflow.yaml",
+        "max_visits: 3",
+        "max_visits: !!python/object/apply:os.system ['touch CANARY']",
+        "demo/workflow.yaml:22:13: error: 'max_visits' must be an integer, not list",
+    ),
+    (
+        "maxrange-zero",
+        "hmi",
+        "gates.yaml",
+        "maxrange: 1d\n    want",
+        "maxrange: 0\n    want",
+        "hmi/gates.yaml:19:15: error: maxrange must be positive, not '0'",
+    ),
+    (
+        "step-a-microsecond",
+        "hmi",
+        "gates.yaml",
+        "step: 45s",
+        "step: 0.000001s",
+        "hmi/gates.yaml:6:11: error: step must be positive, not '0.000001s'",
+    ),
+    (
+        "february-30",
+        "hmi",
+        "gates.yaml",
+        'want: {low: "2010-05-01T00:00:00Z"',
+        'want: {low: "2026-02-30T00:00:00Z"',
+        "hmi/gates.yaml:9:17: error: cannot read time '2026-02-30T00:00:00Z': day is out of "
+        "range for month",
+    ),
+    (
+        "time-zone-name",
+        "hmi",
+        "gates.yaml",
+        'origin: "2010-05-01T00:00:00Z"',
+        'origin: "2010-05-01T00:00:00 EST"',
+        "hmi/gates.yaml:7:13: error: cannot read time '2010-05-01T00:00:00 EST': use UTC like "
+        "2010-05-01, 2010-05-01T06:00 or 2010-05-01T06:00:00Z",
+    ),
+    (
+        "window-negative",
+        "hmi",
+        "gates.yaml",
+        "window: 6h",
+        "window: -6h",
+        "hmi/gates.yaml:53:60: error: cannot read duration '-6h': use e.g. '10m', '6h', '1d'",
+    ),
+    (
+        "gap-reversed",
+        "hmi",
+        "gates.yaml",
+        '- {low: "2010-05-01T12:00:00Z", high: "2010-05-01T18:00:00Z"}',
+        '- {low: "2010-05-01T18:00:00Z", high: "2010-05-01T12:00:00Z"}',
+        "hmi/gates.yaml:11:9: error: gap: low 2010-05-01T18:00:00Z is after high "
+        "2010-05-01T12:00:00Z",
+    ),
+    (
+        "own-precondition",
+        "hmi",
+        "gates.yaml",
+        "      - gate: hmi.M_daily\n",
+        "      - gate: hmi.synoptic\n",
+        "hmi/gates.yaml:74:15: error: gate 'hmi.synoptic' cannot be its own precondition",
+    ),
 ]
 
 
@@ -272,3 +434,41 @@ def test_a_hook_that_ends_its_process_or_never_returns_is_an_error_at_its_line(
     r = padocc("compile", "wf", cwd=tmp_path)
     assert (r.returncode, r.stderr) == (0, "hello\n"), r.stderr
     assert "hello" not in r.stdout and (wf / "Snakefile").is_file()
+
+
+def test_a_dataset_list_or_campaign_file_that_is_a_fifo_is_refused(tmp_path: Path):
+    """Kinds of input the earlier FIFO cases did not try: a dataset list and a
+    campaign file that are FIFOs, a gates file and a cycle config that are links to
+    /dev/zero. Each is one line naming the file, never a wait."""
+    demo = fresh_copy("demo", tmp_path / "demo")
+    os.mkfifo(demo / "ids.txt")
+    edit(demo / "workflow.yaml", "  walks:\n", "  lists: [ids.txt]\n  walks:\n")
+    before = tree_snapshot(demo)
+    refused(
+        padocc("compile", "demo", cwd=tmp_path, timeout=60),
+        "demo/ids.txt: error: is a FIFO, not a regular file",
+    )
+    assert tree_snapshot(demo) == before
+
+    camp = fresh_copy("campaigns", tmp_path / "campaigns")
+    (camp / "demo-campaign.yaml").unlink()
+    os.mkfifo(camp / "demo-campaign.yaml")
+    refused(
+        padocc("campaign", "submit", "campaigns/demo-campaign.yaml", cwd=tmp_path, timeout=60),
+        "campaigns/demo-campaign.yaml: error: is a FIFO, not a regular file",
+    )
+    assert not (camp / "runs").exists()
+
+    hmi = fresh_copy("hmi", tmp_path / "hmi")
+    (hmi / "gates.yaml").unlink()
+    (hmi / "gates.yaml").symlink_to("/dev/zero")
+    refused(
+        padocc("compile", "hmi", cwd=tmp_path, timeout=60),
+        "hmi/gates.yaml: error: is a character device, not a regular file",
+    )
+    flock = fresh_copy("flock", tmp_path / "flock")
+    (flock / "zero.yaml").symlink_to("/dev/zero")
+    refused(
+        padocc("cycle", "--conf", "flock/zero.yaml", cwd=tmp_path, timeout=60),
+        "flock/zero.yaml: error: is a character device, not a regular file",
+    )
