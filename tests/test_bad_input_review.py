@@ -453,22 +453,27 @@ def test_a_dataset_list_or_campaign_file_that_is_a_fifo_is_refused(tmp_path: Pat
     camp = fresh_copy("campaigns", tmp_path / "campaigns")
     (camp / "demo-campaign.yaml").unlink()
     os.mkfifo(camp / "demo-campaign.yaml")
+    before = tree_snapshot(camp)
     refused(
         padocc("campaign", "submit", "campaigns/demo-campaign.yaml", cwd=tmp_path, timeout=60),
         "campaigns/demo-campaign.yaml: error: is a FIFO, not a regular file",
     )
-    assert not (camp / "runs").exists()
+    assert tree_snapshot(camp) == before and not (camp / "runs").exists()
 
     hmi = fresh_copy("hmi", tmp_path / "hmi")
     (hmi / "gates.yaml").unlink()
     (hmi / "gates.yaml").symlink_to("/dev/zero")
+    before = {p for p in hmi.rglob("*")}
     refused(
         padocc("compile", "hmi", cwd=tmp_path, timeout=60),
         "hmi/gates.yaml: error: is a character device, not a regular file",
     )
+    assert set(hmi.rglob("*")) == before
     flock = fresh_copy("flock", tmp_path / "flock")
     (flock / "zero.yaml").symlink_to("/dev/zero")
+    before = tree_snapshot(flock)
     refused(
         padocc("cycle", "--conf", "flock/zero.yaml", cwd=tmp_path, timeout=60),
         "flock/zero.yaml: error: is a character device, not a regular file",
     )
+    assert tree_snapshot(flock) == before
