@@ -477,3 +477,17 @@ def test_a_dataset_list_or_campaign_file_that_is_a_fifo_is_refused(tmp_path: Pat
         "flock/zero.yaml: error: is a character device, not a regular file",
     )
     assert tree_snapshot(flock) == before
+
+
+def test_a_status_file_that_is_a_directory_is_refused_by_the_compile(tmp_path: Path):
+    """It was a warning, and every cycle then ran the dataset's job to fail it (exit 3,
+    "cannot open status file: Is a directory"). Refused at compile time like a FIFO."""
+    wf = fresh_copy("demo", tmp_path / "demo")
+    p = wf / "status" / "DEMO.atmos.hist.r1.tas.status"
+    p.mkdir(parents=True)
+    before = tree_snapshot(wf)
+    refused(
+        padocc("compile", "demo", cwd=tmp_path),
+        f"{p.parent.resolve()}/{p.name}: error: status file is a directory, not a regular file",
+    )
+    assert tree_snapshot(wf) == before and not (wf / ".padocc").exists()

@@ -339,9 +339,10 @@ def make_plan(
         except OSError:
             st = None
             data = b""  # unreadable: read_history below says why
-        if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-            # A FIFO would hang this scan and the job's append; a device never ends. (A
-            # directory is warned about, and its job fails loudly: see read_history.)
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            # A FIFO would hang this scan and the job's append; a device never ends; a
+            # directory would fail every job of the dataset (exit 3): all said now,
+            # before anything is written, not by each cycle's job.
             raise fail(Loc(path), f"status file {not_regular_reason(st.st_mode)}")
         if st is not None:
             waited[ds.id] = st.st_mtime_ns
