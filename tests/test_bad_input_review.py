@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import fresh_copy, padocc, tree_snapshot
 from test_bad_input_more import edit, refused
-from test_injection import CALL, HOOKED, LOAD
+from test_injection import CALL, LOAD, hooked_workflow
 
 HMI_NOW = "2026-01-01T01:00:00Z"
 
@@ -413,10 +413,7 @@ def test_a_hook_that_ends_its_process_or_never_returns_is_an_error_at_its_line(
     0 with no output and no build; a hook that loops forever hung it. Hooks run in a
     child process: either is exit 2 and one line at the hook's line, nothing written;
     what a hook prints goes to stderr."""
-    wf = tmp_path / "wf"
-    wf.mkdir()
-    (wf / "workflow.yaml").write_text("name: HOOK\ngates: gates.yaml\n")
-    (wf / "gates.yaml").write_text(HOOKED)
+    wf = hooked_workflow(tmp_path)
     call = "import os\ndef same(low, high):\n    {}\n"
     cases = [
         ("import os\nos._exit(0)\n", LOAD + "it ended its process (exit status 0)"),
