@@ -32,6 +32,26 @@ def _seconds(text: str) -> float:
     return v
 
 
+def _seed(text: str) -> int:
+    """A cycle's seed: what a cycle logs (0 to 2**32 - 1)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if not 0 <= v < 2**32:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {2**32 - 1}, not {text!r}")
+    return v
+
+
+REASON_MAX = 1000  # a --reason goes on a status line: kept to a line a person reads
+
+
+def _reason(text: str) -> str:
+    if len(text) > REASON_MAX:
+        raise argparse.ArgumentTypeError(f"at most {REASON_MAX:,} characters, not {len(text):,}")
+    return text
+
+
 def _count(text: str) -> int:
     """A whole number from 0 to 10,000,000."""
     try:
@@ -102,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     y.add_argument("--conf", required=True, help="cycle config (SHEPARD's keys)")
     y.add_argument("--autolog", action="store_true", help="also write a timestamped log file in log_dir")
     y.add_argument("--dry-run", action="store_true", help="show what the next cycle would do; run nothing")
-    y.add_argument("--seed", type=int, help="replay a cycle's random selection")
+    y.add_argument("--seed", type=_seed, help="replay a cycle's random selection")
     y.add_argument("--now", help="take this UTC time as now")
     y.add_argument("--every", help="keep starting a cycle on this interval (e.g. 10m), as cron would; "
                    "SIGTERM stops it")  # fmt: skip
@@ -118,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
                        "'-' reads them from standard input")
         _wf_args(q, positional=False)
         q.add_argument("--group", action="append", default=[], help="every dataset of a flock group")
-        q.add_argument("--reason", default="", help="recorded in the STAT line")
+        q.add_argument("--reason", default="", type=_reason, help="recorded in the STAT line (at most 1,000 characters)")
         if name == "requeue":
             q.add_argument("--at", required=True, help="Step (or Step:Ready) to start again from")
 

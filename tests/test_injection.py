@@ -253,6 +253,16 @@ LOAD = "wf/gates.yaml:13:21: error: hook file 'hook.py' failed to load: "
 CALL = "wf/gates.yaml:12:15: error: hook 'hook.py:same' of the precondition on 'up' failed for [0, 10): "
 
 
+def hooked_workflow(tmp_path: Path) -> Path:
+    """tmp_path/wf: two gates, `down` asking `up` through the map hook hook.py:same
+    (the test writes hook.py)."""
+    wf = tmp_path / "wf"
+    wf.mkdir()
+    (wf / "workflow.yaml").write_text("name: HOOK\ngates: gates.yaml\n")
+    (wf / "gates.yaml").write_text(HOOKED)
+    return wf
+
+
 def test_a_hook_that_exits_is_an_error_at_its_line_never_the_end_of_the_compiler(
     tmp_path: Path,
 ):
@@ -260,10 +270,7 @@ def test_a_hook_that_exits_is_an_error_at_its_line_never_the_end_of_the_compiler
     called, is exit 2 and one located line: padocc-compile never exits 0 without
     having published a build (under cron, `padocc-compile && snakemake` would run
     the old Snakefile)."""
-    wf = tmp_path / "wf"
-    wf.mkdir()
-    (wf / "workflow.yaml").write_text("name: HOOK\ngates: gates.yaml\n")
-    (wf / "gates.yaml").write_text(HOOKED)
+    wf = hooked_workflow(tmp_path)
     call = "def same(low, high):\n    {}\n"
     cases = [
         ("import sys\nsys.exit(0)\n", LOAD + "it called sys.exit(0)"),

@@ -790,9 +790,21 @@ def test_unreadable_status_file_is_a_loud_failure(tmp_path: Path):
     tas, pr = "DEMO.atmos.hist.r1.tas", "DEMO.atmos.hist.r1.pr"
     (st / f"{tas}.status").mkdir()  # a directory where the file should be
     (st / f"{pr}.status").symlink_to(tmp_path / "elsewhere" / "x.status")  # dangling
+    # The compile refuses the directory, as it does a FIFO (issue 17: said at compile
+    # time, not by every cycle's job), and writes nothing.
+    before = sorted(p for p in wf.rglob("*"))
+    r = padocc("compile", str(wf))
+    # (small_demo's graph has a warning of its own, said before.)
+    assert (r.returncode, [ln for ln in r.stderr.splitlines() if "error" in ln]) == (
+        2,
+        [f"{st.resolve() / tas}.status: error: status file is a directory, not a regular file"],
+    )
+    assert sorted(p for p in wf.rglob("*")) == before
+    # Made behind the compile's back: the job fails loudly.
+    (st / f"{tas}.status").rmdir()
     r = padocc("compile", str(wf))
     assert r.returncode == 0, r.stderr
-    assert f"{st / tas}.status: unreadable status file" in r.stderr
+    (st / f"{tas}.status").mkdir()
     assert read_history(st / f"{pr}.status").warnings == [
         f"{st / pr}.status: status file is a symbolic link to nowhere; ignored"
     ]

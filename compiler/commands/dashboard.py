@@ -33,6 +33,7 @@ from compiler.commands.report import (
 )
 from compiler.commands.status import counts
 from compiler.core.diagnostics import CompileError, one_line
+from compiler.core.safeio import not_regular_reason
 from compiler.core.statusfile import iso
 from compiler.core.words import plural
 from compiler.render.render import render_template
@@ -55,8 +56,8 @@ class DashboardOptions:
 
 def run(opts: DashboardOptions) -> int:
     out = Path(opts.output)
-    if out.is_dir() or not out.parent.is_dir():  # a bad -o is a bad argument: said first
-        why = "is a directory" if out.is_dir() else "is in a directory that does not exist"
+    why = _bad_output(out)
+    if why:  # a bad -o is a bad argument: said first
         print(one_line(f"{opts.output}: error: -o {why}; name the page's file"), file=sys.stderr)
         return 2
     try:
@@ -83,8 +84,22 @@ def run(opts: DashboardOptions) -> int:
     except OSError as e:
         print(f"{opts.output}: error: cannot write the page: {e.strerror or e}", file=sys.stderr)
         return 1
-    print(f"wrote {opts.output}: {plural(len(s.records), 'dataset')}, {plural(len(s.warnings), 'warning')}")
+    print(
+        f"wrote {opts.output}: {plural(len(s.records), 'dataset')}, {plural(len(s.warnings), 'warning')}"
+    )
     return 0
+
+
+def _bad_output(out: Path) -> str:
+    """Why -o cannot name the page ('' if it can). A FIFO or device is refused, not
+    replaced by the page."""
+    if out.is_dir():
+        return "is a directory"
+    if not out.parent.is_dir():
+        return "is in a directory that does not exist"
+    if out.exists() and not out.is_file():
+        return not_regular_reason(out.stat().st_mode)
+    return ""
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -156,7 +171,9 @@ def why_index(s: Survey) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     ranked = sorted(s.records, key=lambda r: (r.workflow == root and r.state == "Pass", r.id))
     for rec in ranked[:WHY_MAX]:
-        at = f"{rec.step}:{rec.state}" + (f" (in {rec.workflow})" if rec.workflow not in ("", rec.step) else "")
+        at = f"{rec.step}:{rec.state}" + (
+            f" (in {rec.workflow})" if rec.workflow not in ("", rec.step) else ""
+        )
         eng = rec.engaged
         if rec.blocked:
             text = "blocked: padocc unblock releases it"
@@ -182,17 +199,30 @@ def context(s: Survey, r: Report, max_list: int, page_dir: Path | None = None) -
     root = s.root
     # Every step the graph runs gets a row (zeros too), the workflow's own row last:
     # datasets not started yet stand at its entry, finished ones at its end states.
-    pairs = {(a["sub"], a["step"]) for acts in s.manifest["graph"]["table"].values()
-             for a in acts.values() if a.get("kind") == "run"}
+    pairs = {
+        (a["sub"], a["step"])
+        for acts in s.manifest["graph"]["table"].values()
+        for a in acts.values()
+        if a.get("kind") == "run"
+    }
     pairs |= {(wf, step) for wf, step, _ in by_pos}
     order = {name: i for i, name in enumerate(s.manifest["steps"])}
-    pairs_sorted = sorted(pairs - {(root, root)}, key=lambda p: (order.get(p[1], len(order)), p[1], p[0]))
+    pairs_sorted = sorted(
+        pairs - {(root, root)}, key=lambda p: (order.get(p[1], len(order)), p[1], p[0])
+    )
     states = sorted({st for _, _, st in by_pos} | {"Engaged", "Pass", "Fail"}, key=state_key)
-    rows = {(wf, step): {
-        "workflow": wf, "step": step, "id": ids("row", wf, step),
-        "label": f"{step} (not started, and ended)" if (wf, step) == (root, root) else step,
-        "cells": {}, "total": 0, "blocked": 0,
-    } for wf, step in [*pairs_sorted, (root, root)]}
+    rows = {
+        (wf, step): {
+            "workflow": wf,
+            "step": step,
+            "id": ids("row", wf, step),
+            "label": f"{step} (not started, and ended)" if (wf, step) == (root, root) else step,
+            "cells": {},
+            "total": 0,
+            "blocked": 0,
+        }
+        for wf, step in [*pairs_sorted, (root, root)]
+    }
     members: dict[tuple[str, str, str], list[str]] = {}
     for rec in s.records:
         members.setdefault((rec.workflow, rec.step, rec.state), []).append(rec.id)
@@ -200,23 +230,48 @@ def context(s: Survey, r: Report, max_list: int, page_dir: Path | None = None) -
     for (wf, step, state), (n, blocked) in by_pos.items():
         row = rows[(wf, step)]
         anchor = ids("ds", wf, step, state)
-        row["cells"][state] = {"count": n, "blocked": blocked, "id": ids("cell", wf, step, state),
-                               "anchor": anchor}
+        row["cells"][state] = {
+            "count": n,
+            "blocked": blocked,
+            "id": ids("cell", wf, step, state),
+            "anchor": anchor,
+        }
         row["total"] += n
         row["blocked"] += blocked
         shown = sorted(members[(wf, step, state)])
-        lists.append({"id": anchor, "workflow": wf, "step": step, "state": state, "count": n,
-                      "ids": shown[:max_list], "more": max(0, n - max_list)})
+        lists.append(
+            {
+                "id": anchor,
+                "workflow": wf,
+                "step": step,
+                "state": state,
+                "count": n,
+                "ids": shown[:max_list],
+                "more": max(0, n - max_list),
+            }
+        )
     longest = max((x.total_s for x in r.steps), default=0.0)
-    steps = [{
-        "step": x.step, "id": ids("bar", x.step), "seconds": round(x.total_s, 3),
-        "width": round(CHART_W * x.total_s / longest, 1) if longest else 0.0,
-        "total": human_seconds(x.total_s), "mean": human_seconds(x.mean_s),
-        "median": human_seconds(x.median_s), "p95": human_seconds(x.p95_s),
-        "share": f"{x.share * 100:.1f}%", "engaged": x.engaged, "datasets": x.datasets,
-        "passed": x.passed, "failed": x.failed, "other": x.other, "retries": x.retries,
-        "peak": "-" if x.peak_mb is None else f"{x.peak_mb:.0f}",
-    } for x in r.steps]
+    steps = [
+        {
+            "step": x.step,
+            "id": ids("bar", x.step),
+            "seconds": round(x.total_s, 3),
+            "width": round(CHART_W * x.total_s / longest, 1) if longest else 0.0,
+            "total": human_seconds(x.total_s),
+            "mean": human_seconds(x.mean_s),
+            "median": human_seconds(x.median_s),
+            "p95": human_seconds(x.p95_s),
+            "share": f"{x.share * 100:.1f}%",
+            "engaged": x.engaged,
+            "datasets": x.datasets,
+            "passed": x.passed,
+            "failed": x.failed,
+            "other": x.other,
+            "retries": x.retries,
+            "peak": "-" if x.peak_mb is None else f"{x.peak_mb:.0f}",
+        }
+        for x in r.steps
+    ]
     gates = []
     axes = {c.gate: c.axis for c in r.coverage}
     for c in r.coverage:
@@ -225,16 +280,37 @@ def context(s: Survey, r: Report, max_list: int, page_dir: Path | None = None) -
         def px(v: float, c=c, span=span) -> float:
             return round(CHART_W * (min(max(v, c.low), c.high) - c.low) / span, 1)
 
-        ticks = [{"x": round(CHART_W * i / 4, 1), "text": axis_text(c.axis, c.low + span * i / 4),
-                  "anchor": ("start", "middle", "middle", "middle", "end")[i]} for i in range(5)]
-        gates.append({
-            "gate": c.gate, "id": ids("gate", c.gate), "axis": c.axis, "ticks": ticks,
-            "low": span_text(c)[0] or "-", "high": span_text(c)[1] or "-", "wanted": c.wanted,
-            "covered": covered_text(c),
-            "intervals": [{"x": px(a), "w": max(0.5, px(b) - px(a)), "kind": k} for a, b, k in c.intervals],
-            "gaps": [{"x": px(a), "w": max(0.5, px(b) - px(a)), "text": f"{axis_text(c.axis, a)} .. "
-                      f"{axis_text(c.axis, b)}"} for a, b in c.gaps],
-        })
+        ticks = [
+            {
+                "x": round(CHART_W * i / 4, 1),
+                "text": axis_text(c.axis, c.low + span * i / 4),
+                "anchor": ("start", "middle", "middle", "middle", "end")[i],
+            }
+            for i in range(5)
+        ]
+        gates.append(
+            {
+                "gate": c.gate,
+                "id": ids("gate", c.gate),
+                "axis": c.axis,
+                "ticks": ticks,
+                "low": span_text(c)[0] or "-",
+                "high": span_text(c)[1] or "-",
+                "wanted": c.wanted,
+                "covered": covered_text(c),
+                "intervals": [
+                    {"x": px(a), "w": max(0.5, px(b) - px(a)), "kind": k} for a, b, k in c.intervals
+                ],
+                "gaps": [
+                    {
+                        "x": px(a),
+                        "w": max(0.5, px(b) - px(a)),
+                        "text": f"{axis_text(c.axis, a)} .. {axis_text(c.axis, b)}",
+                    }
+                    for a, b in c.gaps
+                ],
+            }
+        )
     return {
         "workflow": s.name,
         "build": r.build,
@@ -249,24 +325,55 @@ def context(s: Survey, r: Report, max_list: int, page_dir: Path | None = None) -
         "steps": steps,
         "chart_w": CHART_W,
         "gates": gates,
-        "failures": [{"dataset": f.dataset, "step": f.step, "state": f.state, "when": iso(f.ts),
-                      "params": human_params(f.params), "log": page_path(f.log, page_dir),
-                      "log_url": link(f.log, page_dir), "slurm_jobid": f.slurm_jobid}
-                     for f in r.failures[:MAX_ROWS]],
+        "failures": [
+            {
+                "dataset": f.dataset,
+                "step": f.step,
+                "state": f.state,
+                "when": iso(f.ts),
+                "params": human_params(f.params),
+                "log": page_path(f.log, page_dir),
+                "log_url": link(f.log, page_dir),
+                "slurm_jobid": f.slurm_jobid,
+            }
+            for f in r.failures[:MAX_ROWS]
+        ],
         "n_failures": len(r.failures),
-        "gate_failures": [{"gate": f.gate, "low": axis_text(axes.get(f.gate, ""), f.low),
-                           "high": axis_text(axes.get(f.gate, ""), f.high), "chunk": f.chunk,
-                           "fails": f.fails, "max_failures": f.max_failures, "reached": f.reached,
-                           "next": gate_next(f), "when": iso(f.ts), "slurm_jobid": f.slurm_jobid,
-                           "log": page_path(f.log, page_dir), "log_url": link(f.log, page_dir),
-                           "params": human_params({k: v for k, v in f.params.items()
-                                                   if k not in ("low", "high", "chunk")})}
-                          for f in r.gate_failures[:MAX_ROWS]],
+        "gate_failures": [
+            {
+                "gate": f.gate,
+                "low": axis_text(axes.get(f.gate, ""), f.low),
+                "high": axis_text(axes.get(f.gate, ""), f.high),
+                "chunk": f.chunk,
+                "fails": f.fails,
+                "max_failures": f.max_failures,
+                "reached": f.reached,
+                "next": gate_next(f),
+                "when": iso(f.ts),
+                "slurm_jobid": f.slurm_jobid,
+                "log": page_path(f.log, page_dir),
+                "log_url": link(f.log, page_dir),
+                "params": human_params(
+                    {k: v for k, v in f.params.items() if k not in ("low", "high", "chunk")}
+                ),
+            }
+            for f in r.gate_failures[:MAX_ROWS]
+        ],
         "n_gate_failures": len(r.gate_failures),
-        "stuck": [{"dataset": x.dataset, "step": x.step, "since": iso(x.ts), "age": human_seconds(x.age_s),
-                   "host": x.host, "pid": x.pid, "slurm_jobid": x.slurm_jobid, "log": page_path(x.log, page_dir),
-                   "log_url": link(x.log, page_dir)}
-                  for x in r.stuck[:MAX_ROWS]],
+        "stuck": [
+            {
+                "dataset": x.dataset,
+                "step": x.step,
+                "since": iso(x.ts),
+                "age": human_seconds(x.age_s),
+                "host": x.host,
+                "pid": x.pid,
+                "slurm_jobid": x.slurm_jobid,
+                "log": page_path(x.log, page_dir),
+                "log_url": link(x.log, page_dir),
+            }
+            for x in r.stuck[:MAX_ROWS]
+        ],
         "n_stuck": len(r.stuck),
         "warnings": s.warnings[:MAX_ROWS],
         "graph_svg": Markup(graph_svg(s)),  # made by Graphviz from escaped DOT

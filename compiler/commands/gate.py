@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from compiler.core.diagnostics import CompileError, Loc, suggest
+from compiler.core.utctime import parse_utc
 from compiler.core.words import plural
 from compiler.model.axes import parse_time, parse_value, time_to_carrington
 from compiler.model.chunks import chunk_at, want_range
@@ -146,9 +147,39 @@ def _diag(msg: str, command: str = "padocc gate"):
     return Diagnostic(Loc(command), msg)
 
 
+def _order(low: str, high: str) -> tuple[float, float] | None:
+    """LOW and HIGH as comparable numbers, whatever the gate's axis: numbers, or
+    times. None: neither reads both (the gate's own axis decides later)."""
+    try:
+        return float(low), float(high)
+    except ValueError:
+        pass
+    try:
+        return parse_utc(low).timestamp(), parse_utc(high).timestamp()
+    except ValueError:
+        return None
+
+
+def _precheck(opts: GateOptions) -> None:
+    """What make and remake can refuse before their compile writes a build: a request
+    that makes no sense leaves the workflow as it was."""
+    if opts.low is None:
+        raise CompileError([_diag(f"'{opts.action}' needs LOW and HIGH")])
+    if opts.now:
+        parse_time(opts.now, Loc("--now"))
+    got = _order(opts.low, opts.high)
+    if got is not None and got[0] > got[1]:
+        raise CompileError([_diag(f"low {opts.low} is after high {opts.high}")])
+
+
 def run(opts: GateOptions) -> int:
     wf = Path(opts.workflow_dir)
     if opts.action in ("make", "remake"):
+        try:
+            _precheck(opts)
+        except CompileError as e:
+            print(e.diagnostics[0], file=sys.stderr)
+            return BAD
         # Imported here: the compile (templates, the whole model) is only for make and
         # remake; check, gaps and `padocc why GATE` answer without loading it.
         from compiler.commands import compile as compile_cmd

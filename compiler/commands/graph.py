@@ -4,6 +4,7 @@ through Graphviz's `dot` when it is installed."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from compiler.core.manifestio import load_manifest
+from compiler.core.safeio import open_regular
 from compiler.render.graphdot import graph_dot
 
 if TYPE_CHECKING:  # the survey is imported only when counts are asked for
@@ -86,7 +88,9 @@ def run(opts: GraphOptions) -> int:
         sys.stdout.write(text)
         return 0
     try:
-        with open(opts.output, "w", encoding="utf-8") as f:
+        # A regular file only: a FIFO with no reader would hang the command here.
+        fd = open_regular(opts.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
     except OSError as e:
         print(f"{opts.output}: error: cannot write: {e.strerror or e}", file=sys.stderr)

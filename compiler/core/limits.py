@@ -13,6 +13,11 @@ MAX_MEM_MB = 16 * 1024 * 1024  # 16 TB: more than any node SLURM schedules
 MAX_RUNTIME_MIN = 366 * 24 * 60  # one year
 MAX_CPUS = 4096
 MAX_DURATION_S = 100 * 366 * 86400  # durations (retain, gate steps, clock lag): 100 years
+# A graph's size: its walks (plan budgets, job chains) go one level a step, so a
+# bound keeps them short (datasm's whole graph, every sub-workflow, has under 100).
+MAX_STEPS = 500
+MAX_GRAPH_ENTRIES = 1000
+MAX_PARALLEL = 10_000  # a gate's parallelOK: chunks of it running at once
 
 
 def check_name_length(name: str, loc: Loc, what: str) -> None:

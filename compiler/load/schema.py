@@ -301,7 +301,7 @@ GATE = Record(
         K("task", STR, doc="the step name in STAT lines (default Make)"),
         K("coverage", STR, doc="status command printing covered 'low high' intervals"),
         K("clock", MAP, doc="{lag: 10m}: a clock gate, covered up to now minus lag"),
-        K("parallelOK", INT, doc="chunks of this gate that may run at once"),
+        K("parallelOK", INT, doc="chunks of this gate that may run at once (1 to 10,000; default 1)"),
         K("state", STR, doc="ACTIVE or HOLD"),
         K("gaps", LIST, doc="permanent gaps: [{low, high}], never asked for"),
         K("preconditions", LIST),

@@ -30,6 +30,12 @@ CARRINGTON_JD0 = 2398140.227
 CARRINGTON_PERIOD = 27.2752316
 _UNIX_JD = 2440587.5
 
+# The first and last second a time can be written in (years 1 to 9999): a chunk of a
+# grid whose origin is not midnight can start before year 1 or end after 9999, so
+# chunk edges are kept inside (chunks.edge).
+TIME_MIN = int(datetime(1, 1, 1, tzinfo=UTC).timestamp())
+TIME_MAX = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
+
 
 def parse_time(text: str, loc: Loc) -> int:
     """Seconds since 1970, from any form core/utctime reads (one reader for all)."""

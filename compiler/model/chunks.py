@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from functools import lru_cache
 from pathlib import Path
 
 from compiler.core.diagnostics import CompileError, Loc, fail
 from compiler.model import hooks
-from compiler.model.axes import convert, fmt_value
+from compiler.model.axes import TIME_MAX, TIME_MIN, convert, fmt_value
 
 # Input limits (README, Guarantees): a wanted range, and the inputs one chunk may need.
 MAX_WANT_CHUNKS = 1_000_000
@@ -38,8 +37,12 @@ def index_span(gate: dict, low: float, high: float) -> tuple[int, int]:
 
 
 def edge(gate: dict, k: int) -> float:
-    """Where chunk k starts (and chunk k-1 ends)."""
-    return _num(gate["origin"] + k * gate["maxrange"])
+    """Where chunk k starts (and chunk k-1 ends); on a time axis, never before year 1
+    nor after 9999 (the first and last chunks are cut there)."""
+    v = gate["origin"] + k * gate["maxrange"]
+    if gate["axis"] == "time":
+        v = min(max(v, TIME_MIN), TIME_MAX)
+    return _num(v)
 
 
 def chunk_range(gate: dict, low: float, high: float) -> Iterator[tuple[float, float]]:
@@ -123,11 +126,6 @@ def wanted_chunks(gate: dict, low: float, high: float) -> list[tuple[float, floa
     return [c for c in chunk_range(gate, low, high) if not in_gap(gate, *c)]
 
 
-@lru_cache(maxsize=64)
-def _hook(path: str, func: str):
-    return getattr(hooks.load_module(path, f"padocc_hook_{abs(hash(path))}"), func)
-
-
 def _hook_range(pre: dict, down: dict, lo: float, hi: float) -> tuple[float, float]:
     """The user's hook, whose failures are bad input at the precondition, not a crash."""
     m = pre["map"]
@@ -141,17 +139,20 @@ def _hook_range(pre: dict, down: dict, lo: float, hi: float) -> tuple[float, flo
         )
 
     try:
-        got = hooks.call(_hook(m["hook_path"], m["hook_func"]), lo, hi)
+        child = hooks.load_module(m["hook_path"])
+        got = hooks.call(child, m["hook_func"], lo, hi)
     except (hooks.HookError, AttributeError) as e:  # the user's code
         raise bad(str(e)) from None
     try:
-        a, b = (float(x) for x in got)
+        if isinstance(got.value, str):
+            raise TypeError
+        a, b = (float(x) for x in got.value)  # type: ignore[union-attr]
         if not (math.isfinite(a) and math.isfinite(b)):
             raise ValueError
     except (TypeError, ValueError):
-        raise bad(f"returned {got!r:.80}: not two numbers") from None
+        raise bad(f"returned {got.text:.80}: not two numbers") from None
     if a > b:
-        raise bad(f"returned {got!r:.80}: low is after high")
+        raise bad(f"returned {got.text:.80}: low is after high")
     return a, b
 
 

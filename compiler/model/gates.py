@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.core.diagnostics import Loc, fail, suggest
-from compiler.core.limits import check_name_length
+from compiler.core.limits import MAX_PARALLEL, check_name_length
 from compiler.core.names import rule_name
 from compiler.load import schema as S
 from compiler.load.yamlpos import YList, YMap
@@ -157,10 +157,10 @@ def _precondition(item, loc: Loc, wf_dir: Path, axis: str) -> Precondition:
                 m.val_loc("hook"), f"hook file '{file}' is not a file inside the workflow directory"
             )
         try:
-            mod = hooks.load_module(str(path), "padocc_hook_check")
+            mod = hooks.load_module(str(path))
         except hooks.HookError as e:  # the user's code: report, do not crash
             raise fail(m.val_loc("hook"), f"hook file '{file}' failed to load: {e}") from None
-        if not callable(getattr(mod, func, None)):
+        if not hooks.has_function(mod, func):
             raise fail(m.val_loc("hook"), f"hook file '{file}' has no function '{func}'")
         return Precondition(p["gate"], p.val_loc("gate"), hook_path=str(path), hook_func=func)
     # Lengths of a map are in the upstream gate's units; they are read after the
@@ -271,8 +271,11 @@ def resolve_gates(
                 f"state must be ACTIVE or HOLD, not '{state}'{suggest(state, ('ACTIVE', 'HOLD'))}",
             )
         parallel = g.get("parallelOK", 1)
-        if parallel < 1:
-            raise fail(g.val_loc("parallelOK"), "parallelOK must be at least 1")
+        if not 1 <= parallel <= MAX_PARALLEL:
+            # Snakemake's --resources limit for the gate's rule: bounded like every count.
+            raise fail(
+                g.val_loc("parallelOK"), f"parallelOK must be between 1 and {MAX_PARALLEL:,}"
+            )
         keyed = g.get("keyed", False)
         if keyed and not has_datasets:
             raise fail(

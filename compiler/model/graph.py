@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 
 from compiler.core.diagnostics import Diagnostic, Loc, fail, suggest
+from compiler.core.limits import MAX_GRAPH_ENTRIES
 from compiler.load.workflow import RawGraphFile
 from compiler.load.yamlpos import YMap
 from compiler.model.types import Action, Graph, SubGraph
@@ -82,6 +83,7 @@ class _Checker:
         self.visited: set[tuple[str, str, str]] = set()
         self.routes_taken: set[tuple[str, str, str, str]] = set()
         self.run_ref = Loc("")
+        self.entry_count = 0  # keys over every file of the graph: bounded (MAX_GRAPH_ENTRIES)
         first = next(iter(root.data), None)
         if entry:
             ename, eloc = entry
@@ -124,8 +126,16 @@ class _Checker:
         self.files[name] = f
         data: YMap = raw.data
         aliases = []
+        by_lower: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for key, routes in data.items():
             kloc = data.key_loc(key)
+            self.entry_count += 1
+            if self.entry_count > MAX_GRAPH_ENTRIES:
+                raise fail(
+                    kloc,
+                    f"the transition graph holds more than the limit of {MAX_GRAPH_ENTRIES:,} "
+                    "entries (over all its files)",
+                )
             targets = {}
             for r, v in routes.items():
                 if isinstance(v, list):
@@ -144,13 +154,16 @@ class _Checker:
                     aliases.append(((step, close[0]), kloc, targets, routes))
             if (step, state) in f.entries:
                 raise fail(kloc, f"'{key}' is defined twice")
-            for (s, t), other in f.entries.items():
-                if (s.lower(), t.lower()) == (step.lower(), state.lower()):
-                    self.report(
-                        kloc,
-                        f"'{key}' differs only in case from '{s}:{t}' (line {other.loc.line}); "
-                        "datasm matches keys exactly, so they are two different entries",
-                    )
+            # Keys by their lower case: one look-up a key, not a pass over the others.
+            same = by_lower.setdefault((step.lower(), state.lower()), [])
+            for s, t in same:
+                self.report(
+                    kloc,
+                    f"'{key}' differs only in case from '{s}:{t}' "
+                    f"(line {f.entries[(s, t)].loc.line}); "
+                    "datasm matches keys exactly, so they are two different entries",
+                )
+            same.append((step, state))
             f.entries[(step, state)] = _Entry(kloc, targets, {r: routes.key_loc(r) for r in routes})
             for r, ts in targets.items():
                 if len(ts) > 1:

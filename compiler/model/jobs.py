@@ -19,7 +19,10 @@ def job_classes(steps: tuple[Step, ...]) -> dict[str, int]:
     seen: dict[tuple, int] = {}
     out = {}
     for s in steps:
-        sig = (tuple(sorted(s.resources.__dict__.items())), tuple(sorted(s.growth.__dict__.items())))
+        sig = (
+            tuple(sorted(s.resources.__dict__.items())),
+            tuple(sorted(s.growth.__dict__.items())),
+        )
         out[s.name] = seen.setdefault(sig, len(seen))
     return out
 
@@ -35,27 +38,32 @@ def chain_lengths(
         return {s.name: 1 for s in steps}
     table = graph.table_json()
     keys = tuple(sorted(set(keys) | {""}))
-    memo: dict[tuple[str, str], int] = {}
+    memo: dict[tuple[tuple[str, str], int], int] = {}
     active: set[tuple[str, str]] = set()
+    succ: dict[tuple[str, str], list[tuple[str, str]]] = {}
 
-    def longest(node: tuple[str, str]) -> int:
-        if node in memo:
-            return memo[node]
-        if node in active:
-            return per_job  # a loop within the class
+    def longest(node: tuple[str, str], budget: int) -> int:
+        # At most `budget` steps are asked for: the search goes no deeper than
+        # per_job, whatever the length of the graph (a chain of 8,000 steps).
+        if (node, budget) in memo:
+            return memo[(node, budget)]
+        if node in active or budget <= 1:
+            return budget  # a loop within the class runs until the job's bound
         active.add(node)
         best = 0
-        for nxt in run_successors(table, node[0], node[1], keys):
+        if node not in succ:  # each look-up scans the table: once a node
+            succ[node] = run_successors(table, node[0], node[1], keys)
+        for nxt in succ[node]:
             if classes.get(nxt[1]) == classes.get(node[1]):
-                best = max(best, longest(nxt))
+                best = max(best, longest(nxt, budget - 1))
         active.discard(node)
-        memo[node] = min(per_job, 1 + best)
-        return memo[node]
+        memo[(node, budget)] = min(budget, 1 + best)
+        return memo[(node, budget)]
 
     out = {s.name: 1 for s in steps}
     subs = {s.name for s in graph.subs} | {graph.root}
     for sub in subs:
         for s in steps:
             if any(pos.startswith(f"{sub}/{s.name}:") for pos in table):
-                out[s.name] = max(out[s.name], longest((sub, s.name)))
+                out[s.name] = max(out[s.name], longest((sub, s.name), per_job))
     return out

@@ -10,7 +10,13 @@ from typing import Any
 
 from compiler.core.diagnostics import Loc, fail
 from compiler.core.growth import grown_resources
-from compiler.core.limits import MAX_CPUS, MAX_MEM_MB, MAX_RUNTIME_MIN, check_name_length
+from compiler.core.limits import (
+    MAX_CPUS,
+    MAX_MEM_MB,
+    MAX_RUNTIME_MIN,
+    MAX_STEPS,
+    check_name_length,
+)
 from compiler.load import schema as S
 from compiler.load.workflow import RawStep
 from compiler.load.yamlpos import YMap
@@ -191,7 +197,9 @@ def resolve_steps(raw: list[RawStep], defaults: YMap | None, facets: set[str]) -
     base = run_defaults(defaults)
     known = set(facets) | set(BUILTIN_PLACEHOLDERS)
     steps = []
-    for rs in raw:
+    for n, rs in enumerate(raw, start=1):
+        if n > MAX_STEPS:
+            raise fail(rs.loc, f"a workflow has at most {MAX_STEPS} steps")
         if not STEP_NAME.match(rs.name):
             raise fail(rs.loc, f"step name '{rs.name}' must be a letter then letters, digits or _")
         check_name_length(rs.name, rs.loc, "step name")

@@ -147,21 +147,63 @@ class SlotBudget:
                 continue
             succ[n] = self._succ(n[0], n[1], key)
             stack.extend(succ[n])
-        index, low, on, st, comp = {}, {}, set(), [], {}
-        counter = [0]
-        sccs: list[list] = []
+        sccs, comp = _strong_components(succ)
+        cls = self.classes.get
+        # Tarjan gives every component after all those it reaches: one pass in that
+        # order sums the longest path and the most class changes, with no recursion
+        # (a graph of hundreds of steps in a row).
+        best: list[int] = []
+        most: list[int] = []
+        for ci, c in enumerate(sccs):
+            looped = len(c) > 1 or c[0] in succ[c[0]]
+            weight = len(c) + 1 if looped else 1
+            # A loop over steps of more than one class may change class at every step.
+            changes = len(c) + 1 if len({cls(v[1]) for v in c}) > 1 else 0
+            edges = [(v, w) for v in c for w in succ[v] if comp[w] != ci]
+            best.append(weight + max((best[comp[w]] for _, w in edges), default=0))
+            most.append(
+                changes
+                + max(((cls(v[1]) != cls(w[1])) + most[comp[w]] for v, w in edges), default=0)
+            )
+        steps = max(1, best[comp[start]])
+        return most[comp[start]] + -(-steps // self.per_job)
 
-        def strong(v):
-            index[v] = low[v] = counter[0]
-            counter[0] += 1
-            st.append(v)
-            on.add(v)
-            for w in succ[v]:
+
+def _strong_components(
+    succ: dict[tuple[str, str], list],
+) -> tuple[list[list], dict[tuple[str, str], int]]:
+    """Tarjan's strongly connected components, iteratively (no recursion however long
+    the graph): the components, each after every component it reaches, and each
+    node's component."""
+    index: dict = {}
+    low: dict = {}
+    on: set = set()
+    st: list = []
+    comp: dict = {}
+    sccs: list[list] = []
+    for root in succ:
+        if root in index:
+            continue
+        index[root] = low[root] = len(index)
+        st.append(root)
+        on.add(root)
+        work = [(root, iter(succ[root]))]
+        while work:
+            v, it = work[-1]
+            w = next(it, None)
+            if w is not None:
                 if w not in index:
-                    strong(w)
-                    low[v] = min(low[v], low[w])
+                    index[w] = low[w] = len(index)
+                    st.append(w)
+                    on.add(w)
+                    work.append((w, iter(succ[w])))
                 elif w in on:
                     low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                u = work[-1][0]
+                low[u] = min(low[u], low[v])
             if low[v] == index[v]:
                 c = []
                 while True:
@@ -172,37 +214,7 @@ class SlotBudget:
                     if w == v:
                         break
                 sccs.append(c)
-
-        for v in succ:
-            if v not in index:
-                strong(v)
-        cls = self.classes.get
-        weight, changes = [], []
-        for c in sccs:
-            looped = len(c) > 1 or c[0] in succ[c[0]]
-            weight.append(len(c) + 1 if looped else 1)
-            # A loop over steps of more than one class may change class at every step.
-            changes.append(len(c) + 1 if len({cls(v[1]) for v in c}) > 1 else 0)
-        best: dict[int, int] = {}
-        most: dict[int, int] = {}
-
-        def longest(ci: int) -> int:
-            if ci not in best:
-                nxt = {comp[w] for v in sccs[ci] for w in succ[v]} - {ci}
-                best[ci] = weight[ci] + max((longest(n) for n in nxt), default=0)
-            return best[ci]
-
-        def most_changes(ci: int) -> int:
-            if ci not in most:
-                edges = [(v, w) for v in sccs[ci] for w in succ[v] if comp[w] != ci]
-                most[ci] = changes[ci] + max(
-                    ((cls(v[1]) != cls(w[1])) + most_changes(comp[w]) for v, w in edges),
-                    default=0,
-                )
-            return most[ci]
-
-        steps = max(1, longest(comp[start]))
-        return most_changes(comp[start]) + -(-steps // self.per_job)
+    return sccs, comp
 
 
 @dataclass(frozen=True)
@@ -327,9 +339,10 @@ def make_plan(
         except OSError:
             st = None
             data = b""  # unreadable: read_history below says why
-        if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-            # A FIFO would hang this scan and the job's append; a device never ends. (A
-            # directory is warned about, and its job fails loudly: see read_history.)
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            # A FIFO would hang this scan and the job's append; a device never ends; a
+            # directory would fail every job of the dataset (exit 3): all said now,
+            # before anything is written, not by each cycle's job.
             raise fail(Loc(path), f"status file {not_regular_reason(st.st_mode)}")
         if st is not None:
             waited[ds.id] = st.st_mtime_ns
