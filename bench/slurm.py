@@ -343,6 +343,11 @@ def main() -> int:
     )
     ap.add_argument("--no-demo", action="store_true")
     ap.add_argument(
+        "--ours-only",
+        action="store_true",
+        help="run padocc's side only (e.g. to compare two trees' per-job start)",
+    )
+    ap.add_argument(
         "--arrays",
         action="store_true",
         help="also run the demo, both sides, with the plugin's job arrays for every "
@@ -384,6 +389,8 @@ def main() -> int:
             gaps.append(f"{name}: median {start_to_step(r['jobs'], ran)} s from a job's start "
                         "in SLURM to its first step")  # fmt: skip
             print(lines[-1], flush=True)
+            if args.ours_only:
+                continue
             if run_plain:
                 r = measure("plain", plain(p, prof), base / f"m{k}p")
                 lines.append(row(f"{name}: plain Snakemake", r, "0 (one rule each)"))
