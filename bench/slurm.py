@@ -31,7 +31,8 @@ cron line, run again at once); plain `snakemake --profile profiles/slurm` with t
 same profile. Neither gets a flag of its own.
 
 Reported, per side: sbatch calls, SLURM jobs (array tasks counted one by one, from
-sacct), jobs that ran no step (ours: jobs whose id is on no status line; plain: every
+sacct, those that ran in the side's workflow directory: other users of the cluster
+are not counted), jobs that ran no step (ours: jobs whose id is on no status line; plain: every
 job runs its rule), squeue and sacct calls (through logging shims on PATH, the jobs'
 own calls included), wall seconds. No timing is asserted anywhere.
 """
@@ -139,17 +140,19 @@ def counts(log: Path) -> dict[str, int]:
     return {c: words.count(c) for c in COUNTED}
 
 
-def sacct_jobs(since: str) -> dict[str, str]:
+def sacct_jobs(since: str, wf: Path) -> dict[str, str]:
     """Raw id -> start time (sacct's, whole seconds, local time) of every job (each array
-    task) submitted since `since`, once the accounting has caught up (it can lag the
-    jobs' end by a few seconds)."""
+    task) submitted since `since` that ran in the workflow directory `wf` (so that other
+    users of the cluster are not counted), once the accounting has caught up (it can
+    lag the jobs' end by a few seconds)."""
     last: dict[str, str] = {}
     for _ in range(30):
         out = subprocess.run(
-            ["sacct", "-X", "-n", "-P", "-a", "-S", since, "-o", "JobIDRaw,Start,State"],
+            ["sacct", "-X", "-n", "-P", "-a", "-S", since, "-o", "JobIDRaw,Start,State,WorkDir"],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
-        rows = [ln.split("|") for ln in out.splitlines() if ln.strip()]
+        rows = [ln.split("|", 3) for ln in out.splitlines() if ln.strip()]
+        rows = [r for r in rows if len(r) == 4 and Path(r[3]).resolve() == wf.resolve()]
         jobs = {r[0]: r[1] for r in rows}
         if jobs == last and not any(r[2] in ("PENDING", "RUNNING") for r in rows):
             return jobs
@@ -158,19 +161,21 @@ def sacct_jobs(since: str) -> dict[str, str]:
     return last
 
 
-def quiet_queue() -> None:
-    """Wait until the cluster runs nothing (a run's last jobs may still be ending)."""
+def quiet_queue(root: Path) -> None:
+    """Wait until the cluster runs nothing of this bench (a run's last jobs may still be
+    ending); jobs of other users of the cluster are left alone."""
     for _ in range(300):
-        out = subprocess.run(["squeue", "-h"], capture_output=True, text=True, check=False)
-        if not out.stdout.strip():
+        out = subprocess.run(["squeue", "-h", "-o", "%Z"], capture_output=True, text=True,
+                             check=False)  # fmt: skip
+        if not any(ln.strip().startswith(str(root)) for ln in out.stdout.splitlines()):
             return
         time.sleep(1)
-    raise SystemExit("bench: the SLURM queue never emptied; is another run using the cluster?")
+    raise SystemExit("bench: the bench's SLURM jobs never left the queue")
 
 
-def measure(label: str, run, base: Path) -> dict:
+def measure(label: str, run, base: Path, wf: Path) -> dict:
     """Run one side (run(env) -> None) with the shims on PATH and count what it did."""
-    quiet_queue()
+    quiet_queue(base.parent)
     shim_dir, log = shims(base)
     env = {**os.environ, "PATH": f"{shim_dir}:{os.environ['PATH']}"}
     since = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
@@ -178,7 +183,7 @@ def measure(label: str, run, base: Path) -> dict:
     t0 = time.perf_counter()
     run(env)
     wall = time.perf_counter() - t0
-    jobs = sacct_jobs(since)
+    jobs = sacct_jobs(since, wf)
     return {"label": label, "wall": wall, "jobs": jobs, **counts(log)}
 
 
@@ -383,7 +388,7 @@ def main() -> int:
             work.append((f"synthetic ({n:,} datasets, 4 steps)", *synthetic(base, n),
                          n <= args.plain_max, PROFILE))  # fmt: skip
         for k, (name, o, p, run_plain, prof) in enumerate(work):
-            r = measure("ours", ours(o, prof), base / f"m{k}o")
+            r = measure("ours", ours(o, prof), base / f"m{k}o", o)
             ran = first_engaged(o)
             lines.append(row(f"{name}: padocc", r, str(sum(1 for j in r["jobs"] if j not in ran))))
             gaps.append(f"{name}: median {start_to_step(r['jobs'], ran)} s from a job's start "
@@ -392,7 +397,7 @@ def main() -> int:
             if args.ours_only:
                 continue
             if run_plain:
-                r = measure("plain", plain(p, prof), base / f"m{k}p")
+                r = measure("plain", plain(p, prof), base / f"m{k}p", p)
                 lines.append(row(f"{name}: plain Snakemake", r, "0 (one rule each)"))
             else:
                 lines.append(f"| {name}: plain Snakemake | not run | {plain_dry_jobs(p)} "
