@@ -78,6 +78,7 @@ class Gate:
     def grid(self) -> dict:
         """The fields the chunk grid functions read (they take the manifest's dicts)."""
         return {
+            "axis": self.axis,
             "origin": self.origin,
             "maxrange": self.maxrange,
             "want_low": self.want_low,
