@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import PROFILES, padocc, snakemake
+from test_reliability import pids_matching
 
 from compiler.core.statusfile import Stat, read_history
 
@@ -491,23 +492,6 @@ def test_cycle_snakemake_timeout_holds_while_snakemake_is_silent(tmp_path: Path)
 # ---------------------------------------------------------------------- a stopped run
 
 
-def processes_in(wf: Path) -> list[int]:
-    """Processes working in, or naming, the workflow directory (Snakemake, the job
-    shells, the wrappers, the steps' commands)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit() or int(d) == os.getpid():
-            continue
-        try:
-            cmd = Path(f"/proc/{d}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            cwd = os.readlink(f"/proc/{d}/cwd")
-        except OSError:
-            continue
-        if str(wf) in cmd or cwd == str(wf) or cwd.startswith(f"{wf}/"):
-            out.append(int(d))
-    return out
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT], ids=str)
 def test_a_signal_to_padocc_run_stops_its_snakemake_and_jobs(tmp_path: Path, sig: int):
     """cron's `timeout` (SIGTERM), a closed terminal (SIGHUP) or Ctrl-C (SIGINT) sent to
@@ -540,7 +524,7 @@ def test_a_signal_to_padocc_run_stops_its_snakemake_and_jobs(tmp_path: Path, sig
     assert got == [("Engaged", "1", None), ("Cancelled", "1", "stopped")]
     assert lines(wf, ds)[1].params["by"] == name
     # Nothing of the run is left: not Snakemake, not the step's shell or its sleep.
-    wait_for(lambda: not processes_in(wf), timeout=30)
+    wait_for(lambda: not pids_matching(wf), timeout=30)
     (wf / "go").touch()
     r = padocc("run", str(wf), timeout=200)
     assert r.returncode == 0, r.stdout + r.stderr

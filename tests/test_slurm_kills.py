@@ -7,7 +7,9 @@ A run's deadline cancels the SLURM jobs it submitted. Needs a running cluster.
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -158,9 +160,6 @@ def test_sigterm_to_padocc_run_cancels_its_slurm_jobs(tmp_path: Path):
     padocc stops its Snakemake, scancels the run's jobs, records the interrupted step
     (Cancelled, reason=stopped) and exits 1. Before, padocc died and its Snakemake ran
     on, still submitting. The next cycle runs the step as the same attempt."""
-    import signal
-    import sys
-
     need_slurm()
     wf = tmp_path / "term"
     write_workflow(wf, "TERM", SLEEP_ONCE.replace("runtime: 1m", "runtime: 5m"), ("a",))
