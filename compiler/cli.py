@@ -378,7 +378,9 @@ def _compile(args: argparse.Namespace) -> int:
             return 2
         ex = executor_of(where)
     return compile_cmd.run(
-        compile_cmd.CompileOptions(args.workflow_dir, args.check, args.quiet, args.now, executor=ex)
+        compile_cmd.CompileOptions(
+            args.workflow_dir, args.check, args.quiet, args.now, executor=ex, answer_quietly=True
+        )
     )
 
 

@@ -16,10 +16,12 @@ from compiler.core.statusfile import StatusWriteError
 from compiler.core.testpause import pause_at
 from compiler.core.words import plural
 from compiler.load.profile import Executor
+from compiler.load.yamlpos import recording_reads
 from compiler.model.axes import parse_time
 from compiler.model.gates import check_want_size, wanted_chunk_count
 from compiler.model.resolve import Overrides, build_model
 from compiler.model.types import Workflow
+from compiler.render import quiet
 from compiler.render.gateplan import GatePlanner, GateWork
 from compiler.render.manifest import manifest_of
 from compiler.render.plan import (
@@ -51,11 +53,14 @@ class CompileOptions:
     lease: Lease | None = None
     # Where the jobs run (from the profile): sizes jobs when datasets_per_job is not set.
     executor: Executor = field(default_factory=Executor)
+    # May answer from the last full compile when nothing changed (render/quiet.py):
+    # `padocc-compile` and `padocc run`, whose callers take a Compiled without a model.
+    answer_quietly: bool = False
 
 
 @dataclass
 class Compiled:
-    model: Workflow
+    model: Workflow | None  # None: answered quietly (render/quiet.py), nothing compiled
     build: str
     manifest: dict
     plan: Plan
@@ -101,10 +106,31 @@ def compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[in
         return _compile_workflow(opts, out, err)
 
 
+def _quiet_key(opts: CompileOptions) -> str | None:
+    """The key of a compile that may answer quietly (render/quiet.py), or None."""
+    plain = opts.selection is None and opts.now is None and opts.overrides == Overrides()
+    if not (plain and opts.answer_quietly and opts.write and not opts.check_only):
+        return None
+    try:
+        return quiet.key_of(Path(opts.workflow_dir))
+    except OSError:
+        return None
+
+
 def _compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[int, Compiled | None]:
     wf_dir = Path(opts.workflow_dir)
+    key = _quiet_key(opts)
+    q = quiet.answer(wf_dir, key) if key else None
+    if q is not None:  # nothing changed since a full compile that found nothing to do
+        for line in q.always + (() if opts.quiet else q.said):
+            print(line, file=err)
+        if not opts.quiet:
+            print(f"{q.out} -> {wf_dir / 'Snakefile'} (build {q.build}, unchanged)", file=out)
+        plan = Plan(counts=q.counts)
+        return 0, Compiled(None, q.build, q.manifest, plan, GateWork())
     try:
-        model = build_model(wf_dir, opts.workflow_dir.rstrip("/") or ".", opts.overrides)
+        with recording_reads() as reads:
+            model = build_model(wf_dir, opts.workflow_dir.rstrip("/") or ".", opts.overrides)
         pause_at("datasets-read")  # tests: a compile between its read of the flock and its plan
         wall_now = datetime.now(UTC)
         now = parse_time(opts.now, Loc("--now")) if opts.now else int(wall_now.timestamp())
@@ -131,7 +157,7 @@ def _compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[i
     # The pid too: two compiles in the same microsecond get different builds.
     build = new_build_id(wall_now, f"{model.dir}:{os.getpid()}")
     manifest = manifest_of(model, build, wall_now.strftime("%Y-%m-%dT%H:%M:%SZ"), now)
-    args = (opts, model, manifest, build, now, wf_dir, keep, err)
+    args = (opts, model, manifest, build, now, wf_dir, keep, err, key is not None)
     if opts.lease is None:  # plans around live runs, claims nothing
         held = live_holdings(wf_dir)
         rc, plan, gate_work = _plan_and_write(*args, held)
@@ -161,13 +187,17 @@ def _compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[i
             + (f" and {more} more (each status file's Ready line names its input)" if more else ""),
             file=err,
         )
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(plan.counts.items()))
+    line = f"compiled {model.name}: {plural(len(model.datasets), 'dataset')} ({counts or 'none'})"
+    if model.gates:
+        line += f", {plural(len(gate_work.targets), 'gate chunk')} to make, {len(gate_work.waiting)} waiting"
     if not opts.quiet:
-        counts = ", ".join(f"{v} {k}" for k, v in sorted(plan.counts.items()))
-        line = f"compiled {model.name}: {plural(len(model.datasets), 'dataset')} ({counts or 'none'})"
-        if model.gates:
-            line += f", {plural(len(gate_work.targets), 'gate chunk')} to make, {len(gate_work.waiting)} waiting"
         where = f"-> {wf_dir / 'Snakefile'} (build {build})" if opts.write else "(dry run: nothing written)"
         print(f"{line} {where}", file=out)
+    if key is not None:  # what the next compile may answer from, if nothing changes
+        said = [str(d) for d in model.graph.findings] + [f"warning: {w}" for w in plan.warnings]
+        always = [str(d) for d in model.skipped]
+        quiet.save(wf_dir, key, model, reads, plan, build, line, always, said)
     return 0, Compiled(model, build, manifest, plan, gate_work)
 
 
@@ -180,13 +210,15 @@ def _plan_and_write(
     wf_dir: Path,
     keep: int,
     err: TextIO,
+    marks: bool,
     held: Holdings,
 ) -> tuple[int, Plan, GateWork]:
     gate_work = GateWork()
     try:
         plan = make_plan(
-            model, manifest, opts.selection, held=held.datasets, now=now, executor=opts.executor
-        )
+            model, manifest, opts.selection, held=held.datasets, now=now, executor=opts.executor,
+            marks=marks,
+        )  # fmt: skip
     except CompileError as e:  # a status file that is not a regular file
         print(e.diagnostics[0], file=err)
         return 2, Plan(), gate_work

@@ -74,6 +74,7 @@ def _run(opts: RunOptions, lease: Lease, out: TextIO, err: TextIO, held: Held | 
             now=opts.now,
             lease=lease,
             executor=executor_of(profile_dir(opts.profile)),
+            answer_quietly=True,
         ),
         out,
         err,
@@ -84,7 +85,8 @@ def _run(opts: RunOptions, lease: Lease, out: TextIO, err: TextIO, held: Held | 
     if not c.plan.pending and not c.gate_work.targets:
         print("nothing to run: Snakemake not started", file=out)
         print(_summary(c), file=out)
-        notify_after(c.model.notify, wf, c.model, now, sys.stderr)
+        if c.model is not None:  # None: answered quietly, and then no notify is set
+            notify_after(c.model.notify, wf, c.model, now, sys.stderr)
         return 0
     # The build's own Snakefile: a compile running meanwhile cannot swap it under us.
     snakefile = Path(opts.workflow_dir) / ".padocc" / "builds" / c.build / "Snakefile"

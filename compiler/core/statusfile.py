@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from compiler.core.journal import note_change
 from compiler.core.safeio import open_regular, read_regular
 
 HEADER = "DATASETID="
@@ -355,6 +356,7 @@ def append_stats(path: Path, dataset_id: str, stats: Iterable[Stat], durable: bo
         ) from e
     finally:
         os.close(fd)
+    note_change(path)  # after the line: a compile that marked the journal before this reads it
 
 
 def _still_there(path: Path, fd: int) -> None:

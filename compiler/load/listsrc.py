@@ -18,7 +18,7 @@ from typing import Any
 
 from compiler.core.diagnostics import Loc, fail
 from compiler.load import schema as S
-from compiler.load.yamlpos import YMap, read_text
+from compiler.load.yamlpos import YMap, note_volatile, read_text
 
 _FIELD = re.compile(r"\{([^{}]*)\}")
 _GLOB_CHARS = re.compile(r"[*?\[{}]")
@@ -146,6 +146,7 @@ def load_list_source(item: Any, iloc: Loc, wf_dir: Path, shown_dir: str) -> RawL
         )
     pattern, rx, names = _path_template(rel, floc)
     raw.is_glob, raw.path_names = True, names
+    note_volatile(f"the dataset list glob {rel}")  # new files match it unseen
     base = str(wf_dir)
     for path in sorted(glob.glob(os.path.join(glob.escape(base), pattern))):
         if not os.path.isfile(path):

@@ -7,8 +7,13 @@ later error can then point at the user's line.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
+import os
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -199,10 +204,50 @@ def load_yaml_text(
         ) from None
 
 
+@dataclass
+class Reads:
+    """What a model was made from: each file read, with its signature when read, and
+    why it also depends on something no signature covers (a directory's listing)."""
+
+    files: list[tuple[str, list[int]]] = field(default_factory=list)
+    volatile: list[str] = field(default_factory=list)
+
+
+# A context variable, not a global: only the compile that asks records, and a campaign
+# or a test that builds models side by side records nothing it did not ask for.
+_READS: ContextVar[Reads | None] = ContextVar("padocc_reads", default=None)
+
+
+@contextlib.contextmanager
+def recording_reads() -> Iterator[Reads]:
+    """Record every input file `read_text` reads meanwhile (render/quiet.py)."""
+    reads = Reads()
+    token = _READS.set(reads)
+    try:
+        yield reads
+    finally:
+        _READS.reset(token)
+
+
+def file_sig(path: str | os.PathLike) -> list[int]:
+    """What changes when a file's content may have: inode, size, mtime and ctime."""
+    st = os.stat(path)
+    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def note_volatile(why: str) -> None:
+    reads = _READS.get()
+    if reads is not None:
+        reads.volatile.append(why)
+
+
 def read_text(path: Path, shown: str) -> str:
     """Read a UTF-8 input file (regular files only), turning OS and decoding errors into
     diagnostics."""
+    reads = _READS.get()
     try:
+        if reads is not None:  # before the read: a write meanwhile leaves an older sig
+            reads.files.append((os.path.abspath(path), file_sig(path)))
         data = read_regular(path)
     except FileNotFoundError:
         raise fail(Loc(shown), "file not found") from None

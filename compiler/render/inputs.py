@@ -79,21 +79,27 @@ class Inputs:
 
     def newest(self, pattern: str) -> tuple[int, str]:
         """(mtime_ns, path) of the newest file matching, or (0, "") when none does."""
-        full = pattern if pattern[:1] == "/" else f"{self.dir}/{pattern}"
-        if not any(c in full for c in "*?["):  # one plain file: a stat, no glob machinery
-            try:
-                return os.stat(full).st_mtime_ns, full
-            except OSError:
-                return 0, ""
-        best = (0, "")
-        for p in glob.glob(full, recursive=True):
-            try:
-                m = os.stat(p).st_mtime_ns
-            except OSError:
-                continue
-            if m > best[0]:
-                best = (m, p)
-        return best
+        return newest_input(self.dir, pattern)
+
+
+def newest_input(base: str, pattern: str) -> tuple[int, str]:
+    """(mtime_ns, path) of the newest file matching `pattern` (relative to `base`),
+    or (0, "") when none does."""
+    full = pattern if pattern[:1] == "/" else f"{base}/{pattern}"
+    if not any(c in full for c in "*?["):  # one plain file: a stat, no glob machinery
+        try:
+            return os.stat(full).st_mtime_ns, full
+        except OSError:
+            return 0, ""
+    best = (0, "")
+    for p in glob.glob(full, recursive=True):
+        try:
+            m = os.stat(p).st_mtime_ns
+        except OSError:
+            continue
+        if m > best[0]:
+            best = (m, p)
+    return best
 
 
 def _names(template: str) -> set[str]:

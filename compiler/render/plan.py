@@ -12,6 +12,7 @@ at the graph's entry.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from compiler.core import journal
 from compiler.core.attempts import cause_of, closing_line, open_after, retry_wait, tries_of
 from compiler.core.buildlock import flock_held
 from compiler.core.diagnostics import Loc, fail
@@ -78,6 +80,12 @@ class Plan:
     # Dead engagements (a job killed without writing its outcome) and the line that
     # records each as an attempt; the compile appends them before it writes the build.
     closings: list[tuple[str, Stat]] = field(default_factory=list)
+    # What a later quiet cycle checks (render/quiet.py), when asked for: the journal's
+    # mark and the status directory's signature, taken before the scan, and a line per
+    # finished dataset (None: the plan cannot be quiet).
+    journal: tuple[int, int] | None = None
+    status_dir_sig: list[int] | None = None
+    sweep: list[str] | None = None
 
     def slot_targets(self, build: str) -> list[str]:
         """What Snakemake is asked to make for the datasets: the end of the cycle's last
@@ -282,12 +290,13 @@ def make_plan(
     held: Collection[str] = (),
     now: float | None = None,
     executor: Executor | None = None,
+    marks: bool = False,
 ) -> Plan:
     """`held`: datasets live runs hold (runtime/leases.py); left to them, not planned.
     `now` (epoch seconds, default the clock): a step whose retry delay lasts past it
     is not planned (core/attempts.retry_wait). `executor`: where the jobs will run,
     from the profile: sizes jobs when the workflow sets no datasets_per_job
-    (render/sizing.py)."""
+    (render/sizing.py). `marks`: take what a later quiet cycle checks (Plan.journal)."""
     clock = datetime.fromtimestamp(time.time() if now is None else now, UTC)
     plan = Plan()
     graph = manifest["graph"]
@@ -313,6 +322,14 @@ def make_plan(
     fresh: set[str] = set()
     patterns: dict[str, str] = {}
     seen: set[str] = set()
+    if marks:  # before the listing and the scan: any later write is past the mark
+        plan.journal = journal.mark(status_dir)
+        with contextlib.suppress(OSError):
+            dst = os.stat(status_dir)
+            plan.status_dir_sig = [dst.st_ino, dst.st_mtime_ns, dst.st_ctime_ns]
+        if plan.journal is not None and plan.status_dir_sig is not None:
+            plan.sweep = []
+    sweep = plan.sweep
     try:
         existing = set(os.listdir(status_dir))  # one listing, not a failed stat per new dataset
     except OSError:
@@ -327,6 +344,7 @@ def make_plan(
         if ds.id in held:  # held by live runs: theirs to run, whatever its state
             counts["held by a live run"] = counts.get("held by a live run", 0) + 1
             seen.add(f"{ds.id}.status")  # its index entry stays for the next compile
+            sweep = None
             continue
         name = f"{ds.id}.status"
         path = sdir + name
@@ -365,6 +383,7 @@ def make_plan(
         kind = _terminal(brief, root) if brief is not None else None
         if kind is not None:
             plan.warnings += brief.warnings
+            pattern, mtime = "", 0
             if kind == "done" and check_inputs:
                 pattern = inputs.pattern(dict(ds.facets))
                 if pattern:
@@ -389,8 +408,11 @@ def make_plan(
                             Pending(ds.id, ds.routing_key, budget.budget(act, ds.routing_key),
                                     act.get("step", ""))
                         )  # fmt: skip
+                        sweep = None
                         continue
             counts[kind] = counts.get(kind, 0) + 1
+            if sweep is not None:
+                sweep.append(sweep_line(name, st, pattern, mtime))
             continue
         stats: list[Stat] = []
         if st is None and data is None:
@@ -421,7 +443,10 @@ def make_plan(
         kind = act["kind"]
         if kind in ("done", "quarantined", "blocked"):
             counts[kind] = counts.get(kind, 0) + 1
+            if sweep is not None and st is not None and not plan.closings:
+                sweep.append(sweep_line(name, st, "", 0))
             continue
+        sweep = None
         step = act.get("step", "")
         if step and step in manifest["steps"]:
             wait = retry_wait(stats, step, manifest["steps"][step].get("retry_delay"))
@@ -439,6 +464,8 @@ def make_plan(
         )  # fmt: skip
     if index is not None:
         index.save(seen)
+    if sweep is None or len(sweep) != len(model.datasets) or plan.closings:
+        plan.sweep = None
     plan.pending, plan.deferred = take_longest_waiting(
         plan.pending, waited, model.max_datasets_per_cycle
     )
@@ -463,6 +490,15 @@ def make_plan(
         plan.per_job = sizing.datasets_per_job(len(plan.pending), ex)
         plan.jobs = bundles(plan.pending, plan.per_job, classes, sizing.time_cap(model, ex))
     return plan
+
+
+def sweep_line(name: str, st: os.stat_result, pattern: str, input_mtime: int) -> str:
+    """A finished dataset as a quiet cycle checks it (render/quiet.py): its status
+    file's signature, and its inputs' pattern with the newest one's mtime."""
+    return (
+        f"{name}\t{st.st_ino}\t{st.st_size}\t{st.st_mtime_ns}\t{st.st_ctime_ns}"
+        f"\t{pattern}\t{input_mtime}"
+    )
 
 
 def record_input_sums(
