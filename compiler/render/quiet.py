@@ -43,6 +43,7 @@ from compiler.core import journal
 from compiler.core.safeio import open_regular, read_regular, replace_text
 from compiler.load.yamlpos import Reads, file_sig
 from compiler.model.types import Workflow
+from compiler.render.assets import asset_dir
 from compiler.render.inputs import newest_input
 from compiler.render.plan import Plan
 
@@ -83,13 +84,13 @@ def key_of(wf_dir: Path) -> str:
     """The code, the workflow's place and the options a compile's answer rests on. Not
     the profile: it only sizes jobs, and a quiet answer has none."""
     h = hashlib.sha256()
-    pkg = Path(__file__).resolve().parents[1]
-    for root, dirs, files in os.walk(pkg):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for f in sorted(files):
-            if f.endswith((".py", ".j2", ".yaml", ".txt", ".html", ".css", ".js")):
-                st = os.stat(os.path.join(root, f))
-                h.update(f"{root}/{f}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    for top in (Path(__file__).resolve().parents[1], asset_dir("templates")):
+        for root, dirs, files in os.walk(top):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for f in sorted(files):
+                if not f.endswith(".pyc"):
+                    st = os.stat(os.path.join(root, f))
+                    h.update(f"{root}/{f}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     h.update(os.fsencode(os.path.abspath(wf_dir)))
     h.update(f"\n{sweep_size()}".encode())  # a new slice size lays the sweep out again
     return h.hexdigest()
