@@ -60,7 +60,7 @@ from cycle import (  # noqa: E402  (a sibling script, not a package)
     warn_slow_scontrol,
     workflow_yaml,
 )
-from slurm import PLAIN_DATASM, route  # noqa: E402
+from slurm import route, write_plain_datasm  # noqa: E402
 
 MARK = "first.mark"
 TOUCH = f"touch {{workflow_dir}}/{MARK}"
@@ -170,14 +170,7 @@ def case_datasm(base: Path, a: argparse.Namespace) -> dict:
     build = o / ".padocc" / "current"
     rows = [r.split("\t") for r in (build / "datasets.tsv").read_text().splitlines()]
     graph = json.loads((build / "manifest.json").read_text())["graph"]
-    routes = {r[0]: route(graph, r[1]) for r in rows}
-    p.mkdir()
-    (p / "routes.json").write_text(json.dumps(routes))
-    steps = sorted({s for r in routes.values() for s in r})
-    (p / "Snakefile").write_text(PLAIN_DATASM + "".join(
-        f'\nrule {s}:\n    input: previous\n    output: "out/{{ds}}/{{i}}.{s}.done"\n'
-        f'    shell: "touch {MARK} {{output}}"\n'
-        for s in steps))  # fmt: skip
+    write_plain_datasm(p, {r[0]: route(graph, r[1]) for r in rows}, "", f"touch {MARK} {{output}}")
     shutil.rmtree(o / ".padocc")  # the first cycle starts from nothing
     ours = until_first_step(ours_run(o), o, o / MARK, a.ours_timeout, a.plain_max_gb, True)
     plain = until_first_step(plain_cmd(p), p, p / MARK, a.plain_timeout, a.plain_max_gb)

@@ -302,15 +302,21 @@ def datasm(base: Path, n: int) -> tuple[Path, Path]:
                 finished_history(r[0], "WAREHOUSE", "WAREHOUSE", (), t0)
             )
     graph = json.loads((build / "manifest.json").read_text())["graph"]
-    routes = {ds: route(graph, key) for ds, key in keep.items()}
+    write_plain_datasm(p, {ds: route(graph, key) for ds, key in keep.items()},
+                       "    resources: mem_mb=1000, runtime=10\n", "true; touch {output}")  # fmt: skip
+    return o, p
+
+
+def write_plain_datasm(p: Path, routes: dict[str, list[str]], extra: str, shell: str) -> None:
+    """Plain's datasm Snakefile in `p`: one rule per step of the routes, each running
+    `shell` (its `{output}` is Snakemake's), with `extra` lines (resources)."""
     p.mkdir(parents=True)
     (p / "routes.json").write_text(json.dumps(routes))
     steps = sorted({s for r in routes.values() for s in r})
     (p / "Snakefile").write_text(PLAIN_DATASM + "".join(
         f'\nrule {s}:\n    input: previous\n    output: "out/{{ds}}/{{i}}.{s}.done"\n'
-        f"    resources: mem_mb=1000, runtime=10\n    shell: \"true; touch {{output}}\"\n"
+        f"{extra}    shell: \"{shell}\"\n"
         for s in steps))  # fmt: skip
-    return o, p
 
 
 def route(graph: dict, key: str) -> list[str]:
