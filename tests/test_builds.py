@@ -339,6 +339,17 @@ def test_keep_builds_must_be_a_whole_number(tmp_path: Path):
         assert not (wf / ".padocc").exists()
 
 
+def test_sweep_must_be_a_whole_number(tmp_path: Path):
+    wf = small_demo(tmp_path / "demo")
+    for bad in ("0", "-1", "x", "10000001"):
+        r = compile_env(wf, PADOCC_SWEEP=bad)
+        assert r.returncode == 2
+        assert r.stderr == (
+            f"PADOCC_SWEEP: error: must be a whole number from 1 to 10000000, not {bad!r}\n"
+        )
+        assert not (wf / ".padocc").exists()
+
+
 # ------------------------------------------------------------- moved and copied
 
 

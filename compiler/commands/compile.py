@@ -119,7 +119,11 @@ def _quiet_key(opts: CompileOptions) -> str | None:
 
 def _compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[int, Compiled | None]:
     wf_dir = Path(opts.workflow_dir)
-    key = _quiet_key(opts)
+    try:
+        key = _quiet_key(opts)
+    except CompileError as e:  # PADOCC_SWEEP out of range: said before anything is written
+        print(e.diagnostics[0], file=err)
+        return 2, None
     q = quiet.answer(wf_dir, key) if key else None
     if q is not None:  # nothing changed since a full compile that found nothing to do
         for line in q.always + (() if opts.quiet else q.said):

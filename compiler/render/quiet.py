@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.core import journal
+from compiler.core.diagnostics import Loc, fail
 from compiler.core.safeio import open_regular, read_regular, replace_text
 from compiler.load.yamlpos import Reads, file_sig
 from compiler.model.types import Workflow
@@ -73,11 +74,15 @@ class Quiet:
 
 
 def sweep_size() -> int:
-    """PADOCC_SWEEP: datasets a quiet cycle checks; a bad value is the default."""
+    """PADOCC_SWEEP: datasets a quiet cycle checks. Raises CompileError on a bad value."""
     text = os.environ.get(SWEEP_ENV, "").strip()
-    if text.isdigit() and 1 <= int(text) <= SWEEP_MAX:
-        return int(text)
-    return SWEEP_DEFAULT
+    if not text:
+        return SWEEP_DEFAULT
+    if not text.isdigit() or not 1 <= int(text) <= SWEEP_MAX:
+        raise fail(
+            Loc(SWEEP_ENV), f"must be a whole number from 1 to {SWEEP_MAX}, not {text[:40]!r}"
+        )
+    return int(text)
 
 
 def key_of(wf_dir: Path) -> str:
