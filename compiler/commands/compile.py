@@ -117,7 +117,9 @@ def _quiet_key(opts: CompileOptions) -> str | None:
         return None
 
 
-def _compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[int, Compiled | None]:
+def _compile_workflow(
+    opts: CompileOptions, out: TextIO, err: TextIO
+) -> tuple[int, Compiled | None]:
     wf_dir = Path(opts.workflow_dir)
     try:
         key = _quiet_key(opts)
@@ -196,7 +198,11 @@ def _compile_workflow(opts: CompileOptions, out: TextIO, err: TextIO) -> tuple[i
     if model.gates:
         line += f", {plural(len(gate_work.targets), 'gate chunk')} to make, {len(gate_work.waiting)} waiting"
     if not opts.quiet:
-        where = f"-> {wf_dir / 'Snakefile'} (build {build})" if opts.write else "(dry run: nothing written)"
+        where = (
+            f"-> {wf_dir / 'Snakefile'} (build {build})"
+            if opts.write
+            else "(dry run: nothing written)"
+        )
         print(f"{line} {where}", file=out)
     if key is not None:  # what the next compile may answer from, if nothing changes
         said = [str(d) for d in model.graph.findings] + [f"warning: {w}" for w in plan.warnings]
@@ -226,6 +232,7 @@ def _plan_and_write(
     except CompileError as e:  # a status file that is not a regular file
         print(e.diagnostics[0], file=err)
         return 2, Plan(), gate_work
+    planner = None
     if model.gates:
         keys = [d.id for d in model.datasets]
         keyed = any(g.keyed for g in model.gates)
@@ -236,6 +243,7 @@ def _plan_and_write(
             facets={d.id: d.facet_dict() for d in model.datasets} if keyed else {},
             slurm_jobs=running_slurm_jobs(),
             held=held.chunks,
+            defer_maps=True,
         )
         try:
             gate_work = planner.plan_all()
@@ -257,6 +265,8 @@ def _plan_and_write(
             # Held while this process lives: `padocc run`, `cycle`, `gate make` and
             # `campaign` run it next, and no other compile may prune it meanwhile.
             hold_build(str(write_build(wf_dir, build, files, keep=keep)))
+            if planner is not None:
+                planner.save_maps()  # only for a compile that succeeded
         except StatusWriteError as e:
             print(f"error: {e}", file=err)
             return 2, plan, gate_work

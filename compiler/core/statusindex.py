@@ -102,13 +102,16 @@ def _records(text: str) -> int:
     return text.count("\nSTAT") + text.count("\nCOMM:")
 
 
-def scan(data: bytes, path: str) -> tuple[str | None, list[Parts], list[str]]:
+def scan(data: bytes, path: str, first_line: int = 1) -> tuple[str | None, list[Parts], list[str]]:
     """(header id, valid STAT lines as Parts, warnings): the same lines and warnings as
     `statusfile.parse_history` gives, in the same order.
 
     A whole file is matched by one regular expression when it looks as files usually
     do (a header, a final newline, no CR). Anything unusual in it, a line that does not
-    match or a day that does not exist, sends it through the line-by-line reading."""
+    match or a day that does not exist, sends it through the line-by-line reading.
+    `first_line` > 1: `data` is the file's tail from that line on (whole lines)."""
+    if first_line > 1:
+        return _scan_lines(data, path, first_line)
     if _usual(data):
         text = data.decode("utf-8", errors="replace")
         found = _STAT_LINE.findall(text)
@@ -117,15 +120,17 @@ def scan(data: bytes, path: str) -> tuple[str | None, list[Parts], list[str]]:
     return _scan_lines(data, path)
 
 
-def _scan_lines(data: bytes, path: str) -> tuple[str | None, list[Parts], list[str]]:
+def _scan_lines(
+    data: bytes, path: str, first_line: int = 1
+) -> tuple[str | None, list[Parts], list[str]]:
     warnings: list[str] = []
     if not data:
-        return None, [], [f"{path}: empty status file"]
+        return None, [], [f"{path}: empty status file"] if first_line == 1 else []
     lines = data.decode("utf-8", errors="replace").split("\n")
     torn = lines.pop()  # "" when the file ends with a newline
     dataset_id = None
     out: list[Parts] = []
-    for n, line in enumerate(lines, start=1):
+    for n, line in enumerate(lines, start=first_line):
         if n == 1:
             if line.startswith(HEADER) and not line.endswith(TORN_MARK):
                 dataset_id = line[len(HEADER) :].strip()
@@ -139,7 +144,7 @@ def _scan_lines(data: bytes, path: str) -> tuple[str | None, list[Parts], list[s
         elif p is not None:
             warnings.append(f"{path}:{n}: {LINE_WARNING[p]}")
     if torn:
-        warnings.append(f"{path}:{len(lines) + 1}: torn last line ignored")
+        warnings.append(f"{path}:{first_line + len(lines)}: torn last line ignored")
     return dataset_id, out, warnings
 
 

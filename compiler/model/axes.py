@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from compiler.core.diagnostics import Loc, fail
 from compiler.core.limits import MAX_DURATION_S
@@ -124,9 +124,34 @@ def tag(axis: str, v: float) -> str:
 
 def untag(axis: str, text: str) -> float:
     if axis == "time":
+        sec = canonical_time_tag(text)
+        if sec is not None:
+            return sec
         return int(datetime.strptime(text, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp())
     v = float(text)
     return int(v) if v == int(v) else v
+
+
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
+
+
+def canonical_time_tag(text: str) -> int | None:
+    """The seconds of a tag exactly as `time_tag` spells it (YYYYmmddTHHMMSSZ), else
+    None. A gate's markers are parsed by the hundred thousand: strptime and strftime
+    cost 30 us a name; this costs 1."""
+    digits = text[:8] + text[9:15]
+    if len(text) != 16 or text[8] != "T" or text[15] != "Z" or not digits.isascii():
+        return None
+    if not digits.isdigit():
+        return None
+    h, m, sec = int(text[9:11]), int(text[11:13]), int(text[13:15])
+    if h > 23 or m > 59 or sec > 59:
+        return None
+    try:  # a day that does not exist (or year 0) raises
+        day = date(int(text[:4]), int(text[4:6]), int(text[6:8])).toordinal()
+    except ValueError:
+        return None
+    return (day - _EPOCH_DAY) * 86400 + h * 3600 + m * 60 + sec
 
 
 def carrington_to_time(cr: float) -> float:

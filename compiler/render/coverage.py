@@ -10,6 +10,8 @@ import os
 import re
 import shlex
 import subprocess
+from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,9 +19,9 @@ from compiler.core.diagnostics import Loc
 from compiler.core.routing import engagement_alive
 from compiler.core.safeio import read_regular
 from compiler.core.shell import shell_argv
-from compiler.core.statusfile import parse_params, read_history, unescape_value
+from compiler.core.statusfile import Parts, parse_params, read_history, unescape_value
 from compiler.core.statusindex import scan
-from compiler.model.axes import fmt_value, parse_value, tag, untag
+from compiler.model.axes import canonical_time_tag, fmt_value, parse_value, tag, untag
 from compiler.model.chunks import edge, in_gap, index_of, index_span, inside_span
 from compiler.model.templates import parse_template
 
@@ -154,6 +156,18 @@ def gate_status(
     failures: dict[str, int] = {}
     last_fail: dict[str, tuple[str, str]] = {}
     open_eng: dict[str, str] = {}
+    fold_gate_lines(lines, open_eng, failures, last_fail)
+    return open_eng, failures, last_fail, warnings
+
+
+def fold_gate_lines(
+    lines: Iterable[Parts],
+    open_eng: dict[str, str],
+    failures: dict[str, int],
+    last_fail: dict[str, tuple[str, str]],
+) -> None:
+    """Fold a gate status file's STAT lines, in order, into what `gate_status` gives:
+    line by line, so that lines appended later fold into the same three."""
     for p in lines:
         state, params = p[4], p[5]
         if state not in _CHUNK_STATES:
@@ -172,7 +186,6 @@ def gate_status(
                 failures.pop(c, None)
         elif _param(_RESET, params) == "1":  # Ready
             failures.pop(c, None)
-    return open_eng, failures, last_fail, warnings
 
 
 # A gate's status file holds a line or two per chunk run ever made: read with the
@@ -204,6 +217,11 @@ def covered(gate: dict, st: ChunkStates, lo: float, hi: float, cname: str) -> bo
         return hi <= st.clock_high
     if cname in st.done:
         return True
+    if st.done_runs:
+        k = grid_index(gate, cname)
+        i = bisect_right(st.done_runs, (k, float("inf"))) if k is not None else 0
+        if i and st.done_runs[i - 1][1] > k:
+            return True
     return any(a <= lo and hi <= b for a, b in st.covered_by_status)
 
 
@@ -227,11 +245,23 @@ _RANK = ("done", "gap", "running", "failed")  # the first that holds wins, as in
 def grid_index(gate: dict, name: str) -> int | None:
     """The index of the grid chunk a marker or STAT line names, or None if off the grid."""
     lo_tag, sep, hi_tag = name.partition("__")
+    if not sep:
+        return None
+    axis = gate["axis"]
     try:
-        k = index_of(gate, untag(gate["axis"], lo_tag))
+        if axis == "time":  # parsed by the hundred thousand: no strptime, no strftime
+            lo, hi = canonical_time_tag(lo_tag), canonical_time_tag(hi_tag)
+            if lo is None or hi is None:
+                return None
+        else:
+            lo, hi = untag(axis, lo_tag), untag(axis, hi_tag)
+            if tag(axis, lo) != lo_tag or tag(axis, hi) != hi_tag:
+                return None
+        k = index_of(gate, lo)
     except (ValueError, OverflowError):
         return None
-    return k if sep and chunk_name(gate, edge(gate, k), edge(gate, k + 1)) == name else None
+    # The name is the grid chunk's exactly: both tags as written, both edges its own.
+    return k if edge(gate, k) == lo and edge(gate, k + 1) == hi else None
 
 
 def coverage_runs(

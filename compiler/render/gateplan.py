@@ -14,10 +14,12 @@ costs no more than what is missing in it, up to the bound.
 
 from __future__ import annotations
 
+import os
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from compiler.core.words import plural
 from compiler.model.chunks import (
@@ -31,13 +33,12 @@ from compiler.model.chunks import (
 from compiler.render.coverage import (
     ChunkStates,
     chunk_name,
-    chunk_states,
     covered,
-    grid_index,
     index_runs,
     marker_path,
     show,
 )
+from compiler.render.covmap import mapped_states, save_maps
 
 BEING_MADE = "is being made by a live run"
 
@@ -74,8 +75,10 @@ class GatePlanner:
         facets: dict[str, dict] | None = None,
         slurm_jobs: frozenset[str] | None = None,
         held: Collection[str] = (),
+        defer_maps: bool = False,
     ):
-        """`held`: chunk markers live runs are making (runtime/leases.py)."""
+        """`held`: chunk markers live runs are making (runtime/leases.py). `defer_maps`:
+        the coverage maps brought up to date are written by `save_maps`, not at once."""
         self.m = manifest
         self.held = held
         # Chunks being made (running, or held by a live run) that a planned one waits for.
@@ -94,14 +97,22 @@ class GatePlanner:
         # and missing chunks looked at.
         self._scheduled: dict[str, set[tuple]] = {}
         self._visited: Counter = Counter()
+        self._mtimes: dict[str, float | None] = {}
+        self.pending_maps: list[tuple[Path, str]] | None = [] if defer_maps else None
 
     def state(self, name: str, key: str) -> ChunkStates:
         k = (name, key)
         if k not in self._states:
-            self._states[k] = chunk_states(
-                self.m, name, self.now, key, self.facets.get(key), self.slurm_jobs
-            )
+            self._states[k] = mapped_states(
+                self.m, name, self.now, key, self.facets.get(key), self.slurm_jobs,
+                self.pending_maps,
+            )  # fmt: skip
         return self._states[k]
+
+    def save_maps(self) -> None:
+        """Write the coverage maps the plan brought up to date (`defer_maps`)."""
+        save_maps(self.pending_maps or [])
+        self.pending_maps = []
 
     def want(self, name: str) -> tuple[float, float] | None:
         return want_range(self.gates[name], self.now)
@@ -204,19 +215,38 @@ class GatePlanner:
         self, name: str, key: str, lo: float, hi: float, st: ChunkStates, cname: str
     ) -> bool:
         """Done, but an input chunk was made again since: it must be made again too."""
-        mine = st.done.get(cname)
+        if not self._made_upstream(name):
+            return False
+        mine = self._mtime(marker_path(name, cname, key))
         if mine is None:
             return False
         for up, ukey, ulo, uhi in self._inputs(name, key, lo, hi):
             ug = self.gates[up]
             if not ug["command"]:
                 continue
-            t = self.state(up, ukey).done.get(chunk_name(ug, ulo, uhi))
+            t = self._mtime(marker_path(up, chunk_name(ug, ulo, uhi), ukey))
             if t is not None and t > mine:
                 return True
             if self.available(up, ukey, ulo, uhi)[0] == "make":
                 return True
         return False
+
+    def _made_upstream(self, name: str) -> bool:
+        """Has the gate a precondition on a gate made in chunks (whose chunks, made
+        again, make its own stale)? Without one, a chunk done stays done."""
+        return any(self.gates[p["gate"]]["command"] for p in self.gates[name]["preconditions"])
+
+    def _mtime(self, marker: str) -> float | None:
+        """A chunk marker's mtime, None when there is none: asked only of the markers
+        a staleness check compares, not listed for the whole gate."""
+        if marker not in self._mtimes:
+            try:
+                self._mtimes[marker] = os.stat(
+                    os.path.join(self.m["workflow"]["dir"], marker)
+                ).st_mtime
+            except OSError:
+                self._mtimes[marker] = None
+        return self._mtimes[marker]
 
     def _closure(self, name: str, key: str, lo: float, hi: float, acc: set[tuple]) -> None:
         """The chunks a run of this one makes besides it: its inputs still to make."""
@@ -244,21 +274,23 @@ class GatePlanner:
             self._scheduled.setdefault(g, set()).update(n)
         return True
 
-    @staticmethod
-    def _candidates(g: dict, st: ChunkStates, lo: float, hi: float, force: bool):
+    def _candidates(self, name: str, st: ChunkStates, lo: float, hi: float, force: bool):
         """(index, counted) of the chunks to look at, in the gate's catch-up order (oldest
         or newest first): every chunk not covered (forced: every chunk outside a
         permanent gap), and those with a marker, which are made again when an input was.
         `counted`: a missing (or forced) chunk, which uses the gate's bound; running and
         failed ones are as many as the status file says."""
+        g = self.gates[name]
         newest = g.get("catch_up") == "newest"
-        marked = sorted(k for k in map(lambda n: grid_index(g, n), st.done) if k is not None)
+        # Markers (grid chunks done: the map's runs), looked at only where an input
+        # made again could make them stale.
+        marked = st.done_runs if self._made_upstream(name) else []
         runs = list(index_runs(g, st, lo, hi))  # intervals of chunks, not chunks
         for k0, k1, status in reversed(runs) if newest else runs:
             if status == "gap":
                 continue
             if status == "done" and not force:
-                ks = marked[bisect_left(marked, k0) : bisect_left(marked, k1)]
+                ks = [k for a, b in _within(marked, k0, k1) for k in range(a, b)]
                 yield from ((k, False) for k in (reversed(ks) if newest else ks))
             else:
                 ks = range(k1 - 1, k0 - 1, -1) if newest else range(k0, k1)
@@ -281,7 +313,7 @@ class GatePlanner:
         g = self.gates[name]
         counts = work.counts.setdefault(name, Counter())
         st = self.state(name, key)
-        for k, counted in self._candidates(g, st, lo, hi, force):
+        for k, counted in self._candidates(name, st, lo, hi, force):
             clo, chi = edge(g, k), edge(g, k + 1)
             if counted and self._visited[name] >= self.cap(name):
                 work.deferred[name] += self._left(g, st, lo, hi, k, force)
@@ -332,3 +364,15 @@ class GatePlanner:
         for st in self._states.values():
             work.warnings += st.warnings
         return work
+
+
+def _within(runs: list[tuple[int, int]], k0: int, k1: int) -> list[tuple[int, int]]:
+    """The parts of sorted, disjoint index runs that lie in [k0, k1)."""
+    i = max(bisect_left(runs, (k0,)) - 1, 0)
+    out = []
+    for a, b in runs[i:]:
+        if a >= k1:
+            break
+        if b > k0:
+            out.append((max(a, k0), min(b, k1)))
+    return out

@@ -16,6 +16,7 @@ from compiler.core.statusfile import Stat, append_stats, utc_stamp
 from compiler.model.axes import fmt_value, untag
 from compiler.model.templates import parse_template
 from compiler.render.coverage import gate_status_path, marker_path
+from compiler.render.covmap import note_made
 from compiler.runtime import provenance
 from compiler.runtime.build import dataset_row, manifest
 from compiler.runtime.proc import run_measured
@@ -120,5 +121,6 @@ def run_chunk(req: ChunkRequest) -> int:
         os.fsync(f.fileno())
     os.chmod(tmp, 0o644)
     os.replace(tmp, out)
+    note_made(wf["dir"], req.gate, req.key, chunk)  # the coverage map's update
     provenance.after_chunk(req)  # the job's row, and its marker as its output
     return 0

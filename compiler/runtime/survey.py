@@ -941,7 +941,8 @@ def gates_survey(
     file; clock gates have nothing to show. And the failed chunks, newest first (`since`:
     a STAT stamp; only chunks whose last failure is from then on)."""
     from compiler.model.chunks import edge, want_range
-    from compiler.render.coverage import ChunkStates, chunk_states, coverage_runs, grid_index
+    from compiler.render.coverage import ChunkStates, coverage_runs, grid_index
+    from compiler.render.covmap import mapped_states
 
     if now is None:  # the compile's "now": what that build planned against
         now = float(manifest.get("now") or time.time())
@@ -957,7 +958,7 @@ def gates_survey(
             found = d.glob(f"{name}@*.status") if d.is_dir() else []
             keys = sorted(p.name[len(name) + 1 : -len(".status")] for p in found)
         for key in keys:
-            st: ChunkStates = chunk_states(dict(manifest), name, now, key)
+            st: ChunkStates = mapped_states(dict(manifest), name, now, key)
             label = f"{name}@{key}" if key else name
             for c, n in st.failures.items():
                 k = grid_index(g, c)
@@ -1018,6 +1019,8 @@ def _made_span(g: Mapping, st) -> tuple[float, float]:
     ks = [k for k in map(lambda c: grid_index(g, c), [*st.done, *st.running, *st.failures]) if k is not None]
     lows = [float(edge(g, k)) for k in ks] + [float(a) for a, _ in st.covered_by_status]
     highs = [float(edge(g, k + 1)) for k in ks] + [float(b) for _, b in st.covered_by_status]
+    lows += [float(edge(g, a)) for a, _ in st.done_runs]
+    highs += [float(edge(g, b)) for _, b in st.done_runs]
     if not lows:
         return float(g["origin"]), float(g["origin"])
     return min(lows), max(highs)
