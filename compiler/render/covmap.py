@@ -114,6 +114,8 @@ def mapped_states(
     data = _load(path)
     if data is None or data["grid"] != grid:
         data = _empty(grid)
+    if data["where"] != str(spath):  # moved or copied: its warnings name the old place
+        data.update(where=str(spath), status_sig=None, status_ino=0)
     changed = _update_markers(data, gate, mdir, journal_path(wf["dir"], name, key))
     changed |= _update_status(data, spath)
     if changed:
@@ -157,6 +159,7 @@ def _empty(grid: list) -> dict:
         "journal": [0, 0],  # (inode, bytes applied) of the marker journal
         "runs": [],
         "off_grid": [],
+        "where": "",  # the status file's path, as its warnings name it
         "status_sig": None,
         "status_ino": 0,
         "folded": [0, 0, ""],  # bytes, lines, digest of those bytes
@@ -386,6 +389,7 @@ def _load(path: Path) -> dict | None:
             and _ints(data["journal"])
             and len(data["journal"]) == 2
             and type(data["status_ino"]) is int
+            and isinstance(data["where"], str)
             and all(_ints(r) and len(r) == 2 and r[0] < r[1] for r in data["runs"])
             and all(a[1] < b[0] for a, b in zip(data["runs"], data["runs"][1:], strict=False))
             and all(isinstance(n, str) for n in data["off_grid"])
