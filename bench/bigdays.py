@@ -20,6 +20,10 @@ Snakefile. Both run on the local executor. New work is new content.
   catchup   a gate of 10-minute chunks wanting the last 10 years (525,960 chunks),
             nothing made yet. Seconds to the first chunk's command running, and peak
             memory until then. Plain: one rule, one output per 10-minute chunk.
+  gatemap   a 10-minute gate with 16 years made (841,536 chunks): `padocc gate check`
+            over all of it with no coverage map, from the map, and after one more
+            chunk made (the map updated in place), and the no-op `padocc run`. Plain:
+            its no-op run over the same markers (one output per chunk).
   noop1m    1,000,000 finished datasets of one step, nothing changed: the no-op
             cycle, first (a full compile) and then as every later quiet cycle
             answers (median of --runs), wall and peak memory. Plain: its no-op run.
@@ -323,8 +327,110 @@ def case_noop1m(base: Path, a: argparse.Namespace) -> dict:
     return res
 
 
+GATEMAP = """gates:
+  nrt:
+    axis: time
+    step: 1m
+    maxrange: 10m
+    want: {{low: "{low}", high: "{high}"}}
+    command: "true"
+"""
+
+PLAIN_GATEMAP = """# Plain Snakemake: one output per 10-minute chunk, every one already made.
+NAMES = [line.strip() for line in open("names.txt") if line.strip()]
+
+rule all:
+    input: expand("gates/nrt/{c}.done", c=NAMES)
+
+rule chunk:
+    output: "gates/nrt/{c}.done"
+    shell: "touch {output}"
+"""
+
+
+def made_gate(d: Path, years: int) -> tuple[str, str, list[str]]:
+    """A 10-minute gate of `years` years, every chunk made: its markers and its status
+    file (an Engaged and a Pass line a chunk), written as the chunk wrapper writes
+    them. (low, high, chunk names)."""
+    from compiler.core.statusfile import HEADER, Stat, format_stat
+    from compiler.model.axes import tag
+
+    high = datetime(2026, 1, 1, tzinfo=UTC)
+    low = high.replace(year=high.year - years)
+    lo, hi = int(low.timestamp()), int(high.timestamp())
+    names = [f"{tag('time', t)}__{tag('time', t + 600)}" for t in range(lo, hi, 600)]
+    (d / "gates" / "nrt").mkdir(parents=True)
+    (d / "status" / "gates").mkdir(parents=True)
+    with open(d / "status" / "gates" / "nrt.status", "w") as f:
+        f.write(f"{HEADER}nrt\n")
+        for c in names:
+            (d / "gates" / "nrt" / f"{c}.done").touch()
+            for state in ("Engaged", "Pass"):
+                stat = Stat("20260101_000000_000000", "GM", "nrt", "nrt", state, {"chunk": c})
+                f.write(format_stat(stat) + "\n")
+    iso = "%Y-%m-%dT%H:%M:%SZ"
+    return low.strftime(iso), high.strftime(iso), names
+
+
+def case_gatemap(base: Path, a: argparse.Namespace) -> dict:
+    """A gate's coverage, asked and kept, at 16 years of 10-minute chunks."""
+    o, p = base / "gatemap-ours", base / "gatemap-plain"
+    o.mkdir(parents=True)
+    p.mkdir(parents=True)
+    print(f"   setting up {a.gate_years} years of 10-minute chunks, all made", flush=True)
+    low, high, names = made_gate(o, a.gate_years)
+    (o / "workflow.yaml").write_text(
+        "name: GM\ngates: gates.yaml\ndefaults:\n  resources: {runtime: 10m, mem: 256M}\n"
+    )
+    (o / "gates.yaml").write_text(GATEMAP.format(low=low, high=high))
+    (p / "names.txt").write_text("".join(c + "\n" for c in names))
+    (p / "gates").symlink_to(o / "gates")
+    (p / "Snakefile").write_text(PLAIN_GATEMAP)
+    time.sleep(2.5)  # what was just written is old enough to be believed when unchanged
+    first = timed([PY, "-m", "compiler", "compile", str(o)])  # builds the map
+    check = [PY, "-m", "compiler", "gate", "check", "nrt", low, high, "-C", str(o)]
+    shutil.rmtree(o / ".padocc" / "survey" / "coverage")
+    cold = timed(check)
+    warm = [timed(check) for _ in range(a.runs)]
+    nxt = datetime.strptime(high, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    made = [PY, "-m", "compiler", "gate", "make", "nrt", high,
+            (nxt + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ"), "-C", str(o)]  # fmt: skip
+    timed(made)
+    after = timed(check)
+    noop = [timed(ours_run(o)) for _ in range(a.runs)]
+    t0 = time.perf_counter()
+    pl = until_first_step(plain_cmd(p), p, p / "never", a.plain_timeout, a.plain_max_gb)
+    if pl["why"].startswith("ended (exit 0)"):
+        pl["why"] = f"finished in {time.perf_counter() - t0:.1f} s"
+    elif pl["why"].startswith("ended"):
+        raise SystemExit(f"bench: plain Snakemake failed:\n{pl['tail']}")
+    res = {
+        "name": f"a 10-minute gate, {a.gate_years} years made ({len(names):,} chunks)",
+        "first_compile": first[:2],
+        "check_cold": cold[:2],
+        "check_warm": (statistics.median(w[0] for w in warm), max(w[1] for w in warm)),
+        "check_after_make": after[:2],
+        "noop": (statistics.median(n[0] for n in noop), max(n[1] for n in noop)),
+        "plain": pl,
+    }
+    shutil.rmtree(o, ignore_errors=True)
+    shutil.rmtree(p, ignore_errors=True)
+    return res
+
+
+def fmt_gatemap(r: dict) -> str:
+    return (
+        f"first compile (makes the map) {r['first_compile'][0]:.1f} s / "
+        f"{r['first_compile'][1]:.0f} MB; "
+        f"`gate check` {r['check_cold'][0]:.1f} s / {r['check_cold'][1]:.0f} MB with no map, "
+        f"{r['check_warm'][0]:.2f} s / {r['check_warm'][1]:.0f} MB from it, "
+        f"{r['check_after_make'][0]:.2f} s / {r['check_after_make'][1]:.0f} MB after a chunk "
+        f"made; no-op `padocc run` {r['noop'][0]:.2f} s / {r['noop'][1]:.0f} MB"
+    )
+
+
 CASES = {"datasm": case_datasm, "requeue": case_requeue, "catchup": case_catchup,
-         "noop1m": case_noop1m}  # fmt: skip
+         "noop1m": case_noop1m, "gatemap": case_gatemap}  # fmt: skip
 
 
 def main() -> int:
@@ -348,6 +454,7 @@ def main() -> int:
     ap.add_argument("--ours-timeout", type=float, default=300, help="the same for ours")
     ap.add_argument("--requeue-datasets", type=int, default=100_000)
     ap.add_argument("--noop-datasets", type=int, default=1_000_000)
+    ap.add_argument("--gate-years", type=int, default=16, help="years of the gatemap case's gate")
     ap.add_argument("--keep", help="work in this directory and keep it")
     a = ap.parse_args()  # fmt: skip
     cases = [c for c in a.cases.split(",") if c]
@@ -366,7 +473,9 @@ def main() -> int:
         print(f"\n== {c}", flush=True)
         r = CASES[c](base, a)
         results.append(r)
-        if "ours" in r:
+        if "check_cold" in r:
+            print(f"   ours: {fmt_gatemap(r)}\n   plain no-op: {fmt_start(r['plain'])}", flush=True)
+        elif "ours" in r:
             print(f"   ours: {fmt_start(r['ours'])}\n   plain: {fmt_start(r['plain'])}"
                   + (f"\n   {r['note']}" if r.get("note") else ""), flush=True)  # fmt: skip
         else:
@@ -375,7 +484,9 @@ def main() -> int:
                   f" plain: {fmt_start(r['plain'])}", flush=True)  # fmt: skip
     print("\n| case | ours | plain Snakemake |\n|---|---|---|")
     for r in results:
-        if "ours" in r:
+        if "check_cold" in r:
+            print(f"| {r['name']} | {fmt_gatemap(r)} | no-op: {fmt_start(r['plain'])} |")
+        elif "ours" in r:
             print(
                 f"| {r['name']} | first step {fmt_start(r['ours'])} | "
                 f"first step {fmt_start(r['plain'])} |"
