@@ -327,15 +327,6 @@ def case_noop1m(base: Path, a: argparse.Namespace) -> dict:
     return res
 
 
-GATEMAP = """gates:
-  nrt:
-    axis: time
-    step: 1m
-    maxrange: 10m
-    want: {{low: "{low}", high: "{high}"}}
-    command: "true"
-"""
-
 PLAIN_GATEMAP = """# Plain Snakemake: one output per 10-minute chunk, every one already made.
 NAMES = [line.strip() for line in open("names.txt") if line.strip()]
 
@@ -382,7 +373,7 @@ def case_gatemap(base: Path, a: argparse.Namespace) -> dict:
     (o / "workflow.yaml").write_text(
         "name: GM\ngates: gates.yaml\ndefaults:\n  resources: {runtime: 10m, mem: 256M}\n"
     )
-    (o / "gates.yaml").write_text(GATEMAP.format(low=low, high=high))
+    (o / "gates.yaml").write_text(GATES.format(low=low, high=high, touch="true"))
     (p / "names.txt").write_text("".join(c + "\n" for c in names))
     (p / "gates").symlink_to(o / "gates")
     (p / "Snakefile").write_text(PLAIN_GATEMAP)
