@@ -20,7 +20,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from compiler.core.statusfile import ENGAGED, parse_stamp, read_history
+from compiler.core.statusfile import ENGAGED, parse_stamp, read_history, stats_naming
 from compiler.core.words import plural
 from compiler.runtime import catalog
 from compiler.runtime import workfiles as wfiles
@@ -151,7 +151,9 @@ def after_step(req, step_name: str, stats: list, heal: bool) -> None:
     files: list[catalog.FileRow] = []
     if run.claims:
         try:
-            files = catalog.hashed(root, workdir, catalog.step_outputs(builds, job, workdir), job.id)
+            files = catalog.hashed(
+                root, workdir, catalog.step_outputs(builds, job, workdir), job.id
+            )
         except Exception as e:
             _say(f"warning: outputs of {step_name} not hashed ({e})")
     _write(root, jobs=rows, files=files, junk=junk)
@@ -170,7 +172,9 @@ def _undeclared(m: dict, builds: catalog.Builds, workdir: Path, dataset: str, jo
     for name, st in m["steps"].items():  # any step's outputs, temp files and inputs
         values = catalog.template_values(m, facets, dataset, name, attempt, workdir)
         pats = [*st.get("outputs", []), *st.get("temp", []), *st.get("inputs", [])]
-        declared |= wfiles.matched(workdir, wfiles.fill_all(pats, values, st.get("source", ""), "files"))
+        declared |= wfiles.matched(
+            workdir, wfiles.fill_all(pats, values, st.get("source", ""), "files")
+        )
     left = [p for p in changed if p not in declared]
     if not left:
         return []
@@ -218,7 +222,10 @@ def after_chunk(req) -> None:
         status = gate_status_path(m["workflow"]["status_dir"], req.gate, req.key)
         ident = status.name[: -len(".status")]
         chunk = f"{req.low}__{req.high}"
-        runs = [r for r in catalog.runs_of(read_history(status).stats) if r.chunk == chunk]
+        # Only this chunk's lines: runs are keyed by chunk, so the others change nothing.
+        runs = [
+            r for r in catalog.runs_of(stats_naming(status, "chunk", chunk)) if r.chunk == chunk
+        ]
         rows = [catalog.job_row(r, ident, "gate", lambda build, step: None) for r in runs]
         files = catalog.gate_marker(root, req.gate, req.key, runs, rows, chunk)
     except Exception as e:
