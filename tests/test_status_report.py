@@ -335,7 +335,8 @@ def _states(wf: Path) -> dict[str, str]:
 
 
 def _index_names(wf: Path) -> set[str]:
-    return set(json.loads((wf / sv.INDEX_FILE).read_text())["files"])
+    """The names the status index holds: its base with its delta applied."""
+    return set(sv._Index(wf / sv.INDEX_FILE, str(wf / "status")).files)
 
 
 def test_index_rereads_changed_files(wf: Path):
@@ -421,7 +422,8 @@ def _agree(wf: Path) -> None:
 
 
 def _cached_names(wf: Path) -> set[str]:
-    return set(json.loads((wf / sv.REPORT_CACHE_FILE).read_text())["files"])
+    """The names the report cache holds: its base with its delta applied."""
+    return set(sv._ReportCache(wf / sv.REPORT_CACHE_FILE, str(wf / "status"), "DEMO").files)
 
 
 def _reads(wf: Path, monkeypatch, since: str | None = None) -> set[str]:
@@ -509,6 +511,8 @@ def test_damaged_report_cache_is_ignored(wf: Path, monkeypatch):
     for bad in junk:
         assert bad != text
         for since in sinces:
+            for d in path.parent.glob(path.name + ".*.d"):  # the base is damaged, not its delta
+                d.unlink()
             path.write_text(bad)
             read, got = _reading(wf, monkeypatch, since)
             assert got == want[since], bad[:200]

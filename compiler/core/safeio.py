@@ -73,9 +73,12 @@ def open_regular(path: str | os.PathLike, flags: int = os.O_RDONLY, mode: int = 
     return fd
 
 
-def read_regular(path: str | os.PathLike, limit: int = MAX_FILE_BYTES, offset: int = 0) -> bytes:
-    """The bytes of a regular file from `offset`, refusing other kinds and files past `limit`."""
-    fd = open_regular(path)
+def read_regular(
+    path: str | os.PathLike, limit: int = MAX_FILE_BYTES, offset: int = 0, flags: int = 0
+) -> bytes:
+    """The bytes of a regular file from `offset`, refusing other kinds and files past `limit`.
+    `flags` are added to O_RDONLY (O_NOFOLLOW: a symbolic link is refused too)."""
+    fd = open_regular(path, os.O_RDONLY | flags)
     try:
         size = os.fstat(fd).st_size
         if size > limit:

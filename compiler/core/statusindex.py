@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from compiler.core.buildlock import workflow_dir_of
-from compiler.core.safeio import read_regular, replace_text
+from compiler.core.safeio import open_regular, read_regular, replace_text
 from compiler.core.statusfile import (
     ENGAGED,
     HEADER,
@@ -39,6 +39,10 @@ from compiler.core.statusfile import (
 INDEX_VERSION = 3  # 3: datasm line shapes, COMM records, closed torn lines
 RACY_NS = 2_000_000_000  # 2 s: covers 1 s clocks and FAT's 2 s mtime
 INDEX_FILE = Path(".padocc") / "survey" / "status-index.json"
+# A delta past this is folded into its base whatever the base's size (and one found
+# past it is not read): loading it must stay cheap beside the base.
+DELTA_CAP = 64 * 1024 * 1024
+_GENERATION = re.compile(r"[0-9a-f]{16}")
 
 
 # --- reading one status file -------------------------------------------------------
@@ -291,7 +295,17 @@ class Index:
     warnings, *extra], the lines as text: few JSON tokens per file keep loading it fast.
 
     Entries hold for the version, status dir and `context` they were made with; a
-    subclass keeps more per file (`extra`) and beside the files (`loaded`, `more`)."""
+    subclass keeps more per file (`extra`) and beside the files (`loaded`, `more`).
+
+    Updated in place: the JSON file is the base, and a save appends only the changed
+    entries (a tombstone `[name]` for a removed one) to a delta beside it, one JSON
+    line each, in one `os.write`. The delta is named after the base's random
+    `generation`, so a delta of an older base is never read. Loading applies its whole
+    lines in order (later wins) and ignores a torn last line or a line that does not
+    parse: the worst a damaged delta costs is reading status files again, as every
+    entry is checked against its file's signature. The base is written whole (a new
+    generation, renamed into place) only when the delta outgrows a quarter of it or
+    DELTA_CAP, when `more` changed, or when there was no sound base or delta."""
 
     version = INDEX_VERSION
 
@@ -307,15 +321,50 @@ class Index:
         self.header = {"version": self.version, "status_dir": key, **context}
         self.racy_from = time.time_ns() - RACY_NS
         self.files: dict[str, list] = {}
-        self.changed = False
+        self.dirty: set[str] = set()  # names put or dropped since loading
+        self.whole = True  # no base and delta to append to: the next save writes it whole
+        self.generation, self.base_size = "", 0
         try:
+            raw = read_regular(path)
             with _no_gc():
-                data = json.loads(read_regular(path))
+                data = json.loads(raw)
             if all(data.get(k) == v for k, v in self.header.items()):
                 self.files = dict(data["files"])
                 self.loaded(data)
+                gen = data.get("generation")
+                if type(gen) is str and _GENERATION.fullmatch(gen):
+                    self.generation, self.base_size = gen, len(raw)
+                    self.whole = not self._apply_delta()
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             self.files = {}  # missing or damaged: start again, it is only a cache
+            self.whole = True
+        self.saved_more = json.dumps(self.more(), separators=(",", ":"))
+
+    def _delta(self, generation: str) -> Path:
+        return self.path.with_name(f"{self.path.name}.{generation}.d")
+
+    def _apply_delta(self) -> bool:
+        """Applies the delta's sound lines; False when it cannot be read or appended to
+        (a FIFO, a directory, a link, past DELTA_CAP): the next save starts a new base."""
+        try:
+            raw = read_regular(self._delta(self.generation), DELTA_CAP, flags=os.O_NOFOLLOW)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        files = self.files
+        with _no_gc():
+            for line in raw[: raw.rfind(b"\n") + 1].split(b"\n"):  # a torn last line is left out
+                try:
+                    rec = json.loads(line) if line else None
+                except ValueError:
+                    continue
+                if type(rec) is list and rec and type(rec[0]) is str:
+                    if len(rec) == 1:
+                        files.pop(rec[0], None)
+                    elif len(rec) == 2 and type(rec[1]) is list:
+                        files[rec[0]] = rec[1]
+        return True
 
     def loaded(self, data: dict) -> None:
         """A subclass reads what it keeps beside the files; raises if that is damaged."""
@@ -336,7 +385,7 @@ class Index:
     def put(self, name: str, sig: list[int], b: Brief, *extra: object) -> None:
         if sig[3] >= self.racy_from or sig[4] >= self.racy_from:
             if self.files.pop(name, None) is not None:  # changed just now: read it next time
-                self.changed = True
+                self.dirty.add(name)
             return
         self.files[name] = [
             *sig,
@@ -347,16 +396,64 @@ class Index:
             list(b.warnings),
             *extra,
         ]
-        self.changed = True
+        self.dirty.add(name)
+
+    def clear(self) -> None:
+        """Forget every entry; the next save writes the base whole."""
+        self.files.clear()
+        self.whole = True
 
     def save(self, keep: set[str]) -> None:
         gone = self.files.keys() - keep
         for name in gone:
             del self.files[name]
-        if not (self.changed or gone):
+        names = self.dirty | gone
+        if not names:
             return
-        text = json.dumps(
-            {**self.header, **self.more(), "files": self.files}, separators=(",", ":")
-        )
+        self.dirty = set()
+        more = json.dumps(self.more(), separators=(",", ":"))
         with contextlib.suppress(OSError):  # read-only or full: right, only slower next time
-            replace_text(self.path, text)
+            if not self.whole and more == self.saved_more and self._append(names):
+                return
+            self._rewrite(more)
+
+    def _append(self, names: set[str]) -> bool:
+        """Appends the entries of `names` to the delta; False when the base is to be
+        written whole instead (the delta would outgrow its bound, or is not a file)."""
+        files, sep = self.files, (",", ":")
+        # Led by a newline: a line torn by a killed writer ends there, ours stay whole.
+        blob = (
+            "".join(
+                "\n" + json.dumps([n, files[n]] if n in files else [n], separators=sep)
+                for n in names
+            ).encode()
+            + b"\n"
+        )
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+        try:
+            fd = open_regular(self._delta(self.generation), flags)
+        except OSError:
+            return False
+        try:
+            if os.fstat(fd).st_size + len(blob) > min(self.base_size // 4, DELTA_CAP):
+                return False
+            os.write(fd, blob)  # one write of whole lines; a short one (a full disk) is torn
+        finally:
+            os.close(fd)
+        return True
+
+    def _rewrite(self, more: str) -> None:
+        """The base written whole under a new generation; older deltas removed."""
+        gen = os.urandom(8).hex()
+        text = json.dumps(
+            {**self.header, "generation": gen, **self.more(), "files": self.files},
+            separators=(",", ":"),
+        )
+        replace_text(self.path, text)
+        self.generation, self.base_size, self.whole, self.saved_more = gen, len(text), False, more
+        folder, prefix = self.path.parent, self.path.name + "."
+        for n in os.listdir(folder):  # ours before, and any a racing save left
+            g = n[len(prefix) : -2]
+            if n.startswith(prefix) and n.endswith(".d") and g != gen and _GENERATION.fullmatch(g):
+                with contextlib.suppress(OSError):
+                    os.unlink(folder / n)

@@ -229,7 +229,7 @@ def survey(workflow_dir: str | Path, *, tally: Tally | None = None, use_index: b
             if cache is None or tally is None:
                 raise
             # A cached tally was damaged: read every file again (and cache them anew).
-            cache.files.clear()
+            cache.clear()
             tally.clear()
             records, warnings, seen = _walk(rows, sdir, entry, index, cache, tally)
             warnings += tally_gates(tally, manifest, status_dir)
