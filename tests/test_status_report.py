@@ -421,9 +421,9 @@ def _agree(wf: Path) -> None:
         assert _tallied(wf, since) == _tallied(wf, since, use_index=False), since
 
 
-def _cached_names(wf: Path) -> set[str]:
+def _cached_names(wf: Path, root: str = "DEMO") -> set[str]:
     """The names the report cache holds: its base with its delta applied."""
-    return set(sv._ReportCache(wf / sv.REPORT_CACHE_FILE, str(wf / "status"), "DEMO").files)
+    return set(sv._ReportCache(wf / sv.REPORT_CACHE_FILE, str(wf / "status"), root).files)
 
 
 def _reads(wf: Path, monkeypatch, since: str | None = None) -> set[str]:
@@ -518,6 +518,204 @@ def test_damaged_report_cache_is_ignored(wf: Path, monkeypatch):
             assert got == want[since], bad[:200]
             assert read & {a, c}, bad[:200]  # the damaged entry was not believed
     assert _cached_names(wf) == {f"{d}.status" for d in (A, B, C, D, E, F, G)}  # cached again, sound
+
+
+# --- the report cache is updated in place ----------------------------------------------
+
+
+def _bench():
+    """bench/survey.py: its synthetic workflow of finished datasets, made as the bench makes it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_survey", REPO / "bench" / "survey.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+N_BIG = 2000
+FORGED_MB = 123456.0  # a peak no dataset reached: it shows when a forged entry is believed
+
+
+def _big(tmp: Path) -> tuple[Path, list[str]]:
+    """N_BIG datasets of the demo graph with finished histories, and their ids; none
+    changed in the last 2 s, so a report caches every one."""
+    wf = _bench().make_workflow(tmp, N_BIG, N_BIG * 10)
+    ids = [line.split("\t", 1)[0] for line in (wf / ".padocc/current/datasets.tsv").read_text().splitlines()]
+    time.sleep(sv.RACY_NS / 1e9 + 0.2)
+    return wf, ids
+
+
+def _report(wf: Path) -> dict:
+    """`padocc report --format json` as a user runs it, less what depends on the moment."""
+    r = subprocess.run([sys.executable, "-m", "compiler", "report", str(wf), "--format", "json"], cwd=REPO,
+                       capture_output=True, text=True, check=False, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return _timeless(json.loads(r.stdout))
+
+
+def _timeless(doc: dict) -> dict:
+    doc.pop("now")
+    for x in doc["stuck"]:
+        x.pop("age_s")
+    return doc
+
+
+def _uncached(wf: Path) -> dict:
+    """The report with no cache at all (the cache's files set aside, then put back)."""
+    survey_dir, aside = wf / ".padocc" / "survey", wf.parent / "aside"
+    aside.mkdir()
+    for p in survey_dir.glob("report-cache.json*"):
+        os.rename(p, aside / p.name)
+    try:
+        return _report(wf)
+    finally:
+        for p in survey_dir.glob("report-cache.json*"):
+            p.unlink()
+        for p in aside.iterdir():
+            os.rename(p, survey_dir / p.name)
+        aside.rmdir()
+
+
+def _base(wf: Path) -> tuple[int, int, str]:
+    """The report cache's base: (inode, mtime_ns, generation)."""
+    path = wf / sv.REPORT_CACHE_FILE
+    st = os.stat(path)
+    return st.st_ino, st.st_mtime_ns, json.loads(path.read_text())["generation"]
+
+
+def _delta(wf: Path, generation: str) -> Path:
+    return sv._ReportCache(wf / sv.REPORT_CACHE_FILE, str(wf / "status"), "BENCH")._delta(generation)
+
+
+def _run_jobs(wf: Path, ids: list[str], mb: int) -> set[str]:
+    """Each dataset's Publish run once more, its lines appended as the wrapper appends
+    them, with a peak of `mb` the report shows; 2 s later, so they can be cached. Not
+    on a dataset still engaged (every 53rd): that would close its engagement as lost,
+    a (step, outcome) key the cache has not seen, which writes the cache whole."""
+    t = datetime.now(UTC).strftime("%Y%m%d_%H%M%S_%f")
+    ids = [ds for ds in ids if int(ds.rsplit(".", 1)[1]) % 53]
+    for ds in ids:
+        with open(wf / "status" / f"{ds}.status", "a", encoding="utf-8") as f:
+            f.write(f"STAT:{t}:BENCH:BENCH:Publish:Engaged:host=vm,pid=7,attempt=1,slot=9,build=B\n"
+                    f"STAT:{t}:BENCH:BENCH:Publish:Pass:exit=0,wall=5.0,maxrss_mb={mb},attempt=1\n")
+    time.sleep(sv.RACY_NS / 1e9 + 0.2)
+    return {f"{ds}.status" for ds in ids}
+
+
+def _peak(doc: dict, step: str) -> float:
+    return next(r["peak_mb"] for r in doc["steps"] if r["step"] == step)
+
+
+def _forged(wf: Path, ds: str) -> bytes:
+    """A delta line for `ds` with its file's true signature and a false peak."""
+    cache = sv._ReportCache(wf / sv.REPORT_CACHE_FILE, str(wf / "status"), "BENCH")
+    e = list(cache.files[f"{ds}.status"])
+    e[12] = [FORGED_MB if i % 3 == 2 else x for i, x in enumerate(e[12])]
+    return json.dumps([f"{ds}.status", e]).encode() + b"\n"
+
+
+def test_report_cache_appends_what_changed_and_compacts_past_its_bound(tmp_path: Path):
+    wf, ids = _big(tmp_path)
+    first = _report(wf)
+    ino, mtime, gen = _base(wf)
+    delta = _delta(wf, gen)
+    assert not delta.exists()  # written whole the first time
+    changed = _run_jobs(wf, ids[::100], 4321)  # 1%
+    got = _report(wf)
+    assert _peak(got, "Publish") == 4321.0 and got != first
+    assert _base(wf) == (ino, mtime, gen)  # the base was not rewritten ...
+    lines = delta.read_bytes().split(b"\n")
+    assert {json.loads(x)[0] for x in lines if x} == changed  # ... the changed entries were appended
+    size = delta.stat().st_size
+    assert _report(wf) == got  # nothing changed: nothing written
+    assert (_base(wf), delta.stat().st_size) == ((ino, mtime, gen), size)
+    assert got == _uncached(wf)
+    # Past a quarter of the base, the delta is folded into a new base.
+    _run_jobs(wf, ids[1::3], 5432)
+    got = _report(wf)
+    assert _peak(got, "Publish") == 5432.0
+    ino2, _, gen2 = _base(wf)
+    assert ino2 != ino and gen2 != gen
+    assert not delta.exists() and not _delta(wf, gen2).exists()
+    assert got == _uncached(wf)
+
+
+def test_damaged_report_cache_delta_is_ignored(tmp_path: Path, monkeypatch):
+    wf, ids = _big(tmp_path)
+    _report(wf)
+    changed = _run_jobs(wf, ids[::100], 4321)
+    _report(wf)
+    want = _uncached(wf)
+    _, _, gen = _base(wf)
+    delta = _delta(wf, gen)
+    sound = delta.read_bytes()
+    forged = _forged(wf, ids[1])
+    base = wf / sv.REPORT_CACHE_FILE
+    text = base.read_text()
+    elsewhere = tmp_path / "elsewhere.d"
+    elsewhere.write_bytes(sound + forged)
+
+    def right(damage, reads: set[str]) -> None:
+        """The report is right with the damage, and a survey with it reads again just
+        what the cache no longer serves (each is run on the damage made anew: a report
+        heals it)."""
+        for check in ("report", "reads"):
+            for d in base.parent.glob(base.name + ".*.d"):
+                d.rmdir() if d.is_dir() and not d.is_symlink() else d.unlink()
+            base.write_text(text)
+            damage()
+            if check == "report":
+                assert _report(wf) == want
+            else:
+                assert _reading(wf, monkeypatch)[0] == reads
+            assert elsewhere.read_bytes() == sound + forged  # never written through a link
+
+    # A torn last line (its newline never written) is not believed; nor is garbage.
+    right(lambda: delta.write_bytes(sound + forged[:-1]), set())
+    junk = b"\x00\xff garbage\n{not json\n[1, 2]\n{}\n[\"x\", 3]\n"
+    right(lambda: delta.write_bytes(sound + junk + forged[: len(forged) // 2]), set())
+    # A delta of another generation: the base was rewritten by another save since.
+    right(lambda: (delta.write_bytes(sound + forged), base.write_text(text.replace(gen, "0123456789abcdef"))),
+          changed)
+    # A FIFO, a directory or a link in the delta's place: never waited on nor followed.
+    right(lambda: os.mkfifo(delta), changed)
+    right(lambda: os.mkdir(delta), changed)
+    right(lambda: os.symlink(elsewhere, delta), changed)
+    assert _uncached(wf) == want
+
+
+def test_two_reports_at_once_after_changes(tmp_path: Path):
+    wf, ids = _big(tmp_path)
+    _report(wf)
+    _run_jobs(wf, ids[::100], 4321)
+    cmd = [sys.executable, "-m", "compiler", "report", str(wf), "--format", "json"]
+    procs = [subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e for _, e in outs]
+    want = _uncached(wf)
+    assert [_timeless(json.loads(o)) for o, _ in outs] == [want, want]
+    assert _report(wf) == want
+    assert _cached_names(wf, "BENCH") == {f"{ds}.status" for ds in ids}  # loadable, every file cached
+
+
+def test_a_file_changed_behind_the_caches_back_is_read_again(tmp_path: Path):
+    wf, ids = _big(tmp_path)
+    _report(wf)
+    _run_jobs(wf, ids[::100], 4321)
+    _report(wf)
+    _, _, gen = _base(wf)
+    assert _delta(wf, gen).stat().st_size > 0
+    # Rewritten in place to the same size with its old mtime put back: only ctime says so.
+    p = wf / "status" / f"{ids[100]}.status"  # one the delta holds
+    st = os.stat(p)
+    p.write_text(p.read_text().replace("maxrss_mb=4321", "maxrss_mb=9876"))
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (os.stat(p).st_size, os.stat(p).st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    got = _report(wf)
+    assert _peak(got, "Publish") == 9876.0
+    assert got == _uncached(wf)
 
 
 # --- the fast readers agree with statusfile's reference readers ---------------------
