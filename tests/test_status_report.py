@@ -549,7 +549,7 @@ def _big(tmp: Path) -> tuple[Path, list[str]]:
 def _report(wf: Path) -> dict:
     """`padocc report --format json` as a user runs it, less what depends on the moment."""
     r = subprocess.run([sys.executable, "-m", "compiler", "report", str(wf), "--format", "json"], cwd=REPO,
-                       capture_output=True, text=True, check=False, timeout=300)
+                       capture_output=True, text=True, check=False, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     return _timeless(json.loads(r.stdout))
 
@@ -692,7 +692,7 @@ def test_two_reports_at_once_after_changes(tmp_path: Path):
     cmd = [sys.executable, "-m", "compiler", "report", str(wf), "--format", "json"]
     procs = [subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
-    outs = [p.communicate(timeout=300) for p in procs]
+    outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [e for _, e in outs]
     want = _uncached(wf)
     assert [_timeless(json.loads(o)) for o, _ in outs] == [want, want]
