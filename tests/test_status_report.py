@@ -641,6 +641,28 @@ def test_report_cache_appends_what_changed_and_compacts_past_its_bound(tmp_path:
     assert got == _uncached(wf)
 
 
+def test_status_index_appends_what_changed(tmp_path: Path):
+    wf, ids = _big(tmp_path)
+
+    def status(*extra: str) -> str:
+        r = subprocess.run([sys.executable, "-m", "compiler", "status", str(wf), "--format", "json", *extra],
+                           cwd=REPO, capture_output=True, text=True, check=False, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout
+
+    status()
+    base = wf / sv.INDEX_FILE
+    st, gen = base.stat(), json.loads(base.read_text())["generation"]
+    changed = _run_jobs(wf, ids[::100], 4321)
+    assert status() == status("--no-index")
+    assert (base.stat().st_ino, base.stat().st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
+    delta = base.with_name(f"{base.name}.{gen}.d")
+    assert {json.loads(x)[0] for x in delta.read_bytes().split(b"\n") if x} == changed
+    size = delta.stat().st_size
+    status()  # the delta's entries are believed: nothing is read again, nothing written
+    assert delta.stat().st_size == size
+
+
 def test_damaged_report_cache_delta_is_ignored(tmp_path: Path, monkeypatch):
     wf, ids = _big(tmp_path)
     _report(wf)
