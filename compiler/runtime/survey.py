@@ -17,7 +17,8 @@ seconds and peak memory) and the lines are not kept. The report cache
 (WORKFLOW_DIR/.padocc/survey/report-cache.json) keeps each file's position and tally
 under the same signature and 2-s rule, with the range of the file's stamps in place of
 the stamps, so `--since` takes from it the files wholly before or after it and reads
-the others; an entry that is not what `Tally.read` makes throws the cache away.
+the others; an entry that is not what `Tally.read` makes throws the cache away. Both
+are updated in place: a save appends what changed to a delta (see `statusindex.Index`).
 """
 
 from __future__ import annotations
