@@ -707,6 +707,38 @@ def test_damaged_report_cache_delta_is_ignored(tmp_path: Path, monkeypatch):
     assert _uncached(wf) == want
 
 
+def test_a_save_killed_at_any_byte_leaves_a_loadable_cache(wf: Path, monkeypatch):
+    """The delta cut at every byte of the last save's write, as a kill or a full disk
+    leaves it: the survey is right, and takes from the cache just the lines written whole."""
+    time.sleep(sv.RACY_NS / 1e9 + 0.2)
+    _tallied(wf, None)  # the base
+    # One file: two lines would pass a quarter of this small base (and be written whole).
+    with open(wf / "status" / f"{F}.status", "a", encoding="utf-8") as f:
+        f.write("STAT:20230503_200000_000000:DEMO:VALIDATION:CheckTime:Engaged:host=vm,pid=9\n")
+    time.sleep(sv.RACY_NS / 1e9 + 0.2)
+    want = _tallied(wf, None, use_index=False)
+    base = wf / sv.REPORT_CACHE_FILE
+    text = base.read_bytes()
+    assert _reading(wf, monkeypatch)[0] == {f"{F}.status", f"{H}.status"}
+    delta = _delta(wf, json.loads(text)["generation"])
+    whole = delta.read_bytes()
+    ends = {}  # name -> the offset just past its line's newline
+    at = 0
+    for line in whole.split(b"\n")[:-1]:
+        at += len(line) + 1
+        if line:
+            ends[json.loads(line)[0]] = at
+    assert set(ends) == {f"{F}.status"}
+    for cut in range(len(whole) + 1):
+        for d in base.parent.glob(base.name + ".*.d"):
+            d.unlink()
+        base.write_bytes(text)
+        delta.write_bytes(whole[:cut])
+        reads, got = _reading(wf, monkeypatch)
+        assert got == want, cut
+        assert reads == {n for n, end in ends.items() if end > cut} | {f"{H}.status"}, cut
+
+
 def test_two_reports_at_once_after_changes(tmp_path: Path):
     wf, ids = _big(tmp_path)
     _report(wf)
