@@ -44,7 +44,7 @@ import time
 import zlib
 from pathlib import Path
 
-from compiler.core.safeio import open_regular, read_regular, replace_text
+from compiler.core.safeio import MAX_FILE_BYTES, open_regular, read_regular, replace_text
 from compiler.core.statusindex import RACY_NS, scan
 from compiler.render.coverage import (
     ChunkStates,
@@ -306,7 +306,10 @@ def _update_status(data: dict, spath: Path) -> bool:
     data["status_sig"] = _settled(sig, taken_at)
     try:
         fd = open_regular(spath)
-    except OSError:  # missing, a FIFO, unreadable: what gate_status says of it
+        if os.fstat(fd).st_size > MAX_FILE_BYTES:
+            os.close(fd)
+            raise OSError("too large")  # read_regular's bound, and its warning below
+    except OSError:  # missing, a FIFO, unreadable, too large: what gate_status says of it
         from compiler.render.coverage import gate_status
 
         _reset_fold(data, 0)
