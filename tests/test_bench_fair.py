@@ -39,8 +39,8 @@ def test_the_big_days_bench_reaches_a_first_step_on_both_sides_and_answers_quiet
     keep = tmp_path / "bigdays"
     r = subprocess.run(
         ["timeout", "-k", "10", "900", sys.executable, str(REPO / "bench" / "bigdays.py"),
-         "--cases", "requeue,catchup,noop1m", "--requeue-datasets", "100",
-         "--noop-datasets", "10000", "--runs", "1", "--plain-timeout", "30",
+         "--cases", "requeue,catchup,noop1m,gatemap", "--requeue-datasets", "100",
+         "--noop-datasets", "10000", "--gate-years", "1", "--runs", "1", "--plain-timeout", "30",
          "--keep", str(keep)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
@@ -48,8 +48,16 @@ def test_the_big_days_bench_reaches_a_first_step_on_both_sides_and_answers_quiet
     # No profile of the bench's own (a gate workflow's compile writes profiles/default).
     mine = [p for p in keep.rglob("config.yaml") if p.parent.name != "default"]
     assert not mine, mine
-    ours = re.findall(r"^   ours: (.*)$", r.stdout, re.M)
+    ours = [o for o in re.findall(r"^   ours: (.*)$", r.stdout, re.M) if "gate check" not in o]
     assert len(ours) == 2 and all(re.match(r"[0-9.]+ s, peak", o) for o in ours), r.stdout
     assert "mass requeue: 10 of 100 finished datasets" in r.stdout
     assert "plain: finished in" in r.stdout  # 10,000 one-step datasets: plain's no-op ends
     assert "WARNING" not in r.stdout, r.stdout  # every no-op after the first was quiet
+    # The coverage map case: every measure made (each command exited 0), plain beside it.
+    assert re.search(
+        r"^   ours: first compile \(makes the map\) [0-9.]+ s .*right after the chunk "
+        r"wrapper made one more; `gate make` of one chunk",
+        r.stdout,
+        re.M,
+    ), r.stdout
+    assert "a 10-minute gate, 1 years made (52,560 chunks)" in r.stdout
