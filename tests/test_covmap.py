@@ -244,4 +244,5 @@ def test_a_moved_workflow_answers_from_its_map(made: Path, tmp_path: Path):
     (tmp_path / "wf").rename(tmp_path / "moved")
     r = padocc("gate", "coverage", "s", "0", "12", "-C", "moved", "--now", NOW, cwd=tmp_path)
     assert (r.returncode, r.stdout) == (0, "0 10 done\n10 12 missing\n"), r.stderr
-    assert _map(tmp_path / "moved")["where"].startswith(str(tmp_path / "moved"))
+    kept = (tmp_path / "moved" / ".padocc" / "survey" / "coverage" / "s.json").read_text()
+    assert str(tmp_path / "wf") not in kept  # no old place named

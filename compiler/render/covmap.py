@@ -59,6 +59,7 @@ from compiler.render.coverage import (
 
 MAP_DIR = Path(".padocc") / "survey" / "coverage"
 MAP_VERSION = 3
+HERE = "\x00"  # the status file's path in a kept warning (no path holds a NUL)
 MAX_WARNINGS = 20  # kept and shown; the rest are counted in one line
 MAX_JOURNAL_BYTES = 4 * 1024 * 1024  # a reader that has applied it all starts it afresh
 
@@ -114,8 +115,6 @@ def mapped_states(
     data = _load(path)
     if data is None or data["grid"] != grid:
         data = _empty(grid)
-    if data["where"] != str(spath):  # moved or copied: its warnings name the old place
-        data.update(where=str(spath), status_sig=None, status_ino=0)
     changed = _update_markers(data, gate, mdir, journal_path(wf["dir"], name, key))
     changed |= _update_status(data, spath)
     if changed:
@@ -124,10 +123,11 @@ def mapped_states(
             save_maps([(path, text)])
         else:
             pending.append((path, text))
-    warnings = list(data["warnings"])
-    if data["more_warnings"]:
-        warnings.append(f"{spath}: {data['more_warnings']} more warnings like these")
-    warnings += data["torn"]
+    # Kept with HERE for the status file's path: a moved or copied workflow's map names
+    # no old place, and its warnings the new one.
+    n = data["more_warnings"]
+    more = [f"{HERE}: {n} more warnings like these"] if n else []
+    warnings = [w.replace(HERE, str(spath)) for w in data["warnings"] + more + data["torn"]]
     st = ChunkStates(
         done=dict.fromkeys(data["off_grid"], 0.0),
         failures=dict(data["failures"]),
@@ -159,7 +159,6 @@ def _empty(grid: list) -> dict:
         "journal": [0, 0],  # (inode, bytes applied) of the marker journal
         "runs": [],
         "off_grid": [],
-        "where": "",  # the status file's path, as its warnings name it
         "status_sig": None,
         "status_ino": 0,
         "folded": [0, 0, ""],  # bytes, lines, digest of those bytes
@@ -313,7 +312,7 @@ def _update_status(data: dict, spath: Path) -> bool:
         from compiler.render.coverage import gate_status
 
         _reset_fold(data, 0)
-        _fold(data, [], gate_status(spath)[3])
+        _fold(data, [], _here(gate_status(spath)[3], spath))
         return True
     try:
         size, lines, digest = data["folded"]
@@ -335,12 +334,14 @@ def _update_status(data: dict, spath: Path) -> bool:
     h.update(body)
     if body or not rest:  # an empty file says so; a lone torn line only that it is torn
         _, parts, warnings = scan(body, str(spath), lines + 1)
-        _fold(data, parts, warnings)
+        _fold(data, parts, _here(warnings, spath))
     data["folded"] = [size + end, lines + body.count(b"\n"), h.hexdigest()]
-    data["torn"] = (
-        [f"{spath}:{data['folded'][1] + 1}: torn last line ignored"] if rest[end:] else []
-    )
+    data["torn"] = [f"{HERE}:{data['folded'][1] + 1}: torn last line ignored"] if rest[end:] else []
     return True
+
+
+def _here(warnings: list[str], spath: Path) -> list[str]:
+    return [w.replace(str(spath), HERE) for w in warnings]
 
 
 def _reset_fold(data: dict, ino: int) -> None:
@@ -392,7 +393,6 @@ def _load(path: Path) -> dict | None:
             and _ints(data["journal"])
             and len(data["journal"]) == 2
             and type(data["status_ino"]) is int
-            and isinstance(data["where"], str)
             and all(_ints(r) and len(r) == 2 and r[0] < r[1] for r in data["runs"])
             and all(a[1] < b[0] for a, b in zip(data["runs"], data["runs"][1:], strict=False))
             and all(isinstance(n, str) for n in data["off_grid"])
