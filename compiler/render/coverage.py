@@ -110,36 +110,6 @@ def run_status_command(
     return sorted(intervals), warnings
 
 
-def chunk_states(
-    manifest: dict,
-    name: str,
-    now: float,
-    key: str = "",
-    facets: dict | None = None,
-    slurm_jobs: frozenset[str] | None = None,
-) -> ChunkStates:
-    wf = {**manifest["workflow"], "python": manifest["python"]}
-    gate = manifest["gates"][name]
-    st = ChunkStates()
-    if gate["clock_lag"] is not None:
-        st.clock_high = now - gate["clock_lag"]
-        return st
-    if gate["coverage"]:
-        st.covered_by_status, st.warnings = run_status_command(wf, name, gate, key, facets or {})
-    mdir = Path(wf["dir"]) / (os.path.dirname(marker_path(name, "x", key)))
-    if mdir.is_dir():
-        with os.scandir(mdir) as it:
-            for e in it:
-                if e.name.endswith(".done") and e.is_file():
-                    st.done[e.name[:-5]] = e.stat().st_mtime
-    open_eng, st.failures, st.last_fail, warnings = gate_status(
-        gate_status_path(wf["status_dir"], name, key)
-    )
-    st.warnings += warnings
-    st.running = running_of(open_eng, slurm_jobs)
-    return st
-
-
 def running_of(open_eng: dict[str, str], slurm_jobs: frozenset[str] | None) -> set[str]:
     """The chunks whose open engagement's job is still alive."""
     return {

@@ -48,8 +48,8 @@ from compiler.core.safeio import MAX_FILE_BYTES, open_regular, read_regular, rep
 from compiler.core.statusindex import RACY_NS, scan
 from compiler.render.coverage import (
     ChunkStates,
-    chunk_states,
     fold_gate_lines,
+    gate_status,
     gate_status_path,
     grid_index,
     marker_path,
@@ -100,14 +100,14 @@ def mapped_states(
     slurm_jobs: frozenset[str] | None = None,
     pending: list[tuple[Path, str]] | None = None,
 ) -> ChunkStates:
-    """`chunk_states`, from the map brought up to date. Its `done` holds only off-grid
-    markers (with no time); grid chunks done are in `done_runs`. `pending`: the map is
-    not written but added there, for `save_maps` once the caller has succeeded (a
-    compile refused leaves nothing behind)."""
+    """A gate's coverage, from the map brought up to date (a clock gate's from the
+    clock). Its `done` holds only off-grid markers (with no time); grid chunks done are
+    in `done_runs`. `pending`: the map is not written but added there, for `save_maps`
+    once the caller has succeeded (a compile refused leaves nothing behind)."""
     wf = manifest["workflow"]
     gate = manifest["gates"][name]
     if gate["clock_lag"] is not None:
-        return chunk_states(manifest, name, now, key, facets, slurm_jobs)
+        return ChunkStates(clock_high=now - gate["clock_lag"])
     mdir = Path(wf["dir"]) / os.path.dirname(marker_path(name, "x", key))
     spath = gate_status_path(wf["status_dir"], name, key)
     path = map_path(wf["dir"], name, key)
@@ -246,11 +246,12 @@ def _apply_journal(data: dict, gate: dict, journal: Path, jsig: list[int] | None
         if not line.endswith(b".done"):
             continue
         name = line[:-5]
-        k = grid_index(gate, os.fsdecode(name))
+        text = os.fsdecode(name)
+        k = grid_index(gate, text)
         if k is None:
-            if os.fsdecode(name) in off:
+            if text in off:
                 continue
-            off.add(os.fsdecode(name))
+            off.add(text)
         elif not _add_index(runs, k):
             continue
         data["count"] += 1
@@ -309,8 +310,6 @@ def _update_status(data: dict, spath: Path) -> bool:
             os.close(fd)
             raise OSError("too large")  # read_regular's bound, and its warning below
     except OSError:  # missing, a FIFO, unreadable, too large: what gate_status says of it
-        from compiler.render.coverage import gate_status
-
         _reset_fold(data, 0)
         _fold(data, [], _here(gate_status(spath)[3], spath))
         return True
