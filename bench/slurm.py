@@ -283,10 +283,14 @@ def previous(w):
 """
 
 
-def datasm(base: Path, n: int) -> tuple[Path, Path]:
-    """(ours, plain) for n of datasm's datasets; plain's routes from ours' compile."""
+def datasm(base: Path, n: int, minutes: int = 0) -> tuple[Path, Path]:
+    """(ours, plain) for n of datasm's datasets; plain's routes from ours' compile.
+    `minutes`: each step's declared runtime (0: the workflow's own, 10)."""
     o, p = base / f"datasm{n}-ours", base / f"datasm{n}-plain"
     fix_datasm(o)
+    if minutes:
+        y = o / "workflow.yaml"
+        y.write_text(y.read_text().replace("{runtime: 10,", f"{{runtime: {minutes},", 1))
     c = subprocess.run([PY, "-m", "compiler", "compile", str(o)], capture_output=True,
                        text=True, check=False)  # fmt: skip
     if c.returncode != 0:
@@ -303,8 +307,42 @@ def datasm(base: Path, n: int) -> tuple[Path, Path]:
             )
     graph = json.loads((build / "manifest.json").read_text())["graph"]
     write_plain_datasm(p, {ds: route(graph, key) for ds, key in keep.items()},
-                       "    resources: mem_mb=1000, runtime=10\n", "true; touch {output}")  # fmt: skip
+                       f"    resources: mem_mb=1000, runtime={minutes or 10}\n",
+                       "true; touch {output}")  # fmt: skip
     return o, p
+
+
+def per_job(o: Path, n: int, profile: Path) -> int:
+    """Datasets a job of ours carries in round 1 (the compile's sizing for `profile`):
+    plain's grouped run puts as many datasets' chains in one job."""
+    c = subprocess.run([PY, "-m", "compiler", "compile", "--profile", str(profile), str(o)],
+                       capture_output=True, text=True, check=False)  # fmt: skip
+    jobs = (o / ".padocc" / "current" / "jobs.tsv").read_text().splitlines()
+    if c.returncode != 0 or not jobs:
+        raise SystemExit(f"bench: datasm compile failed:\n{c.stderr[-3000:]}")
+    return -(-n // len(jobs))
+
+
+def grouped(p: Path, k: int) -> Path:
+    """A copy of plain's datasm workflow whose rules are one group per dataset, with a
+    profile (profiles/slurm plus `group-components`) that puts k datasets in a job.
+    `cores: 1` too: Snakemake sums a group's parallel jobs' resources (k datasets'
+    first steps would ask for k cores and k times the memory, which sbatch refuses on
+    a small node); with one core it runs them in series and sums their runtimes."""
+    g = p.with_name(p.name + f"-grouped{k}")
+    shutil.copytree(p, g)
+    sf = g / "Snakefile"
+    sf.write_text(sf.read_text().replace("    shell:", '    group: "ds"\n    shell:'))
+    shutil.copytree(PROFILE, g / "profile")
+    with open(g / "profile" / "config.yaml", "a", encoding="utf-8") as f:
+        f.write(f'group-components: ["ds={k}"]\ncores: 1\n')
+    return g
+
+
+def made(p: Path) -> str:
+    """Plain's datasm outputs made, of those its routes ask for (a check that it ran)."""
+    want = sum(len(r) for r in json.loads((p / "routes.json").read_text()).values())
+    return f"{sum(1 for _ in (p / 'out').glob('*/*.done')) if (p / 'out').is_dir() else 0}/{want}"
 
 
 def write_plain_datasm(p: Path, routes: dict[str, list[str]], extra: str, shell: str) -> None:
@@ -354,6 +392,19 @@ def main() -> int:
         default=0,
         help="also N of datasm's real datasets through datasm's graph (0: not run)",
     )
+    ap.add_argument(
+        "--step-minutes",
+        type=int,
+        default=0,
+        help="datasm: each step's declared runtime in minutes (default: the workflow's, 10); "
+        "trivial steps declared short let the compile put more datasets in a job",
+    )
+    ap.add_argument(
+        "--plain-grouped",
+        action="store_true",
+        help="datasm: also run plain Snakemake with every rule in one group per dataset "
+        "and `group-components` putting as many datasets in a job as ours' round 1 (a knob)",
+    )
     ap.add_argument("--no-demo", action="store_true")
     ap.add_argument(
         "--ours-only",
@@ -368,16 +419,16 @@ def main() -> int:
     )
     args = ap.parse_args()
     if not (0 <= args.datasets <= 100_000 and 0 <= args.plain_max <= 100_000
-            and 0 <= args.datasm <= 30_000):  # fmt: skip
-        print("bench: --datasets must be 0..100000, --plain-max 0..100000 and --datasm "
-              "0..30000", file=sys.stderr)  # fmt: skip
+            and 0 <= args.datasm <= 30_000 and 0 <= args.step_minutes <= 1440):  # fmt: skip
+        print("bench: --datasets must be 0..100000, --plain-max 0..100000, --datasm "
+              "0..30000 and --step-minutes 0..1440", file=sys.stderr)  # fmt: skip
         return 2
     subprocess.run(["sinfo"], check=True, capture_output=True)
     lines = ["| run | sbatch calls | jobs | jobs with no step | squeue calls | sacct calls | wall s |",
              "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="padocc-bench-slurm-") as tmp:
         base = Path(tmp)
-        work, gaps = [], []
+        work, gaps, extra = [], [], []
         if not args.no_demo:
             work.append(("demo (36 datasets)", *demo(base), True, PROFILE))
         if args.arrays:
@@ -388,9 +439,15 @@ def main() -> int:
             o, p = demo(base / "arrays")
             work.append(("demo, job arrays", o, p, True, arrays))
         if args.datasm:
-            n = args.datasm
-            work.append((f"datasm ({n:,} of its datasets, its graph)", *datasm(base, n),
-                         n <= args.plain_max, PROFILE))  # fmt: skip
+            n, m = args.datasm, args.step_minutes
+            o, p = datasm(base, n, m)
+            name = f"datasm ({n:,} of its datasets, its graph{f', {m}-min steps' if m else ''})"
+            work.append((name, o, p, n <= args.plain_max, PROFILE))
+            if args.plain_grouped:
+                k = per_job(o, n, PROFILE)
+                g = grouped(p, k)
+                extra.append((f"{name}: plain Snakemake, grouped {k} dataset{'s' * (k != 1)} a job (knob)",
+                              g, g / "profile"))  # fmt: skip
         n = args.datasets
         if n:
             work.append((f"synthetic ({n:,} datasets, 4 steps)", *synthetic(base, n),
@@ -410,6 +467,10 @@ def main() -> int:
             else:
                 lines.append(f"| {name}: plain Snakemake | not run | {plain_dry_jobs(p)} "
                              "(its dry run) | | | | |")  # fmt: skip
+            print(lines[-1], flush=True)
+        for k, (name, p, prof) in enumerate(extra):
+            r = measure("plain", plain(p, prof), base / f"m{k}g", p)
+            lines.append(row(name, r, f"0 (one group each; made {made(p)})"))
             print(lines[-1], flush=True)
     print()
     print("\n".join(lines))

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import (
     PROFILES,
+    REPO,
     WORKFLOWS,
     compile_wf,
     final_states,
@@ -624,3 +625,35 @@ def test_multi_line_commands_through_sbatch(tmp_path: Path):
     assert final_states(wf) == {"d1": "CMD:Pass", "d2": "CMD:Fail"}
     assert (wf / "work" / "d1" / "out.txt").read_text() == "one in-slurm {braces}\nthree\n"
     assert (wf / "work" / "d2" / "out.txt").read_text() == "one in-slurm {braces}\n"
+
+
+def test_the_slurm_bench_measures_datasm_on_both_sides_and_every_job_ran(tmp_path: Path):
+    """bench/slurm.py, the README's SLURM figures, at a tiny size: datasm's graph with
+    trivial steps, ours, plain Snakemake one rule a job, and plain grouped. Each side
+    ends its work, ours submits no job that ran no step, and the counts add up."""
+    need_slurm()
+    r = subprocess.run(
+        ["timeout", "-k", "10", "900", sys.executable, str(REPO / "bench" / "slurm.py"),
+         "--no-demo", "--datasets", "0", "--datasm", "2", "--step-minutes", "1",
+         "--plain-grouped", "--plain-max", "2"],
+        capture_output=True, text=True, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = r.stdout.rsplit("|---|", 1)[1].split("\n\n", 1)[0].strip().splitlines()[1:]
+    rows = {c[0].split(": ", 1)[1]: c[1:] for c in (ln.strip("|").split(" | ") for ln in table)}
+    assert list(rows) == [
+        "padocc",
+        "plain Snakemake",
+        "plain Snakemake, grouped 1 dataset a job (knob)",
+    ]
+    sbatch, jobs, no_step, squeue, sacct, wall = rows["padocc"]
+    assert no_step == "0" and int(sbatch) == int(jobs) >= 2
+    plain, grouped = (
+        rows["plain Snakemake"],
+        rows["plain Snakemake, grouped 1 dataset a job (knob)"],
+    )
+    # Plain runs one job per step of the two routes; grouped one job per dataset, each
+    # making its whole route.
+    assert plain[0] == plain[1] and int(plain[1]) > 2
+    assert grouped[:2] == ["2", "2"]
+    assert grouped[2] == f"0 (one group each; made {plain[1]}/{plain[1]})"
