@@ -288,9 +288,11 @@ def datasm(base: Path, n: int, minutes: int = 0) -> tuple[Path, Path]:
     `minutes`: each step's declared runtime (0: the workflow's own, 10)."""
     o, p = base / f"datasm{n}-ours", base / f"datasm{n}-plain"
     fix_datasm(o)
-    if minutes:
-        y = o / "workflow.yaml"
-        y.write_text(y.read_text().replace("{runtime: 10,", f"{{runtime: {minutes},", 1))
+    if minutes:  # the one default every step takes; missing, the label would lie
+        y, was = o / "workflow.yaml", "resources: {runtime: 10,"
+        if was not in (text := y.read_text()):
+            raise SystemExit(f"bench: {y.name} has no `{was}` to set --step-minutes in")
+        y.write_text(text.replace(was, f"resources: {{runtime: {minutes},", 1))
     c = subprocess.run([PY, "-m", "compiler", "compile", str(o)], capture_output=True,
                        text=True, check=False)  # fmt: skip
     if c.returncode != 0:
@@ -317,10 +319,10 @@ def per_job(o: Path, n: int, profile: Path) -> int:
     plain's grouped run puts as many datasets' chains in one job."""
     c = subprocess.run([PY, "-m", "compiler", "compile", "--profile", str(profile), str(o)],
                        capture_output=True, text=True, check=False)  # fmt: skip
-    jobs = (o / ".padocc" / "current" / "jobs.tsv").read_text().splitlines()
-    if c.returncode != 0 or not jobs:
+    jobs = o / ".padocc" / "current" / "jobs.tsv"
+    if c.returncode != 0 or not (n_jobs := len(jobs.read_text().splitlines())):
         raise SystemExit(f"bench: datasm compile failed:\n{c.stderr[-3000:]}")
-    return -(-n // len(jobs))
+    return -(-n // n_jobs)
 
 
 def grouped(p: Path, k: int) -> Path:

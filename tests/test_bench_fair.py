@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 
@@ -61,3 +62,17 @@ def test_the_big_days_bench_reaches_a_first_step_on_both_sides_and_answers_quiet
         re.M,
     ), r.stdout
     assert "a 10-minute gate, 1 years made (52,560 chunks)" in r.stdout
+
+
+@pytest.mark.parametrize("bad", ["-1", "1441"])
+def test_the_slurm_bench_refuses_a_step_time_out_of_range_in_one_line(bad: str):
+    """Checked before any cluster is asked (so it holds where none runs)."""
+    r = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "slurm.py"), f"--step-minutes={bad}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == (
+        "bench: --datasets must be 0..100000, --plain-max 0..100000, --datasm 0..30000 "
+        "and --step-minutes 0..1440\n"
+    )
